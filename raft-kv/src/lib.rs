@@ -1,0 +1,15 @@
+//! RaftKV: a Redis-compatible, strongly consistent, distributed key-value store.
+//!
+//! Data flows one way: network (`server`) -> protocol (`protocol`) -> command table (`cmd`)
+//! -> state machine (`store`) -> storage (`storage`).
+
+pub mod cmd;
+pub mod protocol;
+pub mod storage;
+pub mod types;
+pub mod store;
+
+#[cfg(test)]
+pub mod testutil;
+pub mod config;
+pub mod server;

@@ -1,0 +1,130 @@
+//! The RocksDB instance holding the state machine (all column families of `Cf`).
+
+use std::path::{Path, PathBuf};
+
+use rocksdb::{
+    BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, Options, WriteBatch,
+    WriteOptions, DB,
+};
+
+use super::encoding::Cf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("rocksdb at {path}: {source}")]
+    Rocks {
+        path: PathBuf,
+        #[source]
+        source: rocksdb::Error,
+    },
+    #[error("corrupt record in column family {cf}: {what}")]
+    Corrupt { cf: &'static str, what: String },
+}
+
+/// Tunables; the block cache bounds memory use independent of data size.
+#[derive(Clone, Debug)]
+pub struct EngineOptions {
+    pub block_cache_bytes: usize,
+    /// fsync every state-machine write batch (on for a single node without a Raft log).
+    pub sync_writes: bool,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            block_cache_bytes: 64 << 20,
+            sync_writes: true,
+        }
+    }
+}
+
+pub struct Engine {
+    db: DB,
+    path: PathBuf,
+    opts: EngineOptions,
+}
+
+impl Engine {
+    pub fn open(path: &Path, opts: EngineOptions) -> Result<Engine, StorageError> {
+        let mut db_opts = Options::default();
+        db_opts.create_if_missing(true);
+        db_opts.create_missing_column_families(true);
+        db_opts.set_max_background_jobs(2);
+        db_opts.set_bytes_per_sync(1 << 20);
+        let cache = Cache::new_lru_cache(opts.block_cache_bytes);
+        let cfs = Cf::ALL.iter().map(|cf| {
+            let mut o = Options::default();
+            let mut bb = BlockBasedOptions::default();
+            bb.set_block_cache(&cache);
+            bb.set_bloom_filter(10.0, false);
+            o.set_block_based_table_factory(&bb);
+            o.set_compression_type(rocksdb::DBCompressionType::Lz4);
+            ColumnFamilyDescriptor::new(cf.name(), o)
+        });
+        let db = DB::open_cf_descriptors(&db_opts, path, cfs).map_err(|source| {
+            StorageError::Rocks {
+                path: path.to_path_buf(),
+                source,
+            }
+        })?;
+        Ok(Engine {
+            db,
+            path: path.to_path_buf(),
+            opts,
+        })
+    }
+
+    pub fn db(&self) -> &DB {
+        &self.db
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The handle of a column family. Every `Cf` is created at open, so a miss is a bug.
+    pub fn cf(&self, cf: Cf) -> &ColumnFamily {
+        self.db
+            .cf_handle(cf.name())
+            .unwrap_or_else(|| panic!("column family {} missing after open", cf.name()))
+    }
+
+    pub fn write(&self, batch: WriteBatch) -> Result<(), StorageError> {
+        let mut wo = WriteOptions::default();
+        wo.set_sync(self.opts.sync_writes);
+        self.db.write_opt(batch, &wo).map_err(|e| self.err(e))
+    }
+
+    pub fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        self.db.get_cf(self.cf(cf), key).map_err(|e| self.err(e))
+    }
+
+    pub fn err(&self, source: rocksdb::Error) -> StorageError {
+        StorageError::Rocks {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    /// Approximate bytes on disk (SST + memtables), for INFO and metrics.
+    pub fn disk_usage(&self) -> u64 {
+        Cf::ALL
+            .iter()
+            .map(|cf| {
+                let sst = self
+                    .db
+                    .property_int_value_cf(self.cf(*cf), "rocksdb.total-sst-files-size")
+                    .ok()
+                    .flatten()
+                    .unwrap_or(0);
+                let mem = self
+                    .db
+                    .property_int_value_cf(self.cf(*cf), "rocksdb.cur-size-all-mem-tables")
+                    .ok()
+                    .flatten()
+                    .unwrap_or(0);
+                sst + mem
+            })
+            .sum()
+    }
+}

@@ -1,0 +1,9 @@
+//! Durable storage of the state machine: RocksDB, the key encoding and the command context.
+
+pub mod ctx;
+pub mod encoding;
+pub mod engine;
+pub mod slot;
+
+pub use ctx::Ctx;
+pub use engine::{Engine, EngineOptions, StorageError};

@@ -1,0 +1,115 @@
+//! Background work of a store: active expiry and the garbage sweeper.
+//!
+//! Active expiry finds expired keys with a rolling scan of the metadata records and deletes
+//! them through the applier (an `Expire` op, re-checked at apply time), so deletions are
+//! replicated like any write. The sweeper range-deletes the element records of collections that
+//! were deleted or overwritten (named by `gc` records); those records are invisible to every
+//! read, so the sweep is local work that needs no replication.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use rocksdb::WriteBatch;
+
+use super::{now_ms, OpKind, Store};
+use crate::protocol::Frame;
+use crate::storage::encoding::{prefix_end, user_key_of_meta, Cf, Meta};
+use crate::storage::Engine;
+
+/// Metadata records examined per expiry round.
+const EXPIRE_SCAN_PER_ROUND: usize = 2000;
+/// Most keys deleted per expiry op.
+const EXPIRE_KEYS_PER_OP: usize = 256;
+const GC_PER_ROUND: usize = 256;
+
+/// Runs active expiry forever (10 rounds a second), as a tokio task.
+pub async fn run_active_expiry(store: Arc<Store>) {
+    let mut cursor: Vec<u8> = Vec::new();
+    let mut interval = tokio::time::interval(Duration::from_millis(100));
+    loop {
+        interval.tick().await;
+        let (due, next) = match find_expired(store.engine(), &cursor, now_ms()) {
+            Ok(found) => found,
+            Err(e) => {
+                tracing::warn!(error = %e, "active expiry scan failed");
+                continue;
+            }
+        };
+        cursor = next;
+        for chunk in due.chunks(EXPIRE_KEYS_PER_OP) {
+            if let Frame::Integer(n) = store.propose(OpKind::Expire(chunk.to_vec())).await {
+                store
+                    .stats()
+                    .expired_keys
+                    .fetch_add(n as u64, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// Scans up to `EXPIRE_SCAN_PER_ROUND` metadata records from `cursor`; returns the expired
+/// keys and where to continue (empty = wrap around).
+fn find_expired(
+    engine: &Engine,
+    cursor: &[u8],
+    now: u64,
+) -> Result<(Vec<Bytes>, Vec<u8>), rocksdb::Error> {
+    let mut due = Vec::new();
+    let mut seen = 0;
+    let mut next = Vec::new();
+    let iter = engine.db().iterator_cf(
+        engine.cf(Cf::Meta),
+        rocksdb::IteratorMode::From(cursor, rocksdb::Direction::Forward),
+    );
+    for item in iter {
+        let (k, v) = item?;
+        if seen == EXPIRE_SCAN_PER_ROUND {
+            next = k.to_vec();
+            break;
+        }
+        seen += 1;
+        if let Some(m) = Meta::decode(&v) {
+            if m.is_expired(now) {
+                due.push(Bytes::copy_from_slice(user_key_of_meta(&k)));
+            }
+        }
+    }
+    Ok((due, next))
+}
+
+/// Runs the garbage sweeper forever on its own thread.
+pub fn run_gc(engine: Arc<Engine>) {
+    loop {
+        match sweep_once(&engine) {
+            Ok(n) if n == GC_PER_ROUND => continue,
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "garbage sweep failed"),
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Deletes the element records of up to `GC_PER_ROUND` dead collections; returns how many.
+pub fn sweep_once(engine: &Engine) -> Result<usize, rocksdb::Error> {
+    let mut batch = WriteBatch::default();
+    let mut n = 0;
+    for item in engine
+        .db()
+        .iterator_cf(engine.cf(Cf::Gc), rocksdb::IteratorMode::Start)
+        .take(GC_PER_ROUND)
+    {
+        let (prefix, _) = item?;
+        let end = prefix_end(&prefix);
+        for cf in [Cf::Sub, Cf::Score] {
+            batch.delete_range_cf(engine.cf(cf), &prefix[..], &end[..]);
+        }
+        batch.delete_cf(engine.cf(Cf::Gc), &prefix);
+        n += 1;
+    }
+    if n > 0 {
+        engine.db().write(batch)?;
+    }
+    Ok(n)
+}

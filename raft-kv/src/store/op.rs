@@ -1,0 +1,184 @@
+//! The write op: what the state machine applies (and, later, what the Raft log carries).
+//!
+//! Encoding (version 1): `0x01 | ts_ms u64 | seed u64 | kind u8 | body`, integers big-endian;
+//! a command is `argc u32 | (len u32 | bytes)*`.
+
+use bytes::Bytes;
+
+const FORMAT_VERSION: u8 = 1;
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum OpKind {
+    /// One client command.
+    Command(Vec<Bytes>),
+    /// MULTI/EXEC: applied only if every watched key still has the revision seen at WATCH time.
+    Multi {
+        watched: Vec<(Bytes, u64)>,
+        cmds: Vec<Vec<Bytes>>,
+    },
+    /// Active expiry: delete these keys if they are expired at the op's time.
+    Expire(Vec<Bytes>),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct WriteOp {
+    /// The proposer's wall clock in ms: the op's notion of "now" on every replica.
+    pub ts_ms: u64,
+    /// Seed for any randomness the command needs (SPOP, SRANDMEMBER ...).
+    pub seed: u64,
+    pub kind: OpKind,
+}
+
+impl WriteOp {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(64);
+        out.push(FORMAT_VERSION);
+        out.extend_from_slice(&self.ts_ms.to_be_bytes());
+        out.extend_from_slice(&self.seed.to_be_bytes());
+        match &self.kind {
+            OpKind::Command(args) => {
+                out.push(1);
+                put_args(&mut out, args);
+            }
+            OpKind::Multi { watched, cmds } => {
+                out.push(2);
+                out.extend_from_slice(&(watched.len() as u32).to_be_bytes());
+                for (k, rev) in watched {
+                    put_bytes(&mut out, k);
+                    out.extend_from_slice(&rev.to_be_bytes());
+                }
+                out.extend_from_slice(&(cmds.len() as u32).to_be_bytes());
+                for c in cmds {
+                    put_args(&mut out, c);
+                }
+            }
+            OpKind::Expire(keys) => {
+                out.push(3);
+                put_args(&mut out, keys);
+            }
+        }
+        out
+    }
+
+    pub fn decode(raw: &[u8]) -> Result<WriteOp, String> {
+        let mut r = Reader { buf: raw, pos: 0 };
+        let version = r.u8()?;
+        if version != FORMAT_VERSION {
+            return Err(format!("unknown write op format version {version}"));
+        }
+        let ts_ms = r.u64()?;
+        let seed = r.u64()?;
+        let kind = match r.u8()? {
+            1 => OpKind::Command(r.args()?),
+            2 => {
+                let n = r.u32()? as usize;
+                let mut watched = Vec::with_capacity(n.min(1024));
+                for _ in 0..n {
+                    let k = r.bytes()?;
+                    watched.push((k, r.u64()?));
+                }
+                let n = r.u32()? as usize;
+                let mut cmds = Vec::with_capacity(n.min(1024));
+                for _ in 0..n {
+                    cmds.push(r.args()?);
+                }
+                OpKind::Multi { watched, cmds }
+            }
+            3 => OpKind::Expire(r.args()?),
+            k => return Err(format!("unknown write op kind {k}")),
+        };
+        if r.pos != raw.len() {
+            return Err("trailing bytes after write op".into());
+        }
+        Ok(WriteOp { ts_ms, seed, kind })
+    }
+}
+
+fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
+    out.extend_from_slice(&(b.len() as u32).to_be_bytes());
+    out.extend_from_slice(b);
+}
+
+fn put_args(out: &mut Vec<u8>, args: &[Bytes]) {
+    out.extend_from_slice(&(args.len() as u32).to_be_bytes());
+    for a in args {
+        put_bytes(out, a);
+    }
+}
+
+struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl Reader<'_> {
+    fn take(&mut self, n: usize) -> Result<&[u8], String> {
+        let end = self.pos.checked_add(n).ok_or("length overflow")?;
+        let s = self
+            .buf
+            .get(self.pos..end)
+            .ok_or_else(|| format!("write op truncated at byte {}", self.pos))?;
+        self.pos = end;
+        Ok(s)
+    }
+    fn u8(&mut self) -> Result<u8, String> {
+        Ok(self.take(1)?[0])
+    }
+    fn u32(&mut self) -> Result<u32, String> {
+        let b = self.take(4)?;
+        Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    }
+    fn u64(&mut self) -> Result<u64, String> {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(self.take(8)?);
+        Ok(u64::from_be_bytes(a))
+    }
+    fn bytes(&mut self) -> Result<Bytes, String> {
+        let n = self.u32()? as usize;
+        Ok(Bytes::copy_from_slice(self.take(n)?))
+    }
+    fn args(&mut self) -> Result<Vec<Bytes>, String> {
+        let n = self.u32()? as usize;
+        let mut v = Vec::with_capacity(n.min(1024));
+        for _ in 0..n {
+            v.push(self.bytes()?);
+        }
+        Ok(v)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_and_rejects_garbage() {
+        let ops = [
+            WriteOp {
+                ts_ms: 1,
+                seed: 2,
+                kind: OpKind::Command(vec![Bytes::from("SET"), Bytes::from("k"), Bytes::new()]),
+            },
+            WriteOp {
+                ts_ms: 3,
+                seed: 4,
+                kind: OpKind::Multi {
+                    watched: vec![(Bytes::from("w"), 7)],
+                    cmds: vec![vec![Bytes::from("INCR"), Bytes::from("x")]],
+                },
+            },
+            WriteOp {
+                ts_ms: 5,
+                seed: 6,
+                kind: OpKind::Expire(vec![Bytes::from("a")]),
+            },
+        ];
+        for op in ops {
+            let enc = op.encode();
+            assert_eq!(WriteOp::decode(&enc), Ok(op));
+            assert!(WriteOp::decode(&enc[..enc.len() - 1]).is_err());
+        }
+        assert!(WriteOp::decode(&[9]).is_err());
+        assert!(WriteOp::decode(&[]).is_err());
+    }
+}

@@ -1,0 +1,1 @@
+//! hash operations over the key encoding.

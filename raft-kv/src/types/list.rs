@@ -1,0 +1,1 @@
+//! list operations over the key encoding.

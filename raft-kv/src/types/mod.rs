@@ -1,0 +1,7 @@
+//! Data-structure operations per Redis type over the key encoding (one file per type, as
+//! Apache Kvrocks' redis_*.cc): what the command files in `cmd/` call.
+
+pub mod hash;
+pub mod list;
+pub mod set;
+pub mod zset;

@@ -1,0 +1,1 @@
+//! zset operations over the key encoding.

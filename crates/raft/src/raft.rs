@@ -107,6 +107,11 @@ pub struct Raft<T: Storage> {
 
     election_elapsed: usize,
     heartbeat_elapsed: usize,
+    /// Highest heartbeat stamp seen from the current leader (orders hibernate flags).
+    leader_stamp: u64,
+    /// A restarted node honours leases for this many ticks (it may have acked a
+    /// heartbeat before crashing).
+    restart_lease_guard: u64,
     /// Monotonic tick counter (lease reads).
     ticks: u64,
     lease_disabled: bool,
@@ -178,6 +183,8 @@ impl<T: Storage> Raft<T> {
             hibernating: false,
             election_elapsed: 0,
             heartbeat_elapsed: 0,
+            leader_stamp: 0,
+            restart_lease_guard: 0,
             ticks: 0,
             lease_disabled: false,
             randomized_election_timeout: 0,
@@ -198,6 +205,9 @@ impl<T: Storage> Raft<T> {
         r.is_learner = r.prs.conf.learners.contains(&r.id) || r.prs.conf.learners_next.contains(&r.id);
         if !hard_state_empty(&rs.hard_state) {
             r.load_state(&rs.hard_state)?;
+            if r.term > 0 {
+                r.restart_lease_guard = c.election_tick as u64;
+            }
         }
         if c.applied > 0 {
             r.commit_apply(c.applied);
@@ -208,15 +218,15 @@ impl<T: Storage> Raft<T> {
     }
 
     fn load_state(&mut self, hs: &HardState) -> Result<()> {
-        if hs.commit < self.raft_log.committed || hs.commit > self.raft_log.last_index() {
+        if hs.commit > self.raft_log.last_index() {
             return Err(Error::Storage(StorageError::Other(format!(
-                "hard state commit {} out of range [{}, {}]",
+                "hard state commit {} is beyond the last index {}",
                 hs.commit,
-                self.raft_log.committed,
                 self.raft_log.last_index()
             ))));
         }
-        self.raft_log.committed = hs.commit;
+        // A snapshot newer than the persisted commit index implies its commit.
+        self.raft_log.committed = cmp::max(hs.commit, self.raft_log.committed);
         self.term = hs.term;
         self.vote = hs.vote;
         Ok(())
@@ -482,6 +492,7 @@ impl<T: Storage> Raft<T> {
         self.leader_id = 0;
         self.election_elapsed = 0;
         self.heartbeat_elapsed = 0;
+        self.leader_stamp = 0;
         self.reset_randomized_election_timeout();
         self.abort_leader_transfer();
         self.prs.reset_votes();
@@ -751,10 +762,14 @@ impl<T: Storage> Raft<T> {
         } else if m.term > self.term {
             if t == MessageType::MsgRequestVote || t == MessageType::MsgRequestPreVote {
                 let force = m.context.as_ref() == CAMPAIGN_TRANSFER;
+                // A node that (re)started less than an election timeout ago may have
+                // acknowledged a leader's heartbeat before it crashed, so it also honours
+                // the lease (this keeps lease reads safe across restarts).
+                let recently_started = self.ticks < self.restart_lease_guard;
                 let in_lease = self.check_quorum
-                    && self.leader_id != 0
-                    && self.election_elapsed < self.election_timeout
-                    && !was_hibernating;
+                    && !was_hibernating
+                    && ((self.leader_id != 0 && self.election_elapsed < self.election_timeout)
+                        || recently_started);
                 if !force && in_lease {
                     // Heard from a leader recently: ignore (protects the lease).
                     return Ok(());
@@ -1253,8 +1268,13 @@ impl<T: Storage> Raft<T> {
         r.index = m.index;
         r.context = m.context;
         self.send(r);
-        if m.hibernate {
-            self.hibernating = true;
+        // Stamps order heartbeats from one leader: a delayed "hibernate" heartbeat must
+        // not put us to sleep after the leader woke up again.
+        if m.index >= self.leader_stamp {
+            self.leader_stamp = m.index;
+            if m.hibernate {
+                self.hibernating = true;
+            }
         }
     }
 
@@ -1285,14 +1305,11 @@ impl<T: Storage> Raft<T> {
             self.become_follower(term, 0);
             return false;
         }
+        // The snapshot's configuration may predate this node's addition (the leader's
+        // snapshot can be older than the conf change adding us). We install it anyway: the
+        // log after it carries our membership, and until that is applied we are not a
+        // voter, so we cannot campaign.
         let cs = meta.conf_state.clone().unwrap_or_default();
-        let in_conf = cs.voters.contains(&self.id)
-            || cs.voters_outgoing.contains(&self.id)
-            || cs.learners.contains(&self.id)
-            || cs.learners_next.contains(&self.id);
-        if !in_conf {
-            return false;
-        }
         if self.raft_log.match_term(meta.index, meta.term) {
             self.raft_log.commit_to(meta.index);
             return false;

@@ -59,7 +59,8 @@ impl Ready {
 /// What remains to do after [`RawNode::advance`]: newly committed entries and messages.
 #[derive(Debug, Default, Clone)]
 pub struct LightReady {
-    /// Commit index, if it changed.
+    /// New commit index, if it advanced (bounded by the durable log). Persisting it in
+    /// the hard state is optional but avoids re-applying entries after a restart.
     pub commit_index: Option<u64>,
     /// Committed entries to apply.
     pub committed_entries: Vec<Entry>,
@@ -307,8 +308,10 @@ impl<T: Storage> RawNode<T> {
             self.raft.commit_apply(e.index);
         }
         let mut lrd = LightReady::default();
-        let commit = self.raft.raft_log.committed;
-        if commit != self.prev_hs.commit {
+        // Only report a commit index covered by durable entries, so that persisting it
+        // can never leave a hard state whose commit is beyond the stored log.
+        let commit = std::cmp::min(self.raft.raft_log.committed, self.raft.raft_log.persisted);
+        if commit > self.prev_hs.commit {
             lrd.commit_index = Some(commit);
             self.prev_hs.commit = commit;
         }

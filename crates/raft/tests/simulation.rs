@@ -229,7 +229,7 @@ impl Sim {
             heartbeat_tick: HEARTBEAT,
             max_size_per_msg: if rng.chance(0.5) { 0 } else { 256 },
             max_inflight_msgs: rng.range(1, 5) as usize,
-            check_quorum: true,
+            check_quorum: lease || rng.chance(0.6),
             pre_vote: lease || rng.chance(0.7),
             read_only_option: if lease {
                 ReadOnlyOption::LeaseBased
@@ -774,7 +774,20 @@ impl Sim {
     }
 
     fn read(&mut self) {
-        let Some(target) = self.rng.pick(&self.live()) else { return };
+        // Prefer nodes that believe they lead (including stale leaders: that is where a
+        // broken lease or ReadIndex would serve stale data).
+        let leaders: Vec<u64> = self
+            .nodes
+            .iter()
+            .filter(|(_, n)| n.node.as_ref().is_some_and(|r| r.raft.state == StateRole::Leader))
+            .map(|(id, _)| *id)
+            .collect();
+        let pool = if !leaders.is_empty() && self.rng.chance(0.6) {
+            leaders
+        } else {
+            self.live()
+        };
+        let Some(target) = self.rng.pick(&pool) else { return };
         let rid = self.next_id;
         self.next_id += 1;
         let key = self.rng.range(0, 4) as u8;
@@ -899,7 +912,7 @@ impl Sim {
 
     fn fault(&mut self) {
         let all: Vec<u64> = self.nodes.iter().filter(|(_, n)| !n.decommissioned).map(|(id, _)| *id).collect();
-        match self.rng.range(0, 8) {
+        match self.rng.range(0, 9) {
             0 => {
                 // Random symmetric partition.
                 self.blocked.clear();
@@ -912,7 +925,7 @@ impl Sim {
                     }
                 }
             }
-            1 => {
+            1 | 8 => {
                 // Isolate the leader.
                 self.blocked.clear();
                 if let Some(l) = self.leader() {
@@ -1003,13 +1016,13 @@ impl Sim {
 
     fn step_with(&mut self, faults: bool, proposals: bool) {
         self.now += 1;
-        if faults && self.rng.chance(0.03) {
+        if faults && self.rng.chance(0.04) {
             self.fault();
         }
         if proposals && self.rng.chance(0.3) {
             self.propose();
         }
-        if self.rng.chance(0.15) {
+        if self.rng.chance(0.25) {
             self.read();
         }
         if faults && self.rng.chance(0.01) {

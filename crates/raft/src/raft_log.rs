@@ -111,7 +111,7 @@ impl<T: Storage> RaftLog<T> {
 
     /// Whether the entry at `idx` has term `term`.
     pub fn match_term(&self, idx: u64, term: u64) -> bool {
-        matches!(self.term(idx), Ok(t) if t == term)
+        idx <= self.last_index() && matches!(self.term(idx), Ok(t) if t == term)
     }
 
     /// Whether a log ending at (`last_index`, `term`) is at least as up to date as ours.

@@ -148,7 +148,9 @@ impl<T: Storage> RawNode<T> {
         if m.msg_type() == MessageType::MsgPropose {
             return Err(Error::StepLocalMsg);
         }
-        if m.term != 0 && m.from == 0 {
+        // Peer messages carry a term and a sender; only reads forwarded by followers are
+        // term-less. Anything else is malformed and ignored.
+        if m.from == 0 || (m.term == 0 && m.msg_type() != MessageType::MsgReadIndex) {
             return Ok(());
         }
         let from = m.from;

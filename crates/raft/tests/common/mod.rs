@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use prost::Message as _;
 use raft::eraftpb::{ConfChangeV2, ConfState, Entry, EntryType, HardState, Message, MessageType};
 use raft::util::{new_entry, new_message, SplitMix64};
-use raft::{Config, MemStorage, RawNode, Storage};
+use raft::{Config, MemStorage, RawNode, ReadState, Storage};
 
 pub type Node = RawNode<MemStorage>;
 
@@ -64,9 +64,15 @@ pub fn storage_with_log(peers: &[u64], terms: &[u64], hs_term: u64) -> MemStorag
 /// Handles every Ready: persists, applies (including conf changes), and returns all
 /// outgoing messages (as if persisted and sent). Applied entries go to `applied`.
 pub fn drain(node: &mut Node, applied: &mut Vec<Entry>) -> Vec<Message> {
+    drain_with_reads(node, applied, &mut Vec::new())
+}
+
+/// Like [`drain`], also collecting read states.
+pub fn drain_with_reads(node: &mut Node, applied: &mut Vec<Entry>, reads: &mut Vec<ReadState>) -> Vec<Message> {
     let mut out = Vec::new();
     while node.has_ready() {
         let mut rd = node.ready();
+        reads.append(&mut rd.read_states);
         out.append(&mut rd.messages);
         {
             let store = node.store().clone();
@@ -127,6 +133,8 @@ pub fn propose(node: &mut Node, data: &[u8]) -> raft::Result<()> {
 pub struct Network {
     pub peers: BTreeMap<u64, Node>,
     pub applied: HashMap<u64, Vec<Entry>>,
+    /// Read states handed out by each node's Ready.
+    pub reads: HashMap<u64, Vec<ReadState>>,
     dropm: HashMap<(u64, u64), f64>,
     ignorem: HashSet<i32>,
     rng: SplitMix64,
@@ -145,6 +153,17 @@ impl Network {
         Self::from_nodes(peers)
     }
 
+    /// Like `new_with`, but founders start from a bootstrap snapshot at index 1 so that
+    /// nodes added later (with empty storage) can catch up by snapshot.
+    pub fn new_bootstrapped(n: u64, f: impl Fn(u64) -> Config) -> Network {
+        let ids: Vec<u64> = (1..=n).collect();
+        let mut peers = BTreeMap::new();
+        for id in &ids {
+            peers.insert(*id, new_node_with(&f(*id), MemStorage::new_bootstrapped(voters(&ids))));
+        }
+        Self::from_nodes(peers)
+    }
+
     pub fn new(n: u64) -> Network {
         Self::new_with(n, |id| cfg(id, 10, 1))
     }
@@ -152,6 +171,7 @@ impl Network {
     pub fn from_nodes(peers: BTreeMap<u64, Node>) -> Network {
         Network {
             applied: peers.keys().map(|id| (*id, Vec::new())).collect(),
+            reads: HashMap::new(),
             peers,
             dropm: HashMap::new(),
             ignorem: HashSet::new(),
@@ -204,7 +224,8 @@ impl Network {
     pub fn drain_node(&mut self, id: u64) -> Vec<Message> {
         let p = self.peers.get_mut(&id).unwrap();
         let applied = self.applied.entry(id).or_default();
-        drain(p, applied)
+        let reads = self.reads.entry(id).or_default();
+        drain_with_reads(p, applied, reads)
     }
 
     /// Campaign at `id`.
@@ -249,6 +270,16 @@ impl Network {
     pub fn recover(&mut self) {
         self.dropm.clear();
         self.ignorem.clear();
+    }
+
+    /// Takes the read states collected at `id` as (index, ctx).
+    pub fn take_reads(&mut self, id: u64) -> Vec<(u64, Vec<u8>)> {
+        self.reads
+            .remove(&id)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|r| (r.index, r.request_ctx.to_vec()))
+            .collect()
     }
 
     pub fn node(&mut self, id: u64) -> &mut Node {

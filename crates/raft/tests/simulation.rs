@@ -158,6 +158,7 @@ struct Proposal {
     key: u8,
     node: u64,
     acked: bool,
+    index: u64,
 }
 
 struct Sim {
@@ -615,6 +616,7 @@ impl Sim {
                         if let Some(p) = self.proposals.get_mut(&pid) {
                             if p.node == id && !p.acked {
                                 p.acked = true;
+                                p.index = e.index;
                                 self.stats.acked += 1;
                             }
                         }
@@ -768,6 +770,7 @@ impl Sim {
                     key,
                     node: target,
                     acked: false,
+                    index: 0,
                 },
             );
         }
@@ -1085,7 +1088,7 @@ impl Sim {
                 if !self.proposals.contains_key(&marker) || self.proposals[&marker].node != l {
                     let node = self.nodes.get_mut(&l).unwrap().node.as_mut().unwrap();
                     if node.propose(vec![], encode_op(marker, 0)).is_ok() {
-                        self.proposals.insert(marker, Proposal { key: 0, node: l, acked: false });
+                        self.proposals.insert(marker, Proposal { key: 0, node: l, acked: false, index: 0 });
                     }
                 }
             }
@@ -1097,8 +1100,12 @@ impl Sim {
         loop {
             let l = self.leader();
             let members = self.members();
+            // Everything committed anywhere (a new leader may not know it yet).
+            let c = self.max_commit;
             let done = l.is_some_and(|l| {
-                let c = self.nodes[&l].node.as_ref().unwrap().raft.raft_log.committed;
+                let lc = self.nodes[&l].node.as_ref().unwrap().raft.raft_log.committed;
+                lc >= c
+                    &&
                 members.iter().all(|m| {
                     self.nodes[m].node.as_ref().is_some_and(|_| self.nodes[m].sm.applied >= c)
                 })
@@ -1123,11 +1130,16 @@ impl Sim {
                 continue;
             }
             for m in &members {
+                if !self.nodes[m].sm.ids.contains(pid) {
+                    self.dump();
+                }
                 assert!(
                     self.nodes[m].sm.ids.contains(pid),
-                    "{}: acknowledged proposal {pid} (key {}) missing on member {m}",
+                    "{}: acknowledged proposal {pid} (key {}, index {}, acked by {}) missing on member {m}",
                     self.ctx(),
-                    p.key
+                    p.key,
+                    p.index,
+                    p.node
                 );
             }
         }

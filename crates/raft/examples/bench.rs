@@ -70,7 +70,7 @@ impl Group {
                 }
                 w.append(&rd.entries).unwrap();
                 if let Some(hs) = &rd.hard_state {
-                    w.set_hardstate(hs.clone());
+                    w.set_hardstate(*hs);
                 }
             }
             msgs.append(&mut rd.persisted_messages);

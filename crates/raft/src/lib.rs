@@ -43,8 +43,8 @@ pub mod eraftpb {
     include!(concat!(env!("OUT_DIR"), "/raftpb.rs"));
 }
 
-pub mod config;
 pub mod confchange;
+pub mod config;
 pub mod errors;
 pub mod log_unstable;
 pub mod progress;

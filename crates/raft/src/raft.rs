@@ -19,8 +19,8 @@ use std::cmp;
 use bytes::Bytes;
 use prost::Message as _;
 
-use crate::config::{Config, ReadOnlyOption};
 use crate::confchange::{self, Changer};
+use crate::config::{Config, ReadOnlyOption};
 use crate::eraftpb::{
     ConfChangeV2, ConfState, Entry, EntryType, HardState, Message, MessageType, Snapshot,
 };
@@ -202,7 +202,8 @@ impl<T: Storage> Raft<T> {
             skip_bcast_commit: c.skip_bcast_commit,
             priority: c.priority,
         };
-        r.is_learner = r.prs.conf.learners.contains(&r.id) || r.prs.conf.learners_next.contains(&r.id);
+        r.is_learner =
+            r.prs.conf.learners.contains(&r.id) || r.prs.conf.learners_next.contains(&r.id);
         if !hard_state_empty(&rs.hard_state) {
             r.load_state(&rs.hard_state)?;
             if r.term > 0 {
@@ -350,7 +351,11 @@ impl<T: Storage> Raft<T> {
         };
         let sidx = snap.metadata.as_ref().map(|m| m.index).unwrap_or(0);
         assert!(sidx != 0, "[raft] need non-empty snapshot");
-        self.prs.progress.get_mut(&to).unwrap().become_snapshot(sidx);
+        self.prs
+            .progress
+            .get_mut(&to)
+            .unwrap()
+            .become_snapshot(sidx);
         let mut m = new_message(to, MessageType::MsgSnapshot, self.id);
         m.snapshot = Some(snap);
         self.send(m);
@@ -527,7 +532,10 @@ impl<T: Storage> Raft<T> {
 
     /// Becomes a candidate (increments the term, votes for itself).
     pub fn become_candidate(&mut self) {
-        assert!(self.state != StateRole::Leader, "[raft] invalid transition [leader -> candidate]");
+        assert!(
+            self.state != StateRole::Leader,
+            "[raft] invalid transition [leader -> candidate]"
+        );
         let term = self.term + 1;
         self.reset(term);
         self.vote = self.id;
@@ -536,7 +544,10 @@ impl<T: Storage> Raft<T> {
 
     /// Becomes a pre-candidate (term and vote unchanged).
     pub fn become_pre_candidate(&mut self) {
-        assert!(self.state != StateRole::Leader, "[raft] invalid transition [leader -> pre-candidate]");
+        assert!(
+            self.state != StateRole::Leader,
+            "[raft] invalid transition [leader -> pre-candidate]"
+        );
         self.prs.reset_votes();
         self.leader_id = 0;
         self.state = StateRole::PreCandidate;
@@ -545,7 +556,10 @@ impl<T: Storage> Raft<T> {
 
     /// Becomes leader and appends an empty entry of the new term.
     pub fn become_leader(&mut self) {
-        assert!(self.state != StateRole::Follower, "[raft] invalid transition [follower -> leader]");
+        assert!(
+            self.state != StateRole::Follower,
+            "[raft] invalid transition [follower -> leader]"
+        );
         let term = self.term;
         self.reset(term);
         self.leader_id = self.id;
@@ -559,7 +573,10 @@ impl<T: Storage> Raft<T> {
         // Conservatively assume the tail may hold an unapplied conf change.
         self.pending_conf_index = self.raft_log.last_index();
         let mut es = [Entry::default()];
-        assert!(self.append_entries(&mut es), "[raft] empty entry was dropped");
+        assert!(
+            self.append_entries(&mut es),
+            "[raft] empty entry was dropped"
+        );
         // The noop does not count against the uncommitted size.
         self.uncommitted_size = 0;
     }
@@ -615,7 +632,14 @@ impl<T: Storage> Raft<T> {
             }
             return;
         }
-        let voters: Vec<u64> = self.prs.conf.voters.ids().into_iter().filter(|v| *v != id).collect();
+        let voters: Vec<u64> = self
+            .prs
+            .conf
+            .voters
+            .ids()
+            .into_iter()
+            .filter(|v| *v != id)
+            .collect();
         let (li, lt) = (self.raft_log.last_index(), self.raft_log.last_term());
         for v in voters {
             let mut m = new_message(v, vote_msg, id);
@@ -972,7 +996,10 @@ impl<T: Storage> Raft<T> {
         if m.reject {
             let mut next_probe = m.reject_hint;
             if m.log_term > 0 {
-                next_probe = self.raft_log.find_conflict_by_term(m.reject_hint, m.log_term).0;
+                next_probe = self
+                    .raft_log
+                    .find_conflict_by_term(m.reject_hint, m.log_term)
+                    .0;
             }
             let pr = self.prs.progress.get_mut(&from).unwrap();
             if pr.maybe_decr_to(m.index, next_probe) {
@@ -1033,8 +1060,7 @@ impl<T: Storage> Raft<T> {
         if pr.matched < last_index {
             self.send_append(from);
         }
-        if self.read_only_option != ReadOnlyOption::Safe
-            && self.read_only.pending_read_count() == 0
+        if self.read_only_option != ReadOnlyOption::Safe && self.read_only.pending_read_count() == 0
         {
             return;
         }
@@ -1055,7 +1081,11 @@ impl<T: Storage> Raft<T> {
     }
 
     fn respond_read(&mut self, req: Message, index: u64) {
-        let ctx = req.entries.first().map(|e| e.data.clone()).unwrap_or_default();
+        let ctx = req
+            .entries
+            .first()
+            .map(|e| e.data.clone())
+            .unwrap_or_default();
         if req.from == 0 || req.from == self.id {
             self.read_states.push(ReadState {
                 index,

@@ -123,7 +123,11 @@ impl<T: Storage> RawNode<T> {
 
     /// Proposes a membership change. Once the entry is committed and the caller applies it,
     /// the caller must call [`RawNode::apply_conf_change`].
-    pub fn propose_conf_change(&mut self, context: impl Into<Bytes>, cc: ConfChangeV2) -> Result<()> {
+    pub fn propose_conf_change(
+        &mut self,
+        context: impl Into<Bytes>,
+        cc: ConfChangeV2,
+    ) -> Result<()> {
         let mut e = Entry {
             data: cc.encode_to_vec().into(),
             context: context.into(),
@@ -191,7 +195,9 @@ impl<T: Storage> RawNode<T> {
 
     /// Reports that a message to `id` could not be delivered.
     pub fn report_unreachable(&mut self, id: u64) {
-        let _ = self.raft.step(new_message(0, MessageType::MsgUnreachable, id));
+        let _ = self
+            .raft
+            .step(new_message(0, MessageType::MsgUnreachable, id));
     }
 
     /// Reports the outcome of sending a snapshot to `id` (true = installed / sent).
@@ -267,7 +273,7 @@ impl<T: Storage> RawNode<T> {
         let hs = self.raft.hard_state();
         if hs != self.prev_hs {
             rd.must_sync = hs.term != self.prev_hs.term || hs.vote != self.prev_hs.vote;
-            rd.hard_state = Some(hs.clone());
+            rd.hard_state = Some(hs);
         }
         if let Some(s) = &self.raft.raft_log.unstable.snapshot {
             rd.snapshot = Some(s.clone());
@@ -290,7 +296,7 @@ impl<T: Storage> RawNode<T> {
     /// snapshot applied), without marking its committed entries applied.
     pub fn advance_append(&mut self, rd: &Ready) {
         if let Some(hs) = &rd.hard_state {
-            self.prev_hs = hs.clone();
+            self.prev_hs = *hs;
         }
         if let Some(idx) = self.pending_snapshot.take() {
             self.raft.on_persist_snap(idx);

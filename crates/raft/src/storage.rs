@@ -253,7 +253,7 @@ impl Storage for MemStorage {
     fn initial_state(&self) -> Result<RaftState> {
         let c = self.rl();
         Ok(RaftState {
-            hard_state: c.hard_state.clone(),
+            hard_state: c.hard_state,
             conf_state: c.conf_state.clone(),
         })
     }
@@ -332,7 +332,9 @@ mod tests {
         assert_eq!(s.entries(2, 4, None), Err(StorageError::Compacted.into()));
         assert_eq!(s.entries(3, 8, None), Err(StorageError::Unavailable.into()));
         assert_eq!(s.entries(3, 7, None).unwrap().len(), 4);
-        s.wl().create_snapshot(5, ConfState::default(), "x".into()).unwrap();
+        s.wl()
+            .create_snapshot(5, ConfState::default(), "x".into())
+            .unwrap();
         assert_eq!(s.first_index().unwrap(), 6);
         assert_eq!(s.term(5).unwrap(), 2);
         let snap = s.snapshot(0, 2).unwrap();

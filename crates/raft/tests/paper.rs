@@ -10,7 +10,10 @@ use raft::util::new_entry;
 use raft::StateRole;
 
 fn ents_of(terms: &[(u64, u64)]) -> Vec<Entry> {
-    terms.iter().map(|(t, i)| new_entry(*t, *i, vec![])).collect()
+    terms
+        .iter()
+        .map(|(t, i)| new_entry(*t, *i, vec![]))
+        .collect()
 }
 
 fn sorted(mut v: Vec<Message>) -> Vec<Message> {
@@ -77,7 +80,11 @@ fn test_reject_stale_term_message() {
     let mut m = msg(2, 1, MessageType::MsgAppend, 1);
     m.entries = ents_of(&[(1, 1)]);
     n.raft.step(m).unwrap();
-    assert_eq!(n.raft.raft_log.last_index(), 0, "stale append must not be accepted");
+    assert_eq!(
+        n.raft.raft_log.last_index(),
+        0,
+        "stale append must not be accepted"
+    );
     assert_eq!(n.raft.term, 2);
 }
 
@@ -146,16 +153,29 @@ fn test_candidate_start_new_election() {
 // follower when a majority rejects.
 #[test]
 fn test_leader_election_in_one_round_rpc() {
-    let cases: Vec<(u64, Vec<(u64, bool)>, StateRole)> = vec![
+    type Case = (u64, Vec<(u64, bool)>, StateRole);
+    let cases: Vec<Case> = vec![
         (1, vec![], StateRole::Leader),
         (3, vec![(2, true), (3, true)], StateRole::Leader),
         (3, vec![(2, true)], StateRole::Leader),
-        (5, vec![(2, true), (3, true), (4, true), (5, true)], StateRole::Leader),
+        (
+            5,
+            vec![(2, true), (3, true), (4, true), (5, true)],
+            StateRole::Leader,
+        ),
         (5, vec![(2, true), (3, true), (4, true)], StateRole::Leader),
         (5, vec![(2, true), (3, true)], StateRole::Leader),
         (3, vec![(2, false), (3, false)], StateRole::Follower),
-        (5, vec![(2, false), (3, false), (4, false), (5, false)], StateRole::Follower),
-        (5, vec![(2, true), (3, false), (4, false), (5, false)], StateRole::Follower),
+        (
+            5,
+            vec![(2, false), (3, false), (4, false), (5, false)],
+            StateRole::Follower,
+        ),
+        (
+            5,
+            vec![(2, true), (3, false), (4, false), (5, false)],
+            StateRole::Follower,
+        ),
         (3, vec![], StateRole::Candidate),
         (5, vec![(2, true)], StateRole::Candidate),
         (5, vec![(2, false), (3, false)], StateRole::Candidate),
@@ -178,12 +198,21 @@ fn test_leader_election_in_one_round_rpc() {
 // §5.2: each server votes for at most one candidate per term, first come first served.
 #[test]
 fn test_follower_vote() {
-    let cases = [(0, 2, false), (0, 3, false), (2, 2, false), (3, 3, false), (2, 3, true), (3, 2, true)];
+    let cases = [
+        (0, 2, false),
+        (0, 3, false),
+        (2, 2, false),
+        (3, 3, false),
+        (2, 3, true),
+        (3, 2, true),
+    ];
     for (i, (vote, nvote, wreject)) in cases.into_iter().enumerate() {
         let mut n = new_node(1, &[1, 2, 3], 10, 1);
         n.raft.term = 1;
         n.raft.vote = vote;
-        n.raft.step(msg(nvote, 1, MessageType::MsgRequestVote, 1)).unwrap();
+        n.raft
+            .step(msg(nvote, 1, MessageType::MsgRequestVote, 1))
+            .unwrap();
         let msgs = read_messages(&mut n);
         assert_eq!(msgs.len(), 1, "case {i}");
         assert_eq!(msgs[0].msg_type(), MessageType::MsgRequestVoteResponse);
@@ -199,7 +228,9 @@ fn test_candidate_fallback() {
         let mut n = new_node(1, &[1, 2, 3], 10, 1);
         hup(&mut n);
         assert_eq!(n.raft.state, StateRole::Candidate);
-        n.raft.step(msg(2, 1, MessageType::MsgAppend, term)).unwrap();
+        n.raft
+            .step(msg(2, 1, MessageType::MsgAppend, term))
+            .unwrap();
         assert_eq!(n.raft.state, StateRole::Follower);
         assert_eq!(n.raft.term, term);
     }
@@ -452,7 +483,10 @@ fn test_follower_append_entries() {
         let mut m = msg(2, 1, MessageType::MsgAppend, 4);
         m.log_term = term;
         m.index = index;
-        m.entries = ents.iter().map(|(t, idx)| new_entry(*t, *idx, vec![])).collect();
+        m.entries = ents
+            .iter()
+            .map(|(t, idx)| new_entry(*t, *idx, vec![]))
+            .collect();
         n.raft.step(m).unwrap();
         let _ = read_messages(&mut n);
         let li = n.raft.raft_log.last_index();
@@ -507,7 +541,10 @@ fn test_vote_request() {
     for (i, (ents, wterm)) in cases.into_iter().enumerate() {
         let mut n = new_node(1, &[1, 2, 3], 10, 1);
         let mut m = msg(2, 1, MessageType::MsgAppend, wterm - 1);
-        m.entries = ents.iter().map(|(t, idx)| new_entry(*t, *idx, vec![])).collect();
+        m.entries = ents
+            .iter()
+            .map(|(t, idx)| new_entry(*t, *idx, vec![]))
+            .collect();
         n.raft.step(m).unwrap();
         let _ = read_messages(&mut n);
         for _ in 1..20 {
@@ -590,7 +627,10 @@ fn figure8_network(block_current_term: bool) -> Network {
     for (id, log, term) in logs {
         let mut c = cfg(id, 10, 1);
         c.max_size_per_msg = 0; // one entry per append
-        peers.insert(id, new_node_with(&c, storage_with_log(&[1, 2, 3, 4, 5], &log, term)));
+        peers.insert(
+            id,
+            new_node_with(&c, storage_with_log(&[1, 2, 3, 4, 5], &log, term)),
+        );
     }
     let mut net = Network::from_nodes(peers);
     // S5 is partitioned from S1 (otherwise S1 would overwrite S5's term-3 entry).
@@ -617,7 +657,10 @@ fn test_figure_8_commit_rule() {
     for id in [1, 2, 3] {
         assert_eq!(net.node(id).raft.raft_log.term(2).unwrap(), 2, "node {id}");
     }
-    assert!(net.node(1).raft.raft_log.committed < 2, "figure 8: old-term entry committed");
+    assert!(
+        net.node(1).raft.raft_log.committed < 2,
+        "figure 8: old-term entry committed"
+    );
     // (d) S1 crashes; S5 wins (its last term 3 beats 2) and overwrites index 2.
     net.msg_hook = None;
     net.recover();

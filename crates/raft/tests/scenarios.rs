@@ -123,7 +123,11 @@ fn test_leader_isolation_new_leader_and_old_leader_catches_up() {
     tick_all(&mut net, 5);
     assert_eq!(net.node(1).raft.state, StateRole::Follower);
     for id in 1..=5 {
-        assert_eq!(net.applied_data(id), vec![b"a".to_vec(), b"b".to_vec()], "node {id}");
+        assert_eq!(
+            net.applied_data(id),
+            vec![b"a".to_vec(), b"b".to_vec()],
+            "node {id}"
+        );
     }
 }
 
@@ -147,7 +151,12 @@ fn test_learner_catches_up_does_not_vote_then_promoted() {
     net.hup(1);
     net.propose(1, b"x").unwrap();
     add_node(&mut net, 4, cfg(4, 10, 1));
-    propose_cc(&mut net, 1, ConfChangeV2::simple(ConfChangeType::AddLearnerNode, 4)).unwrap();
+    propose_cc(
+        &mut net,
+        1,
+        ConfChangeV2::simple(ConfChangeType::AddLearnerNode, 4),
+    )
+    .unwrap();
     tick_n(&mut net, 1, 2);
     assert_eq!(conf(&mut net, 1).learners, vec![4]);
     assert_eq!(net.applied_data(4), vec![b"x".to_vec()]);
@@ -160,9 +169,17 @@ fn test_learner_catches_up_does_not_vote_then_promoted() {
     net.isolate(3);
     net.propose(1, b"y").unwrap();
     let c = net.node(1).raft.raft_log.committed;
-    assert!(net.node(4).raft.raft_log.last_index() > c, "learner has it, not committed");
+    assert!(
+        net.node(4).raft.raft_log.last_index() > c,
+        "learner has it, not committed"
+    );
     net.recover();
-    propose_cc(&mut net, 1, ConfChangeV2::simple(ConfChangeType::AddNode, 4)).unwrap();
+    propose_cc(
+        &mut net,
+        1,
+        ConfChangeV2::simple(ConfChangeType::AddNode, 4),
+    )
+    .unwrap();
     assert_eq!(conf(&mut net, 1).voters, vec![1, 2, 3, 4]);
     assert!(!net.node(4).raft.is_learner);
 }
@@ -172,12 +189,20 @@ fn test_joint_consensus_auto_leave() {
     let mut net = Network::new_bootstrapped(3, |id| cfg(id, 10, 1));
     net.hup(1);
     add_node(&mut net, 4, cfg(4, 10, 1));
-    propose_cc(&mut net, 1, ConfChangeV2::simple(ConfChangeType::AddLearnerNode, 4)).unwrap();
+    propose_cc(
+        &mut net,
+        1,
+        ConfChangeV2::simple(ConfChangeType::AddLearnerNode, 4),
+    )
+    .unwrap();
     tick_n(&mut net, 1, 2);
     // Replace voter 3 by 4 in one joint step, leaving automatically.
     let cc = ConfChangeV2::with_changes(
         ConfChangeTransition::JointImplicit,
-        [(ConfChangeType::AddNode, 4), (ConfChangeType::RemoveNode, 3)],
+        [
+            (ConfChangeType::AddNode, 4),
+            (ConfChangeType::RemoveNode, 3),
+        ],
     );
     propose_cc(&mut net, 1, cc).unwrap();
     tick_n(&mut net, 1, 2);
@@ -205,7 +230,11 @@ fn test_joint_explicit_requires_leave_and_refuses_other_changes() {
     assert_eq!(cs.voters_outgoing, vec![1, 2, 3]);
     assert_eq!(cs.learners_next, vec![3]);
     // Another change while joint is refused.
-    let r = propose_cc(&mut net, 1, ConfChangeV2::simple(ConfChangeType::RemoveNode, 2));
+    let r = propose_cc(
+        &mut net,
+        1,
+        ConfChangeV2::simple(ConfChangeType::RemoveNode, 2),
+    );
     assert!(matches!(r, Err(Error::ConfChangeError(_))));
     // In the joint config, a commit needs both majorities: {1,2} and {1,2,3}.
     net.isolate(2);
@@ -232,8 +261,17 @@ fn test_conf_change_refused_while_one_is_pending() {
     net.hup(1);
     net.isolate(2);
     net.isolate(3);
-    propose_cc(&mut net, 1, ConfChangeV2::simple(ConfChangeType::AddLearnerNode, 4)).unwrap();
-    let r = propose_cc(&mut net, 1, ConfChangeV2::simple(ConfChangeType::AddLearnerNode, 5));
+    propose_cc(
+        &mut net,
+        1,
+        ConfChangeV2::simple(ConfChangeType::AddLearnerNode, 4),
+    )
+    .unwrap();
+    let r = propose_cc(
+        &mut net,
+        1,
+        ConfChangeV2::simple(ConfChangeType::AddLearnerNode, 5),
+    );
     assert!(matches!(r, Err(Error::ConfChangeError(_))));
 }
 
@@ -242,7 +280,12 @@ fn test_remove_leader_itself() {
     let mut net = Network::new_with(3, cfg_pq);
     net.hup(1);
     net.propose(1, b"a").unwrap();
-    propose_cc(&mut net, 1, ConfChangeV2::simple(ConfChangeType::RemoveNode, 1)).unwrap();
+    propose_cc(
+        &mut net,
+        1,
+        ConfChangeV2::simple(ConfChangeType::RemoveNode, 1),
+    )
+    .unwrap();
     // The leader kept leading until the removal was committed and applied, then stepped
     // down; the remaining voters have the new config.
     assert_eq!(net.node(1).raft.state, StateRole::Follower);
@@ -260,7 +303,10 @@ fn test_remove_leader_itself() {
 fn test_remove_leader_via_joint_keeps_leading_joint_config() {
     let mut net = Network::new(3);
     net.hup(1);
-    let cc = ConfChangeV2::with_changes(ConfChangeTransition::JointImplicit, [(ConfChangeType::RemoveNode, 1)]);
+    let cc = ConfChangeV2::with_changes(
+        ConfChangeTransition::JointImplicit,
+        [(ConfChangeType::RemoveNode, 1)],
+    );
     propose_cc(&mut net, 1, cc).unwrap();
     tick_n(&mut net, 1, 2);
     assert_eq!(conf(&mut net, 2).voters, vec![2, 3]);
@@ -293,7 +339,10 @@ fn test_snapshot_install_for_lagging_follower() {
     assert_eq!(n3.raft.raft_log.first_index(), applied + 1);
     assert_eq!(n3.store().rl().snapshot().data.as_ref(), b"state");
     assert_eq!(n3.raft.raft_log.committed, c1);
-    assert_eq!(net.node(1).raft.prs.progress[&3].state, ProgressState::Replicate);
+    assert_eq!(
+        net.node(1).raft.prs.progress[&3].state,
+        ProgressState::Replicate
+    );
     // The follower keeps replicating after the snapshot.
     net.propose(1, b"post").unwrap();
     assert_eq!(net.applied_data(3).last().unwrap(), b"post");
@@ -309,11 +358,18 @@ fn test_snapshot_failure_is_retried() {
     }
     let applied = net.node(1).raft.raft_log.applied;
     let cs = conf(&mut net, 1);
-    net.node(1).store().wl().create_snapshot(applied, cs, vec![].into()).unwrap();
+    net.node(1)
+        .store()
+        .wl()
+        .create_snapshot(applied, cs, vec![].into())
+        .unwrap();
     net.recover();
     net.ignore(MessageType::MsgSnapshot);
     tick_n(&mut net, 1, 2);
-    assert_eq!(net.node(1).raft.prs.progress[&3].state, ProgressState::Snapshot);
+    assert_eq!(
+        net.node(1).raft.prs.progress[&3].state,
+        ProgressState::Snapshot
+    );
     // The transport reports the failed transfer; the leader probes and retries.
     net.node(1).report_snapshot(3, false);
     net.recover();
@@ -325,11 +381,18 @@ fn test_snapshot_failure_is_retried() {
 #[test]
 fn test_snapshot_chunk_proto_roundtrip_and_transport_proto_parses() {
     // transport.proto must parse with pure-Rust protox (raft-kv compiles it with tonic).
-    let fds = protox::compile(["transport.proto"], [concat!(env!("CARGO_MANIFEST_DIR"), "/proto")])
-        .expect("transport.proto parses");
+    let fds = protox::compile(
+        ["transport.proto"],
+        [concat!(env!("CARGO_MANIFEST_DIR"), "/proto")],
+    )
+    .expect("transport.proto parses");
     let names: Vec<String> = fds.file.iter().map(|f| f.name().to_string()).collect();
     assert!(names.contains(&"transport.proto".to_string()));
-    let transport = fds.file.iter().find(|f| f.name() == "transport.proto").unwrap();
+    let transport = fds
+        .file
+        .iter()
+        .find(|f| f.name() == "transport.proto")
+        .unwrap();
     let msgs: Vec<&str> = transport.message_type.iter().map(|m| m.name()).collect();
     for want in ["GroupMessage", "MessageBatch", "SnapshotChunk"] {
         assert!(msgs.contains(&want), "{want} missing: {msgs:?}");
@@ -339,7 +402,11 @@ fn test_snapshot_chunk_proto_roundtrip_and_transport_proto_parses() {
     use prost::Message as _;
     let s = Snapshot {
         data: b"blob".to_vec().into(),
-        metadata: Some(SnapshotMetadata { index: 5, term: 2, conf_state: Some(voters(&[1, 2])) }),
+        metadata: Some(SnapshotMetadata {
+            index: 5,
+            term: 2,
+            conf_state: Some(voters(&[1, 2])),
+        }),
     };
     assert_eq!(Snapshot::decode(s.encode_to_vec().as_slice()).unwrap(), s);
 }
@@ -368,7 +435,10 @@ fn test_leader_transfer_to_lagging_follower_catches_up_first() {
     net.recover();
     net.node(1).transfer_leader(3);
     // Proposals are dropped while the transfer is in progress.
-    assert_eq!(net.node(1).propose(vec![], b"x".to_vec()), Err(Error::ProposalDropped));
+    assert_eq!(
+        net.node(1).propose(vec![], b"x".to_vec()),
+        Err(Error::ProposalDropped)
+    );
     net.send(vec![]);
     assert_eq!(net.node(3).raft.state, StateRole::Leader);
     assert_eq!(net.applied_data(3), vec![b"a".to_vec()]);
@@ -446,7 +516,10 @@ fn test_read_index_forwarded_from_follower() {
     assert_eq!(got, vec![(commit, b"f1".to_vec())]);
     // Without a known leader a follower rejects the read.
     let mut n = new_node(7, &[7, 8], 10, 1);
-    assert!(matches!(n.read_index(b"x".to_vec()), Err(Error::NotLeader { leader: 0 })));
+    assert!(matches!(
+        n.read_index(b"x".to_vec()),
+        Err(Error::NotLeader { leader: 0 })
+    ));
 }
 
 #[test]
@@ -502,7 +575,10 @@ fn test_lease_disabled_after_leadership_transfer_started() {
     net.send(vec![]);
     tick_n(&mut net, 1, 10); // transfer aborted
     assert_eq!(net.node(1).raft.state, StateRole::Leader);
-    assert!(!net.node(1).raft.lease_valid(), "lease must stay disabled in this term");
+    assert!(
+        !net.node(1).raft.lease_valid(),
+        "lease must stay disabled in this term"
+    );
 }
 
 #[test]
@@ -570,7 +646,10 @@ fn test_cannot_hibernate_with_lagging_follower() {
     net.isolate(3);
     net.propose(1, b"a").unwrap();
     assert!(!net.node(1).can_hibernate());
-    assert!(!net.node(2).can_hibernate(), "followers never initiate hibernation");
+    assert!(
+        !net.node(2).can_hibernate(),
+        "followers never initiate hibernation"
+    );
 }
 
 // ------------------------------------------------------------------ replication
@@ -579,11 +658,24 @@ fn test_cannot_hibernate_with_lagging_follower() {
 fn test_fast_log_backtracking_needs_few_round_trips() {
     // Follower 2 has a long divergent tail of an old term; the leader finds the conflict
     // point in a couple of round trips instead of one per entry.
-    let leader_terms: Vec<u64> = std::iter::repeat_n(1, 10).chain(std::iter::repeat_n(3, 50)).collect();
-    let follower_terms: Vec<u64> = std::iter::repeat_n(1, 10).chain(std::iter::repeat_n(2, 80)).collect();
-    let l = new_node_with(&cfg(1, 10, 1), storage_with_log(&[1, 2, 3], &leader_terms, 3));
-    let f = new_node_with(&cfg(2, 10, 1), storage_with_log(&[1, 2, 3], &follower_terms, 3));
-    let t = new_node_with(&cfg(3, 10, 1), storage_with_log(&[1, 2, 3], &leader_terms, 3));
+    let leader_terms: Vec<u64> = std::iter::repeat_n(1, 10)
+        .chain(std::iter::repeat_n(3, 50))
+        .collect();
+    let follower_terms: Vec<u64> = std::iter::repeat_n(1, 10)
+        .chain(std::iter::repeat_n(2, 80))
+        .collect();
+    let l = new_node_with(
+        &cfg(1, 10, 1),
+        storage_with_log(&[1, 2, 3], &leader_terms, 3),
+    );
+    let f = new_node_with(
+        &cfg(2, 10, 1),
+        storage_with_log(&[1, 2, 3], &follower_terms, 3),
+    );
+    let t = new_node_with(
+        &cfg(3, 10, 1),
+        storage_with_log(&[1, 2, 3], &leader_terms, 3),
+    );
     let mut peers = std::collections::BTreeMap::new();
     peers.insert(1, l);
     peers.insert(2, f);
@@ -678,8 +770,14 @@ fn test_max_uncommitted_size_drops_proposals() {
 fn test_proposal_on_follower_returns_not_leader_hint() {
     let mut net = Network::new(3);
     net.hup(1);
-    assert_eq!(net.node(2).propose(vec![], b"x".to_vec()), Err(Error::NotLeader { leader: 1 }));
-    let e = net.node(2).step(new_message(2, MessageType::MsgHup, 2)).unwrap_err();
+    assert_eq!(
+        net.node(2).propose(vec![], b"x".to_vec()),
+        Err(Error::NotLeader { leader: 1 })
+    );
+    let e = net
+        .node(2)
+        .step(new_message(2, MessageType::MsgHup, 2))
+        .unwrap_err();
     assert_eq!(e, Error::StepLocalMsg);
     assert!(!e.to_string().is_empty());
 }
@@ -695,12 +793,17 @@ fn test_ready_separates_immediate_and_persisted_messages() {
     assert!(rd.hard_state.is_some() && rd.must_sync);
     let _ = n.advance(rd);
     for id in [2, 3] {
-        n.raft.step(msg(id, 1, MessageType::MsgRequestVoteResponse, 1)).unwrap();
+        n.raft
+            .step(msg(id, 1, MessageType::MsgRequestVoteResponse, 1))
+            .unwrap();
     }
     let rd = n.ready();
     // The new leader's appends may go out before its own entries are durable.
     assert_eq!(rd.entries.len(), 1);
-    assert!(rd.messages.iter().all(|m| m.msg_type() == MessageType::MsgAppend));
+    assert!(rd
+        .messages
+        .iter()
+        .all(|m| m.msg_type() == MessageType::MsgAppend));
     assert_eq!(rd.messages.len(), 2);
     assert!(rd.persisted_messages.is_empty());
 }
@@ -726,7 +829,7 @@ fn test_batched_ready_of_many_groups_in_one_write() {
             let mut w = s.wl();
             w.append(&rd.entries).unwrap();
             if let Some(hs) = &rd.hard_state {
-                w.set_hardstate(hs.clone());
+                w.set_hardstate(*hs);
             }
         }
         for (g, rd) in groups.iter_mut().zip(readies) {
@@ -751,25 +854,27 @@ fn test_malformed_messages_never_panic() {
         net.hup(1);
         net.propose(1, b"a").unwrap();
         for _ in 0..20 {
-            let mut m = Message::default();
-            m.msg_type = (rng.next_u64() % 22) as i32;
-            m.to = 1 + rng.next_u64() % 3;
-            m.from = rng.next_u64() % 5;
-            m.term = rng.next_u64() % 4;
-            m.index = rng.next_u64() % 10;
-            m.log_term = rng.next_u64() % 4;
-            m.commit = rng.next_u64() % 12;
-            m.reject = rng.next_u64() % 2 == 0;
-            m.reject_hint = rng.next_u64() % 10;
+            let mut m = Message {
+                msg_type: (rng.next_u64() % 22) as i32,
+                to: 1 + rng.next_u64() % 3,
+                from: rng.next_u64() % 5,
+                term: rng.next_u64() % 4,
+                index: rng.next_u64() % 10,
+                log_term: rng.next_u64() % 4,
+                commit: rng.next_u64() % 12,
+                reject: rng.next_u64().is_multiple_of(2),
+                reject_hint: rng.next_u64() % 10,
+                ..Default::default()
+            };
             for _ in 0..rng.next_u64() % 3 {
                 let mut e = new_entry(rng.next_u64() % 4, rng.next_u64() % 10, vec![1]);
-                if rng.next_u64() % 4 == 0 {
+                if rng.next_u64().is_multiple_of(4) {
                     e.set_entry_type(EntryType::EntryConfChangeV2);
                     e.data = vec![0xff, 0x01].into();
                 }
                 m.entries.push(e);
             }
-            if rng.next_u64() % 5 == 0 {
+            if rng.next_u64().is_multiple_of(5) {
                 m.snapshot = Some(Snapshot {
                     data: Default::default(),
                     metadata: Some(SnapshotMetadata {

@@ -46,8 +46,15 @@ fn fmt_msg(m: &Message) -> String {
         m.index,
         m.log_term,
         m.commit,
-        m.entries.iter().map(|e| (e.index, e.term)).collect::<Vec<_>>(),
-        if m.reject { format!(" REJECT hint {}", m.reject_hint) } else { String::new() },
+        m.entries
+            .iter()
+            .map(|e| (e.index, e.term))
+            .collect::<Vec<_>>(),
+        if m.reject {
+            format!(" REJECT hint {}", m.reject_hint)
+        } else {
+            String::new()
+        },
         if m.snapshot.is_some() { " SNAP" } else { "" }
     )
 }
@@ -111,7 +118,8 @@ impl Sm {
             p += 9;
         }
         while p < data.len() {
-            sm.ids.insert(u64::from_le_bytes(data[p..p + 8].try_into().unwrap()));
+            sm.ids
+                .insert(u64::from_le_bytes(data[p..p + 8].try_into().unwrap()));
             p += 8;
         }
         sm
@@ -222,7 +230,9 @@ fn data_hash(d: &[u8]) -> u64 {
 
 impl Sim {
     fn new(seed: u64) -> Sim {
-        let mut rng = Rng(SplitMix64::new(seed.wrapping_mul(0x2545_F491_4F6C_DD1D) ^ 0xABCDEF));
+        let mut rng = Rng(SplitMix64::new(
+            seed.wrapping_mul(0x2545_F491_4F6C_DD1D) ^ 0xABCDEF,
+        ));
         let n = if rng.chance(0.5) { 3 } else { 5 };
         let lease = rng.chance(0.5);
         let cfg_template = Config {
@@ -427,11 +437,19 @@ impl Sim {
             return;
         }
         if tracing() {
-            println!("[{}] RESTART {id} hs {:?}", self.now, n.store.rl().hard_state());
+            println!(
+                "[{}] RESTART {id} hs {:?}",
+                self.now,
+                n.store.rl().hard_state()
+            );
         }
         let snap = n.store.rl().snapshot();
         let meta = snap.metadata.clone().unwrap_or_default();
-        n.sm = Sm::decode(&snap.data, meta.index, n.store.initial_state().unwrap().conf_state);
+        n.sm = Sm::decode(
+            &snap.data,
+            meta.index,
+            n.store.initial_state().unwrap().conf_state,
+        );
         // Rebuild the hash chain from stable storage.
         n.node = Some(RawNode::new(&cfg, n.store.clone()).unwrap());
     }
@@ -476,9 +494,17 @@ impl Sim {
                 "[{}] {id} persist hs {:?} ents {:?} snap {:?} committed {:?}",
                 self.now,
                 rd.hard_state,
-                rd.entries.iter().map(|e| (e.index, e.term)).collect::<Vec<_>>(),
-                rd.snapshot.as_ref().map(|s| s.metadata.as_ref().map(|m| (m.index, m.term))),
-                rd.committed_entries.iter().map(|e| e.index).collect::<Vec<_>>()
+                rd.entries
+                    .iter()
+                    .map(|e| (e.index, e.term))
+                    .collect::<Vec<_>>(),
+                rd.snapshot
+                    .as_ref()
+                    .map(|s| s.metadata.as_ref().map(|m| (m.index, m.term))),
+                rd.committed_entries
+                    .iter()
+                    .map(|e| e.index)
+                    .collect::<Vec<_>>()
             );
         }
         // 1. Persist snapshot, entries and hard state atomically.
@@ -489,7 +515,7 @@ impl Sim {
         {
             let n = self.nodes.get_mut(&id).unwrap();
             if let Some(hs) = &rd.hard_state {
-                n.store.wl().set_hardstate(hs.clone());
+                n.store.wl().set_hardstate(*hs);
             }
         }
         // 2. Messages that required durability.
@@ -509,7 +535,7 @@ impl Sim {
             if self.rng.chance(0.5) {
                 let n = self.nodes.get_mut(&id).unwrap();
                 let mut w = n.store.wl();
-                let mut hs = w.hard_state().clone();
+                let mut hs = *w.hard_state();
                 hs.commit = hs.commit.max(c);
                 w.set_hardstate(hs);
             }
@@ -517,7 +543,13 @@ impl Sim {
         let msgs = std::mem::take(&mut light.messages);
         self.send(msgs);
         self.apply(id, &light.committed_entries);
-        self.nodes.get_mut(&id).unwrap().node.as_mut().unwrap().advance_apply();
+        self.nodes
+            .get_mut(&id)
+            .unwrap()
+            .node
+            .as_mut()
+            .unwrap()
+            .advance_apply();
         self.serve_reads(id);
     }
 
@@ -531,7 +563,14 @@ impl Sim {
             .entry_hash
             .get(&(meta.index, meta.term))
             .copied()
-            .unwrap_or_else(|| panic!("{}: snapshot at unknown entry {}/{}", self.ctx(), meta.index, meta.term));
+            .unwrap_or_else(|| {
+                panic!(
+                    "{}: snapshot at unknown entry {}/{}",
+                    self.ctx(),
+                    meta.index,
+                    meta.term
+                )
+            });
         let n = self.nodes.get_mut(&id).unwrap();
         n.chain.insert(meta.index, base);
         self.stats.snapshots += 1;
@@ -567,7 +606,13 @@ impl Sim {
                     }
                 }
             };
-            let hh = h(&[prev, e.index, e.term, data_hash(&e.data), e.entry_type as u64]);
+            let hh = h(&[
+                prev,
+                e.index,
+                e.term,
+                data_hash(&e.data),
+                e.entry_type as u64,
+            ]);
             n.chain.insert(e.index, hh);
             match self.entry_hash.get(&(e.index, e.term)) {
                 Some(g) => assert_eq!(
@@ -686,12 +731,20 @@ impl Sim {
                 match self.leaders.get(&r.term) {
                     Some(l) if *l != *id => {
                         self.dump();
-                        panic!("{ctx}: ELECTION SAFETY violated: {l} and {id} both leaders of term {}", r.term)
+                        panic!(
+                            "{ctx}: ELECTION SAFETY violated: {l} and {id} both leaders of term {}",
+                            r.term
+                        )
                     }
                     Some(_) => {}
                     None => {
                         if tracing() {
-                            println!("[{}] LEADER {id} term {} last {}", self.now, r.term, r.raft_log.last_index());
+                            println!(
+                                "[{}] LEADER {id} term {} last {}",
+                                self.now,
+                                r.term,
+                                r.raft_log.last_index()
+                            );
                         }
                         self.leaders.insert(r.term, *id);
                         self.stats.elections += 1;
@@ -725,7 +778,9 @@ impl Sim {
                         continue;
                     }
                     match self.committed.get(&i) {
-                        Some(g) => assert_eq!(*g, t, "{ctx}: COMMITTED ENTRY CHANGED at {i} on node {id}"),
+                        Some(g) => {
+                            assert_eq!(*g, t, "{ctx}: COMMITTED ENTRY CHANGED at {i} on node {id}")
+                        }
                         None => {
                             self.committed.insert(i, t);
                             self.commit_seen_term.insert(i, r.term);
@@ -782,7 +837,11 @@ impl Sim {
         let leaders: Vec<u64> = self
             .nodes
             .iter()
-            .filter(|(_, n)| n.node.as_ref().is_some_and(|r| r.raft.state == StateRole::Leader))
+            .filter(|(_, n)| {
+                n.node
+                    .as_ref()
+                    .is_some_and(|r| r.raft.state == StateRole::Leader)
+            })
             .map(|(id, _)| *id)
             .collect();
         let pool = if !leaders.is_empty() && self.rng.chance(0.6) {
@@ -790,7 +849,9 @@ impl Sim {
         } else {
             self.live()
         };
-        let Some(target) = self.rng.pick(&pool) else { return };
+        let Some(target) = self.rng.pick(&pool) else {
+            return;
+        };
         let rid = self.next_id;
         self.next_id += 1;
         let key = self.rng.range(0, 4) as u8;
@@ -895,7 +956,9 @@ impl Sim {
     }
 
     fn compact(&mut self) {
-        let Some(id) = self.rng.pick(&self.live()) else { return };
+        let Some(id) = self.rng.pick(&self.live()) else {
+            return;
+        };
         let n = self.nodes.get_mut(&id).unwrap();
         if n.pending.is_some() {
             return;
@@ -914,7 +977,12 @@ impl Sim {
     }
 
     fn fault(&mut self) {
-        let all: Vec<u64> = self.nodes.iter().filter(|(_, n)| !n.decommissioned).map(|(id, _)| *id).collect();
+        let all: Vec<u64> = self
+            .nodes
+            .iter()
+            .filter(|(_, n)| !n.decommissioned)
+            .map(|(id, _)| *id)
+            .collect();
         match self.rng.range(0, 9) {
             0 => {
                 // Random symmetric partition.
@@ -968,7 +1036,11 @@ impl Sim {
                 }
             }
             _ => {
-                let down: Vec<u64> = all.iter().copied().filter(|id| self.nodes[id].node.is_none()).collect();
+                let down: Vec<u64> = all
+                    .iter()
+                    .copied()
+                    .filter(|id| self.nodes[id].node.is_none())
+                    .collect();
                 if let Some(id) = self.rng.pick(&down) {
                     self.restart(id);
                 }
@@ -1033,9 +1105,22 @@ impl Sim {
         }
         if faults && self.rng.chance(0.005) {
             if let Some(l) = self.leader() {
-                let voters = self.nodes[&l].node.as_ref().unwrap().raft.prs.conf_state().voters;
+                let voters = self.nodes[&l]
+                    .node
+                    .as_ref()
+                    .unwrap()
+                    .raft
+                    .prs
+                    .conf_state()
+                    .voters;
                 if let Some(t) = self.rng.pick(&voters) {
-                    self.nodes.get_mut(&l).unwrap().node.as_mut().unwrap().transfer_leader(t);
+                    self.nodes
+                        .get_mut(&l)
+                        .unwrap()
+                        .node
+                        .as_mut()
+                        .unwrap()
+                        .transfer_leader(t);
                 }
             }
         }
@@ -1088,7 +1173,15 @@ impl Sim {
                 if !self.proposals.contains_key(&marker) || self.proposals[&marker].node != l {
                     let node = self.nodes.get_mut(&l).unwrap().node.as_mut().unwrap();
                     if node.propose(vec![], encode_op(marker, 0)).is_ok() {
-                        self.proposals.insert(marker, Proposal { key: 0, node: l, acked: false, index: 0 });
+                        self.proposals.insert(
+                            marker,
+                            Proposal {
+                                key: 0,
+                                node: l,
+                                acked: false,
+                                index: 0,
+                            },
+                        );
                     }
                 }
             }
@@ -1103,12 +1196,20 @@ impl Sim {
             // Everything committed anywhere (a new leader may not know it yet).
             let c = self.max_commit;
             let done = l.is_some_and(|l| {
-                let lc = self.nodes[&l].node.as_ref().unwrap().raft.raft_log.committed;
+                let lc = self.nodes[&l]
+                    .node
+                    .as_ref()
+                    .unwrap()
+                    .raft
+                    .raft_log
+                    .committed;
                 lc >= c
-                    &&
-                members.iter().all(|m| {
-                    self.nodes[m].node.as_ref().is_some_and(|_| self.nodes[m].sm.applied >= c)
-                })
+                    && members.iter().all(|m| {
+                        self.nodes[m]
+                            .node
+                            .as_ref()
+                            .is_some_and(|_| self.nodes[m].sm.applied >= c)
+                    })
             });
             if done {
                 break;
@@ -1197,7 +1298,12 @@ fn simulate_many_seeds() {
     for f in &failures {
         eprintln!("FAILED seed {f}: replay with RAFT_SIM_SEED={f} cargo test -p raft --test simulation -- replay --nocapture");
     }
-    assert!(failures.is_empty(), "{} of {n} seeds failed: {:?}", failures.len(), failures);
+    assert!(
+        failures.is_empty(),
+        "{} of {n} seeds failed: {:?}",
+        failures.len(),
+        failures
+    );
     let mut live: Vec<u64> = stats.iter().map(|s| s.liveness_ticks).collect();
     live.sort();
     let sum = |f: fn(&Stats) -> u64| stats.iter().map(f).sum::<u64>();
@@ -1225,7 +1331,10 @@ fn simulate_many_seeds() {
 /// `RAFT_SIM_SEED=<seed> cargo test -p raft --test simulation -- replay --nocapture`
 #[test]
 fn replay() {
-    let Some(seed) = std::env::var("RAFT_SIM_SEED").ok().and_then(|s| s.parse().ok()) else {
+    let Some(seed) = std::env::var("RAFT_SIM_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+    else {
         return;
     };
     let s = run_seed(seed);

@@ -11,6 +11,9 @@ use raft::{Config, MemStorage, RawNode, ReadState, Storage};
 
 pub type Node = RawNode<MemStorage>;
 
+/// A hook run on every message before delivery; returning false drops it.
+pub type MsgHook = Box<dyn FnMut(&mut Message) -> bool>;
+
 /// Config used by paper tests: no PreVote/CheckQuorum (pure paper Raft).
 pub fn cfg(id: u64, election: usize, heartbeat: usize) -> Config {
     Config {
@@ -68,7 +71,11 @@ pub fn drain(node: &mut Node, applied: &mut Vec<Entry>) -> Vec<Message> {
 }
 
 /// Like [`drain`], also collecting read states.
-pub fn drain_with_reads(node: &mut Node, applied: &mut Vec<Entry>, reads: &mut Vec<ReadState>) -> Vec<Message> {
+pub fn drain_with_reads(
+    node: &mut Node,
+    applied: &mut Vec<Entry>,
+    reads: &mut Vec<ReadState>,
+) -> Vec<Message> {
     let mut out = Vec::new();
     while node.has_ready() {
         let mut rd = node.ready();
@@ -82,7 +89,7 @@ pub fn drain_with_reads(node: &mut Node, applied: &mut Vec<Entry>, reads: &mut V
             }
             w.append(&rd.entries).unwrap();
             if let Some(hs) = &rd.hard_state {
-                w.set_hardstate(hs.clone());
+                w.set_hardstate(*hs);
             }
         }
         out.append(&mut rd.persisted_messages);
@@ -122,7 +129,9 @@ pub fn msg(from: u64, to: u64, t: MessageType, term: u64) -> Message {
 }
 
 pub fn hup(node: &mut Node) {
-    node.raft.step(new_message(node.raft.id, MessageType::MsgHup, node.raft.id)).unwrap();
+    node.raft
+        .step(new_message(node.raft.id, MessageType::MsgHup, node.raft.id))
+        .unwrap();
 }
 
 pub fn propose(node: &mut Node, data: &[u8]) -> raft::Result<()> {
@@ -139,7 +148,7 @@ pub struct Network {
     ignorem: HashSet<i32>,
     rng: SplitMix64,
     /// Called on every message before delivery; return false to drop it.
-    pub msg_hook: Option<Box<dyn FnMut(&mut Message) -> bool>>,
+    pub msg_hook: Option<MsgHook>,
 }
 
 impl Network {
@@ -159,7 +168,10 @@ impl Network {
         let ids: Vec<u64> = (1..=n).collect();
         let mut peers = BTreeMap::new();
         for id in &ids {
-            peers.insert(*id, new_node_with(&f(*id), MemStorage::new_bootstrapped(voters(&ids))));
+            peers.insert(
+                *id,
+                new_node_with(&f(*id), MemStorage::new_bootstrapped(voters(&ids))),
+            );
         }
         Self::from_nodes(peers)
     }
@@ -214,7 +226,9 @@ impl Network {
             steps += 1;
             assert!(steps < 1_000_000, "network did not quiesce");
             let to = m.to;
-            let Some(p) = self.peers.get_mut(&to) else { continue };
+            let Some(p) = self.peers.get_mut(&to) else {
+                continue;
+            };
             let _ = p.raft.step(m);
             let out = self.drain_node(to);
             q.extend(self.filter(out));
@@ -235,7 +249,11 @@ impl Network {
 
     /// Proposes `data` at `id` and delivers.
     pub fn propose(&mut self, id: u64, data: &[u8]) -> raft::Result<()> {
-        let r = self.peers.get_mut(&id).unwrap().propose(vec![], data.to_vec());
+        let r = self
+            .peers
+            .get_mut(&id)
+            .unwrap()
+            .propose(vec![], data.to_vec());
         self.send(vec![]);
         r
     }

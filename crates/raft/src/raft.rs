@@ -206,7 +206,11 @@ impl<T: Storage> Raft<T> {
             r.prs.conf.learners.contains(&r.id) || r.prs.conf.learners_next.contains(&r.id);
         if !hard_state_empty(&rs.hard_state) {
             r.load_state(&rs.hard_state)?;
-            if r.term > 0 {
+            // With lease reads, a restarted node may have acknowledged the current
+            // leader's heartbeat just before it crashed: honour that lease for one election
+            // timeout before granting (pre-)votes. (Delays only elections right after a
+            // restart; campaigns from leadership transfer are not affected.)
+            if r.term > 0 && c.read_only_option == ReadOnlyOption::LeaseBased {
                 r.restart_lease_guard = c.election_tick as u64;
             }
         }

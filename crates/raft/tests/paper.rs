@@ -686,3 +686,207 @@ fn test_figure_8_commit_rule() {
     net.hup(5);
     assert_ne!(net.node(5).raft.state, StateRole::Leader);
 }
+
+// ---------------------------------------------------------------------------------
+// Figure 3 safety properties, checked on randomized runs of a 5-node network with
+// message loss, competing candidates and proposals (no PreVote / CheckQuorum, the
+// paper's algorithm).
+
+struct History {
+    /// term -> leader
+    leaders: std::collections::HashMap<u64, u64>,
+    /// (term, leader) -> log of the leader when first seen as leader
+    leader_logs: std::collections::HashMap<u64, Vec<(u64, u64)>>,
+    /// index -> (term of the entry, term in which it was first seen committed)
+    committed: std::collections::BTreeMap<u64, (u64, u64)>,
+}
+
+fn raft_log_of(n: &mut Node) -> Vec<(u64, u64)> {
+    let li = n.raft.raft_log.last_index();
+    n.raft
+        .raft_log
+        .slice(1, li + 1, None)
+        .unwrap()
+        .iter()
+        .map(|e| (e.index, e.term))
+        .collect()
+}
+
+/// Runs `rounds` random rounds and calls `check` after every round.
+fn random_run(
+    seed: u64,
+    rounds: usize,
+    mut check: impl FnMut(&mut Network, &mut History),
+) -> History {
+    let mut rng = raft::util::SplitMix64::new(seed);
+    let mut net = Network::new(5);
+    let mut h = History {
+        leaders: Default::default(),
+        leader_logs: Default::default(),
+        committed: Default::default(),
+    };
+    for _ in 0..rounds {
+        net.recover();
+        for a in 1..=5 {
+            for b in 1..=5 {
+                if a != b && rng.next_u64() % 3 == 0 {
+                    net.drop(a, b, 0.5);
+                }
+            }
+        }
+        match rng.next_u64() % 3 {
+            0 => net.hup(1 + rng.next_u64() % 5),
+            1 => {
+                let id = 1 + rng.next_u64() % 5;
+                let _ = net.propose(id, &rng.next_u64().to_le_bytes());
+            }
+            _ => {
+                let id = 1 + rng.next_u64() % 5;
+                net.tick(id);
+            }
+        }
+        check(&mut net, &mut h);
+    }
+    record(&mut net, &mut h);
+    h
+}
+
+fn record(net: &mut Network, h: &mut History) {
+    for id in 1..=5 {
+        let n = net.node(id);
+        let (term, c) = (n.raft.term, n.raft.raft_log.committed);
+        for i in 1..=c {
+            let t = n.raft.raft_log.term(i).unwrap();
+            h.committed.entry(i).or_insert((t, term));
+        }
+    }
+}
+
+// §5.2, figure 3 "Election Safety": at most one leader can be elected in a given term.
+#[test]
+fn test_election_safety() {
+    let mut terms_with_leader = 0;
+    let mut committed = 0;
+    for seed in 0..30 {
+        let h = random_run(seed, 150, |net, h| {
+            for id in 1..=5 {
+                let n = net.node(id);
+                if n.raft.state == StateRole::Leader {
+                    let l = *h.leaders.entry(n.raft.term).or_insert(id);
+                    assert_eq!(l, id, "seed {seed}: two leaders in term {}", n.raft.term);
+                }
+            }
+        });
+        terms_with_leader += h.leaders.len();
+        committed += h.committed.len();
+    }
+    // The runs are not vacuous: many elections and commits happened.
+    assert!(
+        terms_with_leader > 100 && committed > 300,
+        "{terms_with_leader} {committed}"
+    );
+}
+
+// §5.3, figure 3 "Leader Append-Only": a leader never overwrites or deletes entries in
+// its log; it only appends new entries.
+#[test]
+fn test_leader_append_only() {
+    for seed in 0..30 {
+        random_run(seed, 150, |net, h| {
+            for id in 1..=5 {
+                let n = net.node(id);
+                if n.raft.state != StateRole::Leader {
+                    continue;
+                }
+                let term = n.raft.term;
+                let log = raft_log_of(n);
+                let prev = h.leader_logs.entry(term).or_insert_with(|| log.clone());
+                assert!(
+                    log.starts_with(prev),
+                    "seed {seed}: leader {id} rewrote its log in term {term}"
+                );
+                *prev = log;
+            }
+        });
+    }
+}
+
+// §5.3, figure 3 "Log Matching": if two logs contain an entry with the same index and
+// term, the logs are identical in all entries up through that index.
+#[test]
+fn test_log_matching() {
+    for seed in 0..30 {
+        random_run(seed, 150, |net, _| {
+            let logs: Vec<Vec<(u64, u64)>> = (1..=5).map(|id| raft_log_of(net.node(id))).collect();
+            for a in &logs {
+                for b in &logs {
+                    for (i, (ea, eb)) in a.iter().zip(b.iter()).enumerate() {
+                        if ea == eb {
+                            assert_eq!(
+                                a[..=i],
+                                b[..=i],
+                                "seed {seed}: log matching violated at {}",
+                                ea.0
+                            );
+                        }
+                    }
+                }
+            }
+        });
+    }
+}
+
+// §5.4, figure 3 "Leader Completeness": if an entry is committed in a term, it is present
+// in the logs of the leaders of all higher terms.
+#[test]
+fn test_leader_completeness() {
+    for seed in 0..30 {
+        random_run(seed, 150, |net, h| {
+            record(net, h);
+            for id in 1..=5 {
+                let n = net.node(id);
+                if n.raft.state != StateRole::Leader {
+                    continue;
+                }
+                for (&i, &(t, seen)) in h.committed.iter() {
+                    if n.raft.term > seen {
+                        assert_eq!(
+                            n.raft.raft_log.term(i).unwrap(),
+                            t,
+                            "seed {seed}: leader {id} of term {} lacks committed entry {i}",
+                            n.raft.term
+                        );
+                    }
+                }
+            }
+        });
+    }
+}
+
+// §5.4.3, figure 3 "State Machine Safety": if a server has applied a log entry at a given
+// index, no other server will ever apply a different entry for that index.
+#[test]
+fn test_state_machine_safety() {
+    for seed in 0..30 {
+        random_run(seed, 150, |net, _| {
+            let applied: Vec<Vec<(u64, u64, Vec<u8>)>> = (1..=5)
+                .map(|id| {
+                    net.applied[&id]
+                        .iter()
+                        .map(|e| (e.index, e.term, e.data.to_vec()))
+                        .collect()
+                })
+                .collect();
+            for a in &applied {
+                for b in &applied {
+                    let n = a.len().min(b.len());
+                    assert_eq!(
+                        a[..n],
+                        b[..n],
+                        "seed {seed}: nodes applied different entries"
+                    );
+                }
+            }
+        });
+    }
+}

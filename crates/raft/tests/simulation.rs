@@ -199,6 +199,9 @@ struct Sim {
 
 #[derive(Default, Clone, Debug)]
 struct Stats {
+    seed: u64,
+    /// PreVote and CheckQuorum both enabled.
+    pq: bool,
     acked: u64,
     reads: u64,
     snapshots: u64,
@@ -1251,6 +1254,8 @@ fn run_seed(seed: u64) -> Stats {
     let mut sim = Sim::new(seed);
     let steps = 250 + sim.rng.range(0, 150);
     sim.run(steps);
+    sim.stats.seed = seed;
+    sim.stats.pq = sim.cfg_template.pre_vote && sim.cfg_template.check_quorum;
     sim.stats
 }
 
@@ -1324,6 +1329,27 @@ fn simulate_many_seeds() {
         percentile(&live, 0.5),
         percentile(&live, 0.99),
         live[live.len() - 1]
+    );
+    let mut live_pq: Vec<u64> = stats
+        .iter()
+        .filter(|s| s.pq)
+        .map(|s| s.liveness_ticks)
+        .collect();
+    live_pq.sort();
+    if !live_pq.is_empty() {
+        println!(
+            "  with PreVote+CheckQuorum ({} seeds): min {} median {} p99 {} max {}",
+            live_pq.len(),
+            live_pq[0],
+            percentile(&live_pq, 0.5),
+            percentile(&live_pq, 0.99),
+            live_pq[live_pq.len() - 1]
+        );
+    }
+    let worst = stats.iter().max_by_key(|s| s.liveness_ticks).unwrap();
+    println!(
+        "slowest recovery: seed {} ({} ticks)",
+        worst.seed, worst.liveness_ticks
     );
     assert!(live[live.len() - 1] <= 30 * ELECTION as u64);
 }

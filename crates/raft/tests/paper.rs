@@ -729,7 +729,7 @@ fn random_run(
         net.recover();
         for a in 1..=5 {
             for b in 1..=5 {
-                if a != b && rng.next_u64() % 3 == 0 {
+                if a != b && rng.next_u64().is_multiple_of(3) {
                     net.drop(a, b, 0.5);
                 }
             }

@@ -778,7 +778,6 @@ impl<T: Storage> Raft<T> {
         let t = m.msg_type();
         // Any message other than the hibernate heartbeat (or the acks to it) wakes a
         // hibernating node.
-        let was_hibernating = self.hibernating;
         if self.hibernating
             && !(t == MessageType::MsgHeartbeat && m.hibernate)
             && t != MessageType::MsgHeartbeatResponse
@@ -794,8 +793,9 @@ impl<T: Storage> Raft<T> {
                 // acknowledged a leader's heartbeat before it crashed, so it also honours
                 // the lease (this keeps lease reads safe across restarts).
                 let recently_started = self.ticks < self.restart_lease_guard;
+                // A node woken from quiescence restarted its election timer when it woke,
+                // so a single spuriously woken peer cannot depose a sleeping leader.
                 let in_lease = self.check_quorum
-                    && !was_hibernating
                     && ((self.leader_id != 0 && self.election_elapsed < self.election_timeout)
                         || recently_started);
                 if !force && in_lease {

@@ -640,6 +640,28 @@ fn test_quiescence_follower_woken_by_caller_elects_when_leader_gone() {
 }
 
 #[test]
+fn test_quiescence_spurious_wake_does_not_depose_sleeping_leader() {
+    let mut net = Network::new_with(3, cfg_pq);
+    net.hup(1);
+    tick_n(&mut net, 1, 2);
+    let term = net.node(1).raft.term;
+    assert!(net.node(1).hibernate());
+    net.send(vec![]);
+    // The caller wakes node 3 by mistake; like a real driver, it ticks only awake nodes.
+    net.node(3).wake();
+    for _ in 0..60 {
+        for id in 1..=3 {
+            if !net.node(id).is_hibernating() {
+                net.node(id).tick();
+            }
+        }
+        net.send(vec![]);
+    }
+    assert_eq!(net.node(1).raft.state, StateRole::Leader);
+    assert_eq!(net.node(1).raft.term, term);
+}
+
+#[test]
 fn test_cannot_hibernate_with_lagging_follower() {
     let mut net = Network::new_with(3, cfg_pq);
     net.hup(1);

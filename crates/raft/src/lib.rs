@@ -1,6 +1,21 @@
 //! A pure, deterministic Raft consensus library: no I/O, no clocks, no threads, no async.
 //!
-//! See README.md for the full contract. Quick start:
+//! The caller owns time, disk and network. It drives a [`RawNode`] with
+//! [`RawNode::tick`], [`RawNode::step`], [`RawNode::propose`],
+//! [`RawNode::propose_conf_change`], [`RawNode::read_index`] and
+//! [`RawNode::transfer_leader`], and handles each [`Ready`] in this order:
+//!
+//! 1. send `messages` right away (safe before the local write: the leader's appends);
+//! 2. persist `snapshot`, `entries` and `hard_state` atomically (may be batched with the
+//!    Readies of other groups into one disk write);
+//! 3. send `persisted_messages` (votes, acks: only once step 2 is durable);
+//! 4. apply `committed_entries` (call [`RawNode::apply_conf_change`] for conf changes) and
+//!    serve `read_states` whose index is applied;
+//! 5. call [`RawNode::advance`], handle the returned [`LightReady`], then
+//!    [`RawNode::advance_apply`].
+//!
+//! Reads and proposals may be dropped silently when leadership changes: callers retry on
+//! timeout. See README.md for guarantees, quiescence and the simulator. Quick start:
 //!
 //! ```
 //! use raft::{Config, MemStorage, RawNode, StateRole};

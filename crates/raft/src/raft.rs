@@ -142,7 +142,8 @@ fn hard_state_empty(hs: &HardState) -> bool {
 fn valid_entries(m: &Message) -> bool {
     let mut prev_term = m.log_term;
     for (i, e) in m.entries.iter().enumerate() {
-        if e.index != m.index + 1 + i as u64 || e.term < prev_term || e.term > m.term {
+        let want = m.index.checked_add(1 + i as u64);
+        if want != Some(e.index) || e.term < prev_term || e.term > m.term {
             return false;
         }
         prev_term = e.term;
@@ -540,7 +541,7 @@ impl<T: Storage> Raft<T> {
             self.state != StateRole::Leader,
             "[raft] invalid transition [leader -> candidate]"
         );
-        let term = self.term + 1;
+        let term = self.term.saturating_add(1);
         self.reset(term);
         self.vote = self.id;
         self.state = StateRole::Candidate;
@@ -621,7 +622,7 @@ impl<T: Storage> Raft<T> {
     fn campaign(&mut self, t: CampaignType) {
         let (vote_msg, term) = if t == CampaignType::PreElection {
             self.become_pre_candidate();
-            (MessageType::MsgRequestPreVote, self.term + 1)
+            (MessageType::MsgRequestPreVote, self.term.saturating_add(1))
         } else {
             self.become_candidate();
             (MessageType::MsgRequestVote, self.term)
@@ -1335,7 +1336,7 @@ impl<T: Storage> Raft<T> {
         }
         if self.state != StateRole::Follower {
             // Defense in depth: only followers install snapshots.
-            let term = self.term + 1;
+            let term = self.term.saturating_add(1);
             self.become_follower(term, 0);
             return false;
         }

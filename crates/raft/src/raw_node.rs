@@ -154,7 +154,10 @@ impl<T: Storage> RawNode<T> {
         }
         // Peer messages carry a term and a sender; only reads forwarded by followers are
         // term-less. Anything else is malformed and ignored.
-        if m.from == 0 || (m.term == 0 && m.msg_type() != MessageType::MsgReadIndex) {
+        if m.from == 0
+            || m.term == u64::MAX
+            || (m.term == 0 && m.msg_type() != MessageType::MsgReadIndex)
+        {
             return Ok(());
         }
         let from = m.from;

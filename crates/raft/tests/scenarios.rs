@@ -871,7 +871,7 @@ fn test_batched_ready_of_many_groups_in_one_write() {
 #[test]
 fn test_malformed_messages_never_panic() {
     let mut rng = SplitMix64::new(7);
-    for round in 0..300u64 {
+    for round in 0..600u64 {
         let mut net = Network::new_with(3, cfg_pq);
         net.hup(1);
         net.propose(1, b"a").unwrap();
@@ -905,6 +905,17 @@ fn test_malformed_messages_never_panic() {
                         conf_state: Some(voters(&[1, 2, 3])),
                     }),
                 });
+            }
+            if rng.next_u64().is_multiple_of(7) {
+                // Extreme values.
+                let pick = |x: u64| [0, 1, u64::MAX, u64::MAX - 1, 1 << 40][(x % 5) as usize];
+                m.index = pick(rng.next_u64());
+                m.commit = pick(rng.next_u64());
+                m.reject_hint = pick(rng.next_u64());
+                m.log_term = pick(rng.next_u64());
+                if rng.next_u64().is_multiple_of(2) {
+                    m.term = pick(rng.next_u64());
+                }
             }
             let to = m.to;
             let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {

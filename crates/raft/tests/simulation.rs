@@ -254,6 +254,8 @@ impl Sim {
             },
             lease_drift_ticks: 2,
             max_uncommitted_size: 4096,
+            skip_bcast_commit: rng.chance(0.3),
+            max_committed_size_per_ready: if rng.chance(0.3) { 100 } else { u64::MAX },
             ..Default::default()
         };
         let mut sim = Sim {

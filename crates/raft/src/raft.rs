@@ -216,7 +216,15 @@ impl<T: Storage> Raft<T> {
             }
         }
         if c.applied > 0 {
-            r.commit_apply(c.applied);
+            if c.applied > r.raft_log.committed {
+                return Err(Error::ConfigInvalid(format!(
+                    "applied index {} is beyond the commit index {}",
+                    c.applied, r.raft_log.committed
+                )));
+            }
+            if c.applied >= r.raft_log.applied {
+                r.commit_apply(c.applied);
+            }
         }
         let term = r.term;
         r.become_follower(term, 0);
@@ -1335,9 +1343,7 @@ impl<T: Storage> Raft<T> {
             return false;
         }
         if self.state != StateRole::Follower {
-            // Defense in depth: only followers install snapshots.
-            let term = self.term.saturating_add(1);
-            self.become_follower(term, 0);
+            // Only followers install snapshots (candidates step down before handling one).
             return false;
         }
         // The snapshot's configuration may predate this node's addition (the leader's

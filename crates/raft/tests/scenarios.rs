@@ -932,3 +932,30 @@ fn test_entry_helpers() {
     let e: Entry = new_entry(1, 2, b"x".to_vec());
     assert_eq!((e.term, e.index), (1, 2));
 }
+
+#[test]
+fn test_restart_from_storage_with_applied_index() {
+    let mut net = Network::new(3);
+    net.hup(1);
+    for i in 0..5u8 {
+        net.propose(1, &[i]).unwrap();
+    }
+    let store = net.node(2).store().clone();
+    let commit = store.rl().hard_state().commit;
+    assert!(commit >= 6);
+    // Restart node 2 from its storage, telling raft what the state machine applied.
+    let mut c = cfg(2, 10, 1);
+    c.applied = commit - 2;
+    let mut n = new_node_with(&c, store.clone());
+    assert_eq!(n.raft.term, net.node(1).raft.term);
+    let mut applied = Vec::new();
+    let _ = drain(&mut n, &mut applied);
+    let idx: Vec<u64> = applied.iter().map(|e| e.index).collect();
+    assert_eq!(idx, vec![commit - 1, commit]);
+    // An applied index beyond the commit index is a configuration error, not a panic.
+    c.applied = commit + 10;
+    assert!(matches!(
+        raft::RawNode::new(&c, store),
+        Err(Error::ConfigInvalid(_))
+    ));
+}

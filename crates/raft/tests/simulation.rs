@@ -196,6 +196,10 @@ struct Sim {
     reads: HashMap<u64, PendingRead>,
     reads_done: u64,
     next_node_id: u64,
+    /// The newest configuration applied anywhere: (index, conf).
+    latest_conf: (u64, ConfState),
+    /// Every node that was ever a member of an applied configuration.
+    ever_member: BTreeSet<u64>,
     stats: Stats,
 }
 
@@ -279,6 +283,8 @@ impl Sim {
             reads: HashMap::new(),
             reads_done: 0,
             next_node_id: n + 1,
+            latest_conf: (0, ConfState::default()),
+            ever_member: BTreeSet::new(),
             stats: Stats::default(),
             rng,
         };
@@ -286,6 +292,7 @@ impl Sim {
             voters: (1..=n).collect(),
             ..Default::default()
         };
+        sim.note_conf(1, &conf);
         // Founders start from a bootstrap snapshot at (1, 1); later nodes start empty.
         sim.entry_hash.insert((1, 1), 1);
         for id in 1..=n {
@@ -352,20 +359,25 @@ impl Sim {
         best.map(|(_, id)| id)
     }
 
-    fn members(&self) -> Vec<u64> {
-        // The configuration of the most advanced live node (by applied index).
-        let mut best: Option<(u64, &ConfState)> = None;
-        for n in self.nodes.values() {
-            if n.node.is_some() && best.is_none_or(|(a, _)| n.sm.applied > a) {
-                best = Some((n.sm.applied, &n.sm.conf));
-            }
-        }
-        let cs = best.map(|(_, c)| c.clone()).unwrap_or_default();
+    fn conf_ids(cs: &ConfState) -> BTreeSet<u64> {
         let mut v: BTreeSet<u64> = cs.voters.iter().copied().collect();
         v.extend(cs.voters_outgoing.iter());
         v.extend(cs.learners.iter());
         v.extend(cs.learners_next.iter());
-        v.into_iter().collect()
+        v
+    }
+
+    /// Records a configuration applied (or installed by snapshot) at `index`.
+    fn note_conf(&mut self, index: u64, cs: &ConfState) {
+        self.ever_member.extend(Self::conf_ids(cs));
+        if index > self.latest_conf.0 {
+            self.latest_conf = (index, cs.clone());
+        }
+    }
+
+    /// Members of the newest configuration applied anywhere.
+    fn members(&self) -> Vec<u64> {
+        Self::conf_ids(&self.latest_conf.1).into_iter().collect()
     }
 
     // ------------------------------------------------------------------ network
@@ -566,6 +578,8 @@ impl Sim {
         n.store.wl().apply_snapshot(s.clone()).unwrap();
         n.sm = Sm::decode(&s.data, meta.index, meta.conf_state.clone().unwrap());
         n.chain.clear();
+        let cs = meta.conf_state.clone().unwrap();
+        self.note_conf(meta.index, &cs);
         let base = self
             .entry_hash
             .get(&(meta.index, meta.term))
@@ -677,8 +691,16 @@ impl Sim {
                 EntryType::EntryConfChangeV2 => {
                     let cc = ConfChangeV2::decode(e.data.as_ref()).unwrap();
                     let node = n.node.as_mut().unwrap();
-                    if let Ok(cs) = node.apply_conf_change(&cc) {
-                        n.sm.conf = cs;
+                    let r = node.apply_conf_change(&cc);
+                    if tracing() {
+                        println!(
+                            "[{}] {id} apply conf change at {}: {:?} -> {:?}",
+                            self.now, e.index, cc.changes, r
+                        );
+                    }
+                    if let Ok(cs) = r {
+                        n.sm.conf = cs.clone();
+                        self.note_conf(e.index, &cs);
                     }
                     self.stats.conf_changes += 1;
                 }
@@ -938,27 +960,27 @@ impl Sim {
     }
 
     fn decommission_removed(&mut self) {
-        // Nodes no longer in the configuration applied by a leader are shut down.
-        let Some(l) = self.leader() else { return };
+        // Nodes removed by an applied configuration change are shut down for good.
         let members = self.members();
-        let lc = self.nodes[&l].sm.conf.clone();
-        if lc.voters.is_empty() {
-            return;
-        }
-        let ids: Vec<u64> = self.nodes.keys().copied().collect();
-        for id in ids {
-            if !members.contains(&id) && self.nodes[&id].sm.applied > 0 {
-                let in_leader = lc.voters.contains(&id)
-                    || lc.voters_outgoing.contains(&id)
-                    || lc.learners.contains(&id)
-                    || lc.learners_next.contains(&id);
-                if !in_leader {
-                    let n = self.nodes.get_mut(&id).unwrap();
-                    n.node = None;
-                    n.pending = None;
-                    n.decommissioned = true;
-                }
+        let removed: Vec<u64> = self
+            .nodes
+            .iter()
+            .filter(|(id, n)| {
+                !n.decommissioned && self.ever_member.contains(id) && !members.contains(id)
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in removed {
+            if tracing() {
+                println!(
+                    "[{}] DECOMMISSION {id}: latest conf {:?}",
+                    self.now, self.latest_conf
+                );
             }
+            let n = self.nodes.get_mut(&id).unwrap();
+            n.node = None;
+            n.pending = None;
+            n.decommissioned = true;
         }
     }
 

@@ -4,7 +4,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{http_get, redis_cli, resp, Raw, TestServer, TEST_TIMEOUT};
+use common::{http_get, redis_cli, resp, TestServer, TEST_TIMEOUT};
 use redis::AsyncCommands;
 
 async fn bounded<F: std::future::Future<Output = ()>>(f: F) {

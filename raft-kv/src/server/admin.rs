@@ -101,9 +101,11 @@ impl Conn {
             "shutdown" => self.cmd_shutdown(&args),
             "reset" => self.cmd_reset(),
             "wait" => match (parse_i64_opt(&args[1]), parse_i64_opt(&args[2])) {
+                (None, _) => not_integer(),
+                (_, None) => err("ERR timeout is not an integer or out of range"),
                 (Some(_), Some(t)) if t < 0 => err("ERR timeout is negative"),
+                // No replicas yet: nothing to wait for.
                 (Some(_), Some(_)) => Frame::Integer(0).into(),
-                _ => not_integer(),
             },
             "swapdb" => match (parse_i64_opt(&args[1]), parse_i64_opt(&args[2])) {
                 (None, _) => err("ERR invalid first DB index"),

@@ -134,7 +134,7 @@ impl ClientHandle {
         format!(
             "id={} addr={} laddr={} fd=8 name={} age={} idle={} flags={} db=0 sub={} psub={} ssub={} \
              multi={} qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem={} \
-             tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
+             tot-mem=0 events=r cmd={} user=default redir=-1 resp={}",
             self.id,
             self.addr,
             self.laddr,
@@ -150,8 +150,6 @@ impl ClientHandle {
             self.pending_out.load(Ordering::Relaxed),
             if f.last_cmd.is_empty() { "NULL" } else { &f.last_cmd },
             f.resp,
-            lossy(&f.lib_name),
-            lossy(&f.lib_ver),
         )
     }
 }

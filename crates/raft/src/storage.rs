@@ -149,6 +149,7 @@ impl MemStorageCore {
 
     /// Records a snapshot at `index` with the application's `data` and the membership
     /// `cs` as of that index, then compacts the log up to it. `index` must be in the log.
+    /// The conf state returned by `initial_state` becomes `cs`.
     pub fn create_snapshot(&mut self, index: u64, cs: ConfState, data: bytes::Bytes) -> Result<()> {
         if index < self.snapshot_metadata.index {
             return Err(StorageError::SnapshotOutOfDate.into());
@@ -163,6 +164,7 @@ impl MemStorageCore {
         };
         let n = (index + 1 - self.first_index()) as usize;
         self.entries.drain(..n);
+        self.conf_state = cs.clone();
         self.snapshot_metadata = SnapshotMetadata {
             conf_state: Some(cs),
             index,
@@ -204,10 +206,35 @@ impl MemStorage {
         Self::default()
     }
 
-    /// A storage bootstrapped with the given membership (voters, learners).
+    /// A storage with the given membership at index 0 (empty log). Convenient for tests
+    /// where every member starts with the same membership; for nodes that may join later,
+    /// bootstrap founders with [`MemStorage::new_bootstrapped`] instead.
     pub fn new_with_conf_state(cs: ConfState) -> Self {
         let s = Self::default();
         s.wl().conf_state = cs;
+        s
+    }
+
+    /// A storage for a founding member of a new group: the membership `cs` is recorded
+    /// as a snapshot at index 1, term 1 (like raft-rs). Nodes that join later start from
+    /// [`MemStorage::new`] (index 0): the gap forces the leader to send them a snapshot,
+    /// which carries the initial membership they could not otherwise learn from the log.
+    pub fn new_bootstrapped(cs: ConfState) -> Self {
+        let s = Self::default();
+        {
+            let mut c = s.wl();
+            c.conf_state = cs.clone();
+            c.snapshot_metadata = SnapshotMetadata {
+                conf_state: Some(cs),
+                index: 1,
+                term: 1,
+            };
+            c.hard_state = HardState {
+                term: 1,
+                vote: 0,
+                commit: 1,
+            };
+        }
         s
     }
 
@@ -226,7 +253,7 @@ impl Storage for MemStorage {
     fn initial_state(&self) -> Result<RaftState> {
         let c = self.rl();
         Ok(RaftState {
-            hard_state: c.hard_state.clone(),
+            hard_state: c.hard_state,
             conf_state: c.conf_state.clone(),
         })
     }
@@ -305,7 +332,9 @@ mod tests {
         assert_eq!(s.entries(2, 4, None), Err(StorageError::Compacted.into()));
         assert_eq!(s.entries(3, 8, None), Err(StorageError::Unavailable.into()));
         assert_eq!(s.entries(3, 7, None).unwrap().len(), 4);
-        s.wl().create_snapshot(5, ConfState::default(), "x".into()).unwrap();
+        s.wl()
+            .create_snapshot(5, ConfState::default(), "x".into())
+            .unwrap();
         assert_eq!(s.first_index().unwrap(), 6);
         assert_eq!(s.term(5).unwrap(), 2);
         let snap = s.snapshot(0, 2).unwrap();

@@ -1322,8 +1322,16 @@ impl<T: Storage> Raft<T> {
     }
 
     fn handle_snapshot(&mut self, m: Message) {
+        // A snapshot's (index, term) must be plausible: index + 1 must not overflow (the
+        // unstable log starts at index + 1) and its term cannot exceed the sender's.
         let snap = match m.snapshot {
-            Some(s) if s.metadata.is_some() => s,
+            Some(s)
+                if s.metadata.as_ref().is_some_and(|md| {
+                    md.index > 0 && md.index < u64::MAX && md.term > 0 && md.term <= m.term
+                }) =>
+            {
+                s
+            }
             _ => return,
         };
         let mut r = new_message(m.from, MessageType::MsgAppendResponse, self.id);

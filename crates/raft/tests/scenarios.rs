@@ -928,6 +928,34 @@ fn test_malformed_messages_never_panic() {
 }
 
 #[test]
+fn test_snapshot_with_extreme_index_or_term_is_ignored() {
+    // A MsgSnapshot at index u64::MAX used to overflow `index + 1` in the unstable log
+    // (panic in debug builds, wrapped offset in release).
+    let mut net = Network::new_with(3, cfg_pq);
+    net.hup(1);
+    let term = net.node(2).raft.term;
+    let committed = net.node(2).raft.raft_log.committed;
+    for (index, sterm) in [(u64::MAX, term), (u64::MAX - 1, term + 1), (50, 0)] {
+        let mut m = msg(1, 2, MessageType::MsgSnapshot, term);
+        m.snapshot = Some(Snapshot {
+            data: Default::default(),
+            metadata: Some(SnapshotMetadata {
+                index,
+                term: sterm,
+                conf_state: Some(voters(&[1, 2, 3])),
+            }),
+        });
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _ = net.node(2).step(m);
+            let _ = read_messages(net.node(2));
+        }));
+        assert!(r.is_ok(), "panicked on snapshot ({index}, {sterm})");
+        assert_eq!(net.node(2).raft.raft_log.committed, committed);
+        assert!(net.node(2).raft.raft_log.unstable.snapshot.is_none());
+    }
+}
+
+#[test]
 fn test_entry_helpers() {
     let e: Entry = new_entry(1, 2, b"x".to_vec());
     assert_eq!((e.term, e.index), (1, 2));

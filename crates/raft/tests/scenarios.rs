@@ -314,6 +314,31 @@ fn test_remove_leader_via_joint_keeps_leading_joint_config() {
     assert_ne!(net.node(1).raft.state, StateRole::Leader);
 }
 
+#[test]
+fn test_demote_leader_via_joint_keeps_leading_joint_config() {
+    // A leader demoted to learner is in `learners_next` while joint: it is still a voter of
+    // the outgoing half and keeps leading until the joint config is left (as for removal).
+    let mut net = Network::new(3);
+    net.hup(1);
+    let cc = ConfChangeV2::with_changes(
+        ConfChangeTransition::JointExplicit,
+        [(ConfChangeType::AddLearnerNode, 1)],
+    );
+    propose_cc(&mut net, 1, cc).unwrap();
+    let cs = conf(&mut net, 1);
+    assert_eq!(cs.voters_outgoing, vec![1, 2, 3]);
+    assert_eq!(cs.learners_next, vec![1]);
+    assert_eq!(net.node(1).raft.state, StateRole::Leader);
+    assert!(!net.node(1).raft.is_learner);
+    net.propose(1, b"x").unwrap();
+    assert_eq!(net.applied_data(2), vec![b"x".to_vec()]);
+    propose_cc(&mut net, 1, ConfChangeV2::leave_joint()).unwrap();
+    let cs = conf(&mut net, 2);
+    assert_eq!((cs.voters, cs.learners), (vec![2, 3], vec![1]));
+    assert_ne!(net.node(1).raft.state, StateRole::Leader);
+    assert!(net.node(1).raft.is_learner);
+}
+
 // ------------------------------------------------------------------ snapshots
 
 #[test]

@@ -203,8 +203,7 @@ impl<T: Storage> Raft<T> {
             skip_bcast_commit: c.skip_bcast_commit,
             priority: c.priority,
         };
-        r.is_learner =
-            r.prs.conf.learners.contains(&r.id) || r.prs.conf.learners_next.contains(&r.id);
+        r.is_learner = r.prs.conf.learners.contains(&r.id);
         if !hard_state_empty(&rs.hard_state) {
             r.load_state(&rs.hard_state)?;
             // With lease reads, a restarted node may have acknowledged the current
@@ -1322,8 +1321,16 @@ impl<T: Storage> Raft<T> {
     }
 
     fn handle_snapshot(&mut self, m: Message) {
+        // A snapshot's (index, term) must be plausible: index + 1 must not overflow (the
+        // unstable log starts at index + 1) and its term cannot exceed the sender's.
         let snap = match m.snapshot {
-            Some(s) if s.metadata.is_some() => s,
+            Some(s)
+                if s.metadata.as_ref().is_some_and(|md| {
+                    md.index > 0 && md.index < u64::MAX && md.term > 0 && md.term <= m.term
+                }) =>
+            {
+                s
+            }
             _ => return,
         };
         let mut r = new_message(m.from, MessageType::MsgAppendResponse, self.id);
@@ -1359,8 +1366,8 @@ impl<T: Storage> Raft<T> {
         let last = self.raft_log.last_index();
         let max_inflight = self.prs.max_inflight;
         self.prs = confchange::restore(&cs, last, max_inflight);
-        self.is_learner = self.prs.conf.learners.contains(&self.id)
-            || self.prs.conf.learners_next.contains(&self.id);
+        // A node in `learners_next` is still a voter of the outgoing joint half.
+        self.is_learner = self.prs.conf.learners.contains(&self.id);
         true
     }
 
@@ -1388,8 +1395,8 @@ impl<T: Storage> Raft<T> {
     fn post_conf_change(&mut self) -> ConfState {
         let cs = self.prs.conf_state();
         let in_prs = self.prs.progress.contains_key(&self.id);
-        self.is_learner = self.prs.conf.learners.contains(&self.id)
-            || self.prs.conf.learners_next.contains(&self.id);
+        // A node in `learners_next` is still a voter of the outgoing joint half.
+        self.is_learner = self.prs.conf.learners.contains(&self.id);
         if (!in_prs || self.is_learner) && self.state == StateRole::Leader {
             // The leader was removed (or demoted): step down so the remaining voters
             // elect a new leader. It kept leading the joint configuration until now.

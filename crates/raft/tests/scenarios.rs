@@ -314,6 +314,31 @@ fn test_remove_leader_via_joint_keeps_leading_joint_config() {
     assert_ne!(net.node(1).raft.state, StateRole::Leader);
 }
 
+#[test]
+fn test_demote_leader_via_joint_keeps_leading_joint_config() {
+    // A leader demoted to learner is in `learners_next` while joint: it is still a voter of
+    // the outgoing half and keeps leading until the joint config is left (as for removal).
+    let mut net = Network::new(3);
+    net.hup(1);
+    let cc = ConfChangeV2::with_changes(
+        ConfChangeTransition::JointExplicit,
+        [(ConfChangeType::AddLearnerNode, 1)],
+    );
+    propose_cc(&mut net, 1, cc).unwrap();
+    let cs = conf(&mut net, 1);
+    assert_eq!(cs.voters_outgoing, vec![1, 2, 3]);
+    assert_eq!(cs.learners_next, vec![1]);
+    assert_eq!(net.node(1).raft.state, StateRole::Leader);
+    assert!(!net.node(1).raft.is_learner);
+    net.propose(1, b"x").unwrap();
+    assert_eq!(net.applied_data(2), vec![b"x".to_vec()]);
+    propose_cc(&mut net, 1, ConfChangeV2::leave_joint()).unwrap();
+    let cs = conf(&mut net, 2);
+    assert_eq!((cs.voters, cs.learners), (vec![2, 3], vec![1]));
+    assert_ne!(net.node(1).raft.state, StateRole::Leader);
+    assert!(net.node(1).raft.is_learner);
+}
+
 // ------------------------------------------------------------------ snapshots
 
 #[test]
@@ -924,6 +949,34 @@ fn test_malformed_messages_never_panic() {
             }));
             assert!(r.is_ok(), "round {round}: panicked on {m:?}");
         }
+    }
+}
+
+#[test]
+fn test_snapshot_with_extreme_index_or_term_is_ignored() {
+    // A MsgSnapshot at index u64::MAX used to overflow `index + 1` in the unstable log
+    // (panic in debug builds, wrapped offset in release).
+    let mut net = Network::new_with(3, cfg_pq);
+    net.hup(1);
+    let term = net.node(2).raft.term;
+    let committed = net.node(2).raft.raft_log.committed;
+    for (index, sterm) in [(u64::MAX, term), (u64::MAX - 1, term + 1), (50, 0)] {
+        let mut m = msg(1, 2, MessageType::MsgSnapshot, term);
+        m.snapshot = Some(Snapshot {
+            data: Default::default(),
+            metadata: Some(SnapshotMetadata {
+                index,
+                term: sterm,
+                conf_state: Some(voters(&[1, 2, 3])),
+            }),
+        });
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _ = net.node(2).step(m);
+            let _ = read_messages(net.node(2));
+        }));
+        assert!(r.is_ok(), "panicked on snapshot ({index}, {sterm})");
+        assert_eq!(net.node(2).raft.raft_log.committed, committed);
+        assert!(net.node(2).raft.raft_log.unstable.snapshot.is_none());
     }
 }
 

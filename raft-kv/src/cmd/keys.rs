@@ -810,4 +810,28 @@ mod tests {
         };
         assert_eq!(lines.len(), 15);
     }
+
+    #[test]
+    fn overwriting_an_expired_collection_leaves_a_gc_record() {
+        use crate::storage::encoding::{sub_prefix, Cf};
+        use crate::storage::Ctx;
+        let mut db = TestDb::new();
+        crate::types::keyspace::make_hash(&db, 1_000_000, b"h", &[(b"f", b"v")]);
+        let version = Ctx::read(&db.engine, db.now_ms)
+            .meta(b"h")
+            .unwrap()
+            .unwrap()
+            .version;
+        assert_eq!(db.run(&["PEXPIRE", "h", "10"]), int(1));
+        db.now_ms += 20;
+        assert_eq!(db.run(&["SET", "h", "s"]), ok());
+        let ctx = Ctx::read(&db.engine, db.now_ms);
+        assert!(ctx
+            .get(Cf::Gc, &sub_prefix(b"h", version))
+            .unwrap()
+            .is_some());
+        drop(ctx);
+        assert_eq!(db.run(&["GET", "h"]), bulk("s"));
+        assert_eq!(db.run(&["DBSIZE"]), int(1));
+    }
 }

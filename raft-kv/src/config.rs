@@ -5,7 +5,11 @@ use std::path::PathBuf;
 use clap::Parser;
 
 #[derive(Parser, Debug, Clone)]
-#[command(name = "raft-kv", version, about = "Redis-compatible, strongly consistent KV store")]
+#[command(
+    name = "raft-kv",
+    version,
+    about = "Redis-compatible, strongly consistent KV store"
+)]
 pub struct Config {
     /// This node's id (unique in the cluster, never reused).
     #[arg(long, default_value = "node1")]

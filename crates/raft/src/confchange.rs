@@ -5,7 +5,9 @@
 
 use std::collections::BTreeSet;
 
-use crate::eraftpb::{ConfChangeSingle, ConfChangeTransition, ConfChangeType, ConfChangeV2, ConfState};
+use crate::eraftpb::{
+    ConfChangeSingle, ConfChangeTransition, ConfChangeType, ConfChangeV2, ConfState,
+};
 use crate::errors::{Error, Result};
 use crate::progress::tracker::{Configuration, ProgressMap, ProgressTracker};
 use crate::progress::Progress;
@@ -307,8 +309,12 @@ mod tests {
     #[test]
     fn simple_rejects_two_voters() {
         let t = tracker(&[1, 2, 3], &[]);
-        let ch = Changer { tracker: &t, last_index: 10 };
-        let cc = ConfChangeV2::with_changes(ConfChangeTransition::Auto, [(AddNode, 4), (AddNode, 5)]);
+        let ch = Changer {
+            tracker: &t,
+            last_index: 10,
+        };
+        let cc =
+            ConfChangeV2::with_changes(ConfChangeTransition::Auto, [(AddNode, 4), (AddNode, 5)]);
         assert!(ch.simple(&cc.changes).is_err());
         assert!(ch.simple(&ConfChangeV2::simple(AddNode, 4).changes).is_ok());
     }
@@ -320,9 +326,12 @@ mod tests {
             ConfChangeTransition::JointExplicit,
             [(AddLearnerNode, 3), (AddNode, 4), (RemoveNode, 2)],
         );
-        let r = Changer { tracker: &t, last_index: 10 }
-            .enter_joint(false, &cc.changes)
-            .unwrap();
+        let r = Changer {
+            tracker: &t,
+            last_index: 10,
+        }
+        .enter_joint(false, &cc.changes)
+        .unwrap();
         install(&mut t, r);
         let cs = t.conf_state();
         assert_eq!(cs.voters, vec![1, 4]);
@@ -330,10 +339,18 @@ mod tests {
         assert_eq!(cs.learners_next, vec![3]);
         assert!(t.progress.contains_key(&2));
         // Entering twice is rejected.
-        assert!(Changer { tracker: &t, last_index: 10 }
-            .enter_joint(false, &cc.changes)
-            .is_err());
-        let r = Changer { tracker: &t, last_index: 10 }.leave_joint().unwrap();
+        assert!(Changer {
+            tracker: &t,
+            last_index: 10
+        }
+        .enter_joint(false, &cc.changes)
+        .is_err());
+        let r = Changer {
+            tracker: &t,
+            last_index: 10,
+        }
+        .leave_joint()
+        .unwrap();
         install(&mut t, r);
         let cs = t.conf_state();
         assert_eq!(cs.voters, vec![1, 4]);
@@ -342,22 +359,35 @@ mod tests {
         assert!(!t.progress.contains_key(&2));
         assert!(t.progress[&3].is_learner);
         // Leaving a non-joint config is rejected.
-        assert!(Changer { tracker: &t, last_index: 10 }.leave_joint().is_err());
+        assert!(Changer {
+            tracker: &t,
+            last_index: 10
+        }
+        .leave_joint()
+        .is_err());
     }
 
     #[test]
     fn cannot_remove_all_voters() {
         let t = tracker(&[1], &[2]);
-        let ch = Changer { tracker: &t, last_index: 10 };
-        assert!(ch.simple(&ConfChangeV2::simple(RemoveNode, 1).changes).is_err());
+        let ch = Changer {
+            tracker: &t,
+            last_index: 10,
+        };
+        assert!(ch
+            .simple(&ConfChangeV2::simple(RemoveNode, 1).changes)
+            .is_err());
     }
 
     #[test]
     fn learner_promotion() {
         let mut t = tracker(&[1], &[2]);
-        let r = Changer { tracker: &t, last_index: 10 }
-            .simple(&ConfChangeV2::simple(AddNode, 2).changes)
-            .unwrap();
+        let r = Changer {
+            tracker: &t,
+            last_index: 10,
+        }
+        .simple(&ConfChangeV2::simple(AddNode, 2).changes)
+        .unwrap();
         install(&mut t, r);
         assert_eq!(t.conf_state().voters, vec![1, 2]);
         assert!(t.conf_state().learners.is_empty());

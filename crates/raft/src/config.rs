@@ -51,8 +51,8 @@ pub struct Config {
     pub max_uncommitted_size: u64,
     /// Do not broadcast an extra append just to propagate the commit index.
     pub skip_bcast_commit: bool,
-    /// Election priority: a node with a lower priority does not campaign while it knows of
-    /// a higher-priority voter... (advisory; 0 = default, used only to randomize less).
+    /// Election priority, carried in vote requests (`Message::priority`). Informational
+    /// for now: it does not influence voting. Use `transfer_leader` for placement.
     pub priority: u64,
     /// Seed of the node's PRNG used for randomized election timeouts. 0 = derive from id.
     pub seed: u64,

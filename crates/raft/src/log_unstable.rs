@@ -16,7 +16,10 @@ pub struct Unstable {
 }
 
 fn snap_index(s: &Snapshot) -> (u64, u64) {
-    s.metadata.as_ref().map(|m| (m.index, m.term)).unwrap_or((0, 0))
+    s.metadata
+        .as_ref()
+        .map(|m| (m.index, m.term))
+        .unwrap_or((0, 0))
 }
 
 impl Unstable {

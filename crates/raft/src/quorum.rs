@@ -19,7 +19,10 @@ pub type MajorityConfig = BTreeSet<u64>;
 /// Largest index acknowledged by a majority of `voters`. `acked(id)` returns the
 /// acknowledged index of a voter (None = nothing). An empty config returns `u64::MAX` so
 /// that it does not constrain a joint configuration.
-pub fn majority_committed_index(voters: &MajorityConfig, acked: &impl Fn(u64) -> Option<u64>) -> u64 {
+pub fn majority_committed_index(
+    voters: &MajorityConfig,
+    acked: &impl Fn(u64) -> Option<u64>,
+) -> u64 {
     if voters.is_empty() {
         return u64::MAX;
     }
@@ -122,7 +125,10 @@ mod tests {
     #[test]
     fn votes() {
         let v: HashMap<u64, bool> = [(1, true), (2, false)].into_iter().collect();
-        assert_eq!(majority_vote_result(&cfg(&[1, 2, 3]), &v), VoteResult::Pending);
+        assert_eq!(
+            majority_vote_result(&cfg(&[1, 2, 3]), &v),
+            VoteResult::Pending
+        );
         assert_eq!(majority_vote_result(&cfg(&[1, 2]), &v), VoteResult::Lost);
         assert_eq!(majority_vote_result(&cfg(&[1]), &v), VoteResult::Won);
         let j = JointConfig {

@@ -65,7 +65,10 @@ impl<T: Storage> RaftLog<T> {
     pub fn first_index(&self) -> u64 {
         match self.unstable.maybe_first_index() {
             Some(i) => i,
-            None => self.store.first_index().unwrap_or_else(|e| storage_fatal(e)),
+            None => self
+                .store
+                .first_index()
+                .unwrap_or_else(|e| storage_fatal(e)),
         }
     }
 
@@ -111,7 +114,7 @@ impl<T: Storage> RaftLog<T> {
 
     /// Whether the entry at `idx` has term `term`.
     pub fn match_term(&self, idx: u64, term: u64) -> bool {
-        matches!(self.term(idx), Ok(t) if t == term)
+        idx <= self.last_index() && matches!(self.term(idx), Ok(t) if t == term)
     }
 
     /// Whether a log ending at (`last_index`, `term`) is at least as up to date as ours.
@@ -288,7 +291,10 @@ impl<T: Storage> RaftLog<T> {
             return Err(StorageError::Compacted.into());
         }
         let last = self.last_index();
-        assert!(hi <= last + 1, "[raft] slice[{lo},{hi}) out of bound [{first},{last}]");
+        assert!(
+            hi <= last + 1,
+            "[raft] slice[{lo},{hi}) out of bound [{first},{last}]"
+        );
         let mut ents = Vec::new();
         let off = self.unstable.offset;
         if lo < off {
@@ -303,7 +309,10 @@ impl<T: Storage> RaftLog<T> {
                 }
                 Err(e @ Error::Storage(StorageError::Compacted)) => return Err(e),
                 Err(Error::Storage(StorageError::Unavailable)) => {
-                    panic!("[raft] entries[{lo}:{}) unavailable from storage", cmp::min(hi, off))
+                    panic!(
+                        "[raft] entries[{lo}:{}) unavailable from storage",
+                        cmp::min(hi, off)
+                    )
                 }
                 Err(e) => storage_fatal(e),
             }

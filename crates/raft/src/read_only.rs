@@ -41,7 +41,8 @@ impl ReadOnly {
         }
         let mut acks = HashSet::new();
         acks.insert(self_id);
-        self.pending.insert(ctx.clone(), ReadIndexStatus { req, index, acks });
+        self.pending
+            .insert(ctx.clone(), ReadIndexStatus { req, index, acks });
         self.queue.push_back(ctx);
     }
 

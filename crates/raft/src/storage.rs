@@ -50,6 +50,9 @@ pub struct MemStorageCore {
     snapshot_data: bytes::Bytes,
     // entries[i].index == snapshot_metadata.index + 1 + i
     entries: Vec<Entry>,
+    // `compact` moved the compaction point past the last snapshot: `snapshot_data` and the
+    // conf state no longer describe `snapshot_metadata.index`.
+    snapshot_stale: bool,
     /// When set, `snapshot()` returns `SnapshotTemporarilyUnavailable` (for tests).
     pub trigger_snap_unavailable: bool,
 }
@@ -126,12 +129,15 @@ impl MemStorageCore {
         self.conf_state = meta.conf_state.clone().unwrap_or_default();
         self.snapshot_metadata = meta;
         self.snapshot_data = snap.data;
+        self.snapshot_stale = false;
         self.entries.clear();
         Ok(())
     }
 
     /// Discards entries up to and including `compact_index - 1` (`compact_index` becomes the
-    /// first index). The term of `compact_index - 1` is remembered.
+    /// first index). The term of `compact_index - 1` is remembered. Compacting past the last
+    /// snapshot makes `Storage::snapshot` return `SnapshotTemporarilyUnavailable` until
+    /// `create_snapshot` is called again.
     pub fn compact(&mut self, compact_index: u64) -> Result<()> {
         if compact_index <= self.first_index() {
             return Ok(());
@@ -143,12 +149,17 @@ impl MemStorageCore {
         let last_compacted = &self.entries[n - 1];
         self.snapshot_metadata.index = last_compacted.index;
         self.snapshot_metadata.term = last_compacted.term;
+        // The stored snapshot data is older than the new compaction point: it must not be
+        // sent labelled with this index (a follower would install an old state as if it
+        // were the state at `compact_index - 1`). `create_snapshot` makes it valid again.
+        self.snapshot_stale = true;
         self.entries.drain(..n);
         Ok(())
     }
 
     /// Records a snapshot at `index` with the application's `data` and the membership
     /// `cs` as of that index, then compacts the log up to it. `index` must be in the log.
+    /// The conf state returned by `initial_state` becomes `cs`.
     pub fn create_snapshot(&mut self, index: u64, cs: ConfState, data: bytes::Bytes) -> Result<()> {
         if index < self.snapshot_metadata.index {
             return Err(StorageError::SnapshotOutOfDate.into());
@@ -163,16 +174,20 @@ impl MemStorageCore {
         };
         let n = (index + 1 - self.first_index()) as usize;
         self.entries.drain(..n);
+        self.conf_state = cs.clone();
         self.snapshot_metadata = SnapshotMetadata {
             conf_state: Some(cs),
             index,
             term,
         };
         self.snapshot_data = data;
+        self.snapshot_stale = false;
         Ok(())
     }
 
-    /// The current snapshot (metadata + data).
+    /// The current snapshot (metadata + data). After `compact` past the last snapshot the
+    /// metadata index is the compaction point while the data is older; use
+    /// `Storage::snapshot`, which refuses to hand out such a snapshot.
     pub fn snapshot(&self) -> Snapshot {
         let mut meta = self.snapshot_metadata.clone();
         if meta.conf_state.is_none() {
@@ -204,10 +219,35 @@ impl MemStorage {
         Self::default()
     }
 
-    /// A storage bootstrapped with the given membership (voters, learners).
+    /// A storage with the given membership at index 0 (empty log). Convenient for tests
+    /// where every member starts with the same membership; for nodes that may join later,
+    /// bootstrap founders with [`MemStorage::new_bootstrapped`] instead.
     pub fn new_with_conf_state(cs: ConfState) -> Self {
         let s = Self::default();
         s.wl().conf_state = cs;
+        s
+    }
+
+    /// A storage for a founding member of a new group: the membership `cs` is recorded
+    /// as a snapshot at index 1, term 1 (like raft-rs). Nodes that join later start from
+    /// [`MemStorage::new`] (index 0): the gap forces the leader to send them a snapshot,
+    /// which carries the initial membership they could not otherwise learn from the log.
+    pub fn new_bootstrapped(cs: ConfState) -> Self {
+        let s = Self::default();
+        {
+            let mut c = s.wl();
+            c.conf_state = cs.clone();
+            c.snapshot_metadata = SnapshotMetadata {
+                conf_state: Some(cs),
+                index: 1,
+                term: 1,
+            };
+            c.hard_state = HardState {
+                term: 1,
+                vote: 0,
+                commit: 1,
+            };
+        }
         s
     }
 
@@ -226,7 +266,7 @@ impl Storage for MemStorage {
     fn initial_state(&self) -> Result<RaftState> {
         let c = self.rl();
         Ok(RaftState {
-            hard_state: c.hard_state.clone(),
+            hard_state: c.hard_state,
             conf_state: c.conf_state.clone(),
         })
     }
@@ -269,7 +309,7 @@ impl Storage for MemStorage {
 
     fn snapshot(&self, request_index: u64, _to: u64) -> Result<Snapshot> {
         let c = self.rl();
-        if c.trigger_snap_unavailable {
+        if c.trigger_snap_unavailable || c.snapshot_stale {
             return Err(StorageError::SnapshotTemporarilyUnavailable.into());
         }
         let mut snap = c.snapshot();
@@ -305,10 +345,35 @@ mod tests {
         assert_eq!(s.entries(2, 4, None), Err(StorageError::Compacted.into()));
         assert_eq!(s.entries(3, 8, None), Err(StorageError::Unavailable.into()));
         assert_eq!(s.entries(3, 7, None).unwrap().len(), 4);
-        s.wl().create_snapshot(5, ConfState::default(), "x".into()).unwrap();
+        s.wl()
+            .create_snapshot(5, ConfState::default(), "x".into())
+            .unwrap();
         assert_eq!(s.first_index().unwrap(), 6);
         assert_eq!(s.term(5).unwrap(), 2);
         let snap = s.snapshot(0, 2).unwrap();
         assert_eq!(snap.metadata.unwrap().index, 5);
+    }
+
+    #[test]
+    fn compact_past_snapshot_makes_it_unavailable_until_recreated() {
+        let s = MemStorage::new();
+        s.wl().append(&ents(1..=10, 1)).unwrap();
+        s.wl()
+            .create_snapshot(5, ConfState::default(), "state@5".into())
+            .unwrap();
+        // Compacting further used to relabel the snapshot taken at 5 as the state at 7.
+        s.wl().compact(8).unwrap();
+        assert_eq!(s.first_index().unwrap(), 8);
+        assert_eq!(s.term(7).unwrap(), 1);
+        assert_eq!(
+            s.snapshot(0, 2),
+            Err(StorageError::SnapshotTemporarilyUnavailable.into())
+        );
+        s.wl()
+            .create_snapshot(9, ConfState::default(), "state@9".into())
+            .unwrap();
+        let snap = s.snapshot(0, 2).unwrap();
+        assert_eq!(snap.metadata.unwrap().index, 9);
+        assert_eq!(snap.data.as_ref(), b"state@9");
     }
 }

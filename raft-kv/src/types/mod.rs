@@ -2,6 +2,9 @@
 //! Apache Kvrocks' redis_*.cc): what the command files in `cmd/` call.
 
 pub mod hash;
+pub mod hll;
+pub mod keyspace;
 pub mod list;
 pub mod set;
+pub mod string;
 pub mod zset;

@@ -145,7 +145,10 @@ impl Progress {
         if self.next_idx == 0 || self.next_idx - 1 != rejected {
             return false;
         }
-        self.next_idx = cmp::max(cmp::min(rejected, match_hint + 1), self.matched + 1);
+        self.next_idx = cmp::max(
+            cmp::min(rejected, match_hint.saturating_add(1)),
+            self.matched + 1,
+        );
         self.probe_sent = false;
         true
     }

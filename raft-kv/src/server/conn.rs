@@ -1,0 +1,895 @@
+//! One client connection: read, parse, dispatch, reply.
+//!
+//! Every command parsed from one read is executed in order and its reply appended to one
+//! output buffer, written with a single write when the read buffer is drained (or earlier if
+//! the output grows large, or before the connection blocks). Buffers start empty and are
+//! released when idle, so an idle connection costs little.
+
+use std::collections::HashSet;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::sync::{broadcast, mpsc, watch};
+
+use super::clients::ClientHandle;
+use super::Server;
+use crate::cmd::server_cmds::{lookup_sub, sub_arity_ok, subcommands};
+use crate::cmd::{self, flag, CmdError, CommandSpec, Kind};
+use crate::protocol::{Frame, Parser};
+use crate::store::OpKind;
+
+/// Read buffer growth step.
+const READ_CHUNK: usize = 16 * 1024;
+/// Output written early once this much is pending.
+const OUT_FLUSH_AT: usize = 1 << 20;
+/// Most writes of one pipeline proposed together.
+const MAX_PIPELINED_WRITES: usize = 1024;
+/// Buffers larger than this are released after use.
+const KEEP_BUF: usize = 64 * 1024;
+
+/// What a command sends back.
+pub enum Reply {
+    None,
+    One(Frame),
+    Many(Vec<Frame>),
+}
+
+impl From<Frame> for Reply {
+    fn from(f: Frame) -> Reply {
+        Reply::One(f)
+    }
+}
+
+pub fn err(msg: impl Into<String>) -> Reply {
+    Reply::One(Frame::Error(msg.into()))
+}
+
+pub struct Conn {
+    pub srv: Arc<Server>,
+    pub handle: Arc<ClientHandle>,
+    stream: TcpStream,
+    msg_rx: mpsc::UnboundedReceiver<Frame>,
+    shutdown: watch::Receiver<bool>,
+    rbuf: BytesMut,
+    out: BytesMut,
+    parser: Parser,
+    pub proto: u8,
+    pub authed: bool,
+    /// Close once the pending output is written (QUIT, protocol error, CLIENT KILL self).
+    pub closing: bool,
+    pub multi: Option<Vec<Vec<Bytes>>>,
+    pub multi_error: bool,
+    pub watched: Vec<(Bytes, u64)>,
+    pub subs: HashSet<Bytes>,
+    pub psubs: HashSet<Bytes>,
+    pub ssubs: HashSet<Bytes>,
+    pub reply_off: bool,
+    /// CLIENT REPLY SKIP was just executed: skip the next command's reply.
+    pub skip_armed: bool,
+    skip_this: bool,
+}
+
+/// Serves one accepted connection until it closes.
+pub async fn handle(srv: Arc<Server>, mut stream: TcpStream, peer: SocketAddr) {
+    let local = stream
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    let Some((handle, msg_rx)) =
+        srv.clients
+            .register(peer.to_string(), local, srv.settings.maxclients())
+    else {
+        srv.stats
+            .rejected_connections
+            .fetch_add(1, Ordering::Relaxed);
+        let _ = stream
+            .write_all(b"-ERR max number of clients reached\r\n")
+            .await;
+        return;
+    };
+    let authed = srv.settings.requirepass().is_none();
+    let shutdown = srv.shutdown_receiver();
+    let mut conn = Conn {
+        parser: Parser::new(srv.settings.proto_max_bulk_len()),
+        srv: srv.clone(),
+        handle: handle.clone(),
+        stream,
+        msg_rx,
+        shutdown,
+        rbuf: BytesMut::new(),
+        out: BytesMut::new(),
+        proto: 2,
+        authed,
+        closing: false,
+        multi: None,
+        multi_error: false,
+        watched: Vec::new(),
+        subs: HashSet::new(),
+        psubs: HashSet::new(),
+        ssubs: HashSet::new(),
+        reply_off: false,
+        skip_armed: false,
+        skip_this: false,
+    };
+    if let Err(e) = conn.run().await {
+        tracing::debug!(client = handle.id, error = %e, "connection closed with an error");
+    }
+    conn.unsubscribe_everything();
+    srv.clients.unregister(handle.id);
+}
+
+/// Waits forever: the disabled branch of a select.
+async fn never<T>() -> T {
+    std::future::pending().await
+}
+
+async fn sleep_until_opt(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => never().await,
+    }
+}
+
+impl Conn {
+    async fn run(&mut self) -> io::Result<()> {
+        loop {
+            self.process_input().await?;
+            self.flush().await?;
+            if self.closing || self.handle.is_killed() || *self.shutdown.borrow() {
+                return Ok(());
+            }
+            self.release_idle_buffers();
+            let idle_deadline = self.idle_deadline();
+            tokio::select! {
+                _ = self.handle.kill_signal.notified() => {}
+                _ = self.shutdown.changed() => {}
+                msg = self.msg_rx.recv() => {
+                    if let Some(m) = msg {
+                        self.push_message(m);
+                        let mut n = 0;
+                        while n < 1024 {
+                            match self.msg_rx.try_recv() {
+                                Ok(m) => self.push_message(m),
+                                Err(_) => break,
+                            }
+                            n += 1;
+                        }
+                    }
+                }
+                ready = self.stream.readable() => {
+                    ready?;
+                    if !self.read_some()? {
+                        return Ok(());
+                    }
+                }
+                _ = sleep_until_opt(idle_deadline) => {
+                    tracing::debug!(client = self.handle.id, "closing idle client");
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    /// Reads what is available; `false` at end of stream.
+    fn read_some(&mut self) -> io::Result<bool> {
+        let wanted = self.parser.wanted(self.rbuf.len()).min(64 << 20);
+        let room = wanted.max(READ_CHUNK);
+        if self.rbuf.capacity() - self.rbuf.len() < room / 2 {
+            self.rbuf.reserve(room);
+        }
+        match self.stream.try_read_buf(&mut self.rbuf) {
+            Ok(0) => Ok(false),
+            Ok(n) => {
+                self.srv
+                    .stats
+                    .net_input_bytes
+                    .fetch_add(n as u64, Ordering::Relaxed);
+                Ok(true)
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(true),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn idle_deadline(&self) -> Option<tokio::time::Instant> {
+        let secs = self.srv.settings.timeout_secs();
+        if secs == 0 || self.sub_count() > 0 {
+            return None;
+        }
+        let last = *self.handle.last_active.lock();
+        Some(tokio::time::Instant::from_std(
+            last + Duration::from_secs(secs),
+        ))
+    }
+
+    fn release_idle_buffers(&mut self) {
+        if self.rbuf.is_empty() && !self.parser.in_progress() {
+            // Drops this connection's claim on the read allocation (parsed arguments may
+            // still share it until they are dropped).
+            self.rbuf = BytesMut::new();
+        }
+        if self.out.is_empty() && self.out.capacity() > KEEP_BUF {
+            self.out = BytesMut::new();
+        }
+    }
+
+    fn push_message(&mut self, m: Frame) {
+        let before = self.out.len();
+        m.encode(&mut self.out, self.proto);
+        let size = self.out.len() - before;
+        // The publisher's estimate and the encoded size differ; never underflow.
+        let _ = self
+            .handle
+            .pending_out
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |p| {
+                Some(p.saturating_sub(size))
+            });
+    }
+
+    pub async fn flush(&mut self) -> io::Result<()> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        self.stream.write_all(&self.out).await?;
+        self.srv
+            .stats
+            .net_output_bytes
+            .fetch_add(self.out.len() as u64, Ordering::Relaxed);
+        self.out.clear();
+        Ok(())
+    }
+
+    async fn process_input(&mut self) -> io::Result<()> {
+        // Consecutive plain writes of a pipeline are proposed together (one group-commit
+        // round for all of them) and answered in order; anything else first waits for them.
+        let mut writes: Vec<Vec<Bytes>> = Vec::new();
+        while !self.closing {
+            let args = match self.parser.next(&mut self.rbuf) {
+                Ok(Some(args)) => args,
+                Ok(None) => break,
+                Err(e) => {
+                    self.run_writes(&mut writes).await;
+                    tracing::debug!(client = self.handle.id, error = %e.text(), "protocol error");
+                    self.out.extend_from_slice(&e.reply());
+                    self.srv.stats.error_replies.fetch_add(1, Ordering::Relaxed);
+                    self.closing = true;
+                    break;
+                }
+            };
+            if self.is_plain_write(&args) {
+                writes.push(args);
+                if writes.len() >= MAX_PIPELINED_WRITES {
+                    self.run_writes(&mut writes).await;
+                }
+                continue;
+            }
+            self.run_writes(&mut writes).await;
+            self.execute(args).await?;
+            if self.out.len() >= OUT_FLUSH_AT {
+                self.flush().await?;
+            }
+            if self.handle.is_killed() {
+                self.closing = true;
+            }
+        }
+        self.run_writes(&mut writes).await;
+        let limit = self.srv.settings.query_buffer_limit();
+        if limit > 0 && self.rbuf.len() > limit {
+            tracing::warn!(
+                client = self.handle.id,
+                addr = %self.handle.addr,
+                "closing client that reached max query buffer length"
+            );
+            self.closing = true;
+        }
+        self.handle.fields.lock().qbuf = self.rbuf.len();
+        Ok(())
+    }
+
+    /// A write command that needs nothing from the connection: it can join a pipelined batch.
+    fn is_plain_write(&self, args: &[Bytes]) -> bool {
+        if self.multi.is_some()
+            || self.reply_off
+            || self.skip_this
+            || self.skip_armed
+            || (self.proto == 2 && self.sub_count() > 0)
+            || self.auth_required()
+        {
+            return false;
+        }
+        match args.first().and_then(|n| cmd::lookup(n)) {
+            Some(spec) => {
+                spec.is_write() && spec.flags & flag::BLOCKING == 0 && spec.arity_ok(args.len())
+            }
+            None => false,
+        }
+    }
+
+    /// Proposes `writes` concurrently (in order) and appends their replies in order.
+    async fn run_writes(&mut self, writes: &mut Vec<Vec<Bytes>>) {
+        if writes.is_empty() {
+            return;
+        }
+        let n = writes.len() as u64;
+        self.srv
+            .stats
+            .commands_processed
+            .fetch_add(n, Ordering::Relaxed);
+        *self.handle.last_active.lock() = Instant::now();
+        if let Some(name) = writes
+            .last()
+            .and_then(|a| a.first())
+            .and_then(|n| cmd::lookup(n))
+        {
+            self.handle.fields.lock().last_cmd = name.name.to_string();
+        }
+        let store = self.srv.store.clone();
+        let replies = propose_in_order(&store, std::mem::take(writes)).await;
+        for r in &replies {
+            self.emit(r);
+        }
+    }
+
+    fn emit(&mut self, f: &Frame) {
+        if f.is_error() {
+            self.srv.stats.error_replies.fetch_add(1, Ordering::Relaxed);
+        }
+        f.encode(&mut self.out, self.proto);
+    }
+
+    async fn execute(&mut self, args: Vec<Bytes>) -> io::Result<()> {
+        self.srv
+            .stats
+            .commands_processed
+            .fetch_add(1, Ordering::Relaxed);
+        *self.handle.last_active.lock() = Instant::now();
+        let skip = std::mem::take(&mut self.skip_this);
+        let reply = self.dispatch(args).await?;
+        if !skip && !self.reply_off {
+            match reply {
+                Reply::None => {}
+                Reply::One(f) => self.emit(&f),
+                Reply::Many(fs) => {
+                    for f in &fs {
+                        self.emit(f);
+                    }
+                }
+            }
+        }
+        if std::mem::take(&mut self.skip_armed) {
+            self.skip_this = true;
+        }
+        Ok(())
+    }
+
+    pub fn sub_count(&self) -> usize {
+        self.subs.len() + self.psubs.len() + self.ssubs.len()
+    }
+
+    fn flag_multi_error(&mut self) {
+        if self.multi.is_some() {
+            self.multi_error = true;
+        }
+    }
+
+    fn auth_required(&self) -> bool {
+        !self.authed && self.srv.settings.requirepass().is_some()
+    }
+
+    /// Checks and runs one command; the whole of Redis' `processCommand` order: lookup,
+    /// arity, authentication, pub/sub context, MULTI queueing, execution.
+    async fn dispatch(&mut self, args: Vec<Bytes>) -> io::Result<Reply> {
+        let Some(spec) = args.first().and_then(|n| cmd::lookup(n)) else {
+            self.flag_multi_error();
+            return Ok(Reply::One(unknown_command(&args)));
+        };
+        self.handle.fields.lock().last_cmd = spec.name.to_string();
+        if !spec.arity_ok(args.len()) {
+            self.flag_multi_error();
+            return Ok(CmdError::WrongArity(spec.name.into()).to_frame().into());
+        }
+        let mut fullname = spec.name.to_string();
+        let mut flags = spec.flags;
+        if subcommands(spec.name).is_some() && args.len() >= 2 {
+            match lookup_sub(spec.name, &args[1]) {
+                None => {
+                    self.flag_multi_error();
+                    return Ok(unknown_subcommand(spec.name, &args[1]));
+                }
+                Some(sub) => {
+                    fullname = format!("{}|{}", spec.name, sub.name);
+                    flags = sub.flags;
+                    if !sub_arity_ok(sub, args.len()) {
+                        self.flag_multi_error();
+                        return Ok(CmdError::WrongArity(fullname).to_frame().into());
+                    }
+                }
+            }
+            self.handle.fields.lock().last_cmd = fullname.clone();
+        }
+        if self.auth_required() && !matches!(spec.name, "auth" | "hello" | "quit" | "reset") {
+            self.flag_multi_error();
+            return Ok(err("NOAUTH Authentication required."));
+        }
+        if self.proto == 2
+            && self.sub_count() > 0
+            && !matches!(
+                spec.name,
+                "ping"
+                    | "subscribe"
+                    | "ssubscribe"
+                    | "unsubscribe"
+                    | "sunsubscribe"
+                    | "psubscribe"
+                    | "punsubscribe"
+                    | "quit"
+                    | "reset"
+            )
+        {
+            return Ok(err(format!(
+                "ERR Can't execute '{fullname}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context"
+            )));
+        }
+        if let Some(queue) = self.multi.as_mut() {
+            if !matches!(
+                spec.name,
+                "exec" | "discard" | "multi" | "watch" | "quit" | "reset"
+            ) {
+                if flags & flag::NO_MULTI != 0 {
+                    self.multi_error = true;
+                    return Ok(err("ERR Command not allowed inside a transaction"));
+                }
+                queue.push(args);
+                let n = queue.len() as i64;
+                self.handle.fields.lock().multi = n;
+                return Ok(Frame::Simple("QUEUED".into()).into());
+            }
+        }
+        match spec.kind {
+            Kind::Server => self.server_command(spec, args).await,
+            _ if spec.flags & flag::BLOCKING != 0 => self.blocking(spec, args).await,
+            _ => Ok(self.srv.store.execute(args).await.into()),
+        }
+    }
+
+    // ---- transactions ----
+
+    pub fn cmd_multi(&mut self) -> Reply {
+        if self.multi.is_some() {
+            return err("ERR MULTI calls can not be nested");
+        }
+        self.multi = Some(Vec::new());
+        self.multi_error = false;
+        self.handle.fields.lock().multi = 0;
+        Frame::ok().into()
+    }
+
+    pub fn discard_multi(&mut self) {
+        self.multi = None;
+        self.multi_error = false;
+        self.watched.clear();
+        self.handle.fields.lock().multi = -1;
+    }
+
+    pub fn cmd_watch(&mut self, keys: &[Bytes]) -> Reply {
+        if self.multi.is_some() {
+            return err("ERR WATCH inside MULTI is not allowed");
+        }
+        let fresh: Vec<Bytes> = keys
+            .iter()
+            .filter(|k| !self.watched.iter().any(|(w, _)| w == *k))
+            .cloned()
+            .collect();
+        let mut unique: Vec<Bytes> = Vec::with_capacity(fresh.len());
+        for k in fresh {
+            if !unique.contains(&k) {
+                unique.push(k);
+            }
+        }
+        match self.srv.store.key_revs(&unique) {
+            Ok(revs) => {
+                self.watched.extend(unique.into_iter().zip(revs));
+                Frame::ok().into()
+            }
+            Err(e) => e.to_frame().into(),
+        }
+    }
+
+    /// EXEC: the data commands go to the state machine as one atomic op (with the WATCH
+    /// revisions to check); connection/server commands queued in the transaction run here
+    /// afterwards, in order, and their replies are put back in place.
+    pub async fn cmd_exec(&mut self) -> io::Result<Reply> {
+        let Some(queued) = self.multi.take() else {
+            return Ok(err("ERR EXEC without MULTI"));
+        };
+        let had_error = std::mem::take(&mut self.multi_error);
+        let watched = std::mem::take(&mut self.watched);
+        self.handle.fields.lock().multi = -1;
+        if had_error {
+            return Ok(err(
+                "EXECABORT Transaction discarded because of previous errors.",
+            ));
+        }
+        let is_server = |args: &Vec<Bytes>| {
+            args.first()
+                .and_then(|n| cmd::lookup(n))
+                .is_some_and(|s| matches!(s.kind, Kind::Server))
+        };
+        let data: Vec<Vec<Bytes>> = queued.iter().filter(|a| !is_server(a)).cloned().collect();
+        let mut data_replies = Vec::new();
+        if !data.is_empty() || !watched.is_empty() {
+            match self
+                .srv
+                .store
+                .propose(OpKind::Multi {
+                    watched,
+                    cmds: data,
+                })
+                .await
+            {
+                Frame::Array(v) => data_replies = v,
+                Frame::NullArray => return Ok(Frame::NullArray.into()),
+                other => return Ok(other.into()),
+            }
+        }
+        let mut data_replies = data_replies.into_iter();
+        let mut out = Vec::with_capacity(queued.len());
+        for args in queued {
+            if is_server(&args) {
+                let Some(spec) = args.first().and_then(|n| cmd::lookup(n)) else {
+                    continue;
+                };
+                match self.server_command_simple(spec, args).await? {
+                    Reply::None => {}
+                    Reply::One(f) => out.push(f),
+                    Reply::Many(fs) => out.extend(fs),
+                }
+            } else {
+                out.push(
+                    data_replies
+                        .next()
+                        .unwrap_or_else(|| Frame::Error("ERR missing reply".into())),
+                );
+            }
+        }
+        Ok(Frame::Array(out).into())
+    }
+
+    // ---- blocking commands ----
+
+    /// A blocking command: one attempt; if it found nothing, wait for one of its keys to be
+    /// touched and retry, until the timeout. Waiting clients are woken together and race to
+    /// the state machine (fairness among them is best-effort, not Redis' FIFO).
+    async fn blocking(
+        &mut self,
+        spec: &'static CommandSpec,
+        mut args: Vec<Bytes>,
+    ) -> io::Result<Reply> {
+        let timeout = match blocking_timeout(spec.name, &args) {
+            Ok(t) => t,
+            Err(e) => return Ok(e.to_frame().into()),
+        };
+        let Some(timeout) = timeout else {
+            // XREAD without BLOCK: an ordinary command.
+            return Ok(self.srv.store.execute(args).await.into());
+        };
+        if spec.name == "xread" || spec.name == "xreadgroup" {
+            self.resolve_dollar_ids(&mut args);
+        }
+        let keys: Vec<Bytes> = spec.keys(&args).into_iter().cloned().collect();
+        // Forget any stale CLIENT UNBLOCK aimed at an earlier wait.
+        self.handle.unblock_with_error();
+        let mut touched = self.srv.store.subscribe_touched();
+        let first = self.srv.store.execute(args.clone()).await;
+        if !matches!(first, Frame::Null | Frame::NullArray) {
+            return Ok(first.into());
+        }
+        self.flush().await?;
+        self.handle.fields.lock().blocked = true;
+        let deadline = (!timeout.is_zero()).then(|| tokio::time::Instant::now() + timeout);
+        let result = loop {
+            let retry = tokio::select! {
+                r = touched.recv() => match r {
+                    Ok(changed) => changed.iter().any(|k| keys.contains(k)),
+                    Err(broadcast::error::RecvError::Lagged(_)) => true,
+                    Err(broadcast::error::RecvError::Closed) => break Reply::One(first),
+                },
+                _ = sleep_until_opt(deadline) => break Reply::One(first),
+                _ = self.handle.kill_signal.notified() => {
+                    if self.handle.is_killed() {
+                        self.closing = true;
+                        break Reply::None;
+                    }
+                    if self.handle.take_unblock() {
+                        break self.unblocked_reply(&first);
+                    }
+                    false
+                }
+                _ = self.shutdown.changed() => {
+                    self.closing = true;
+                    break Reply::None;
+                }
+                ready = self.stream.readable() => {
+                    ready?;
+                    // Keep reading so a closed connection is noticed (the client must not
+                    // consume data it will never receive); later commands wait in the buffer.
+                    if !self.read_some()? {
+                        self.closing = true;
+                        break Reply::None;
+                    }
+                    false
+                }
+            };
+            if retry {
+                let r = self.srv.store.execute(args.clone()).await;
+                if !matches!(r, Frame::Null | Frame::NullArray) {
+                    break Reply::One(r);
+                }
+            }
+        };
+        self.handle.fields.lock().blocked = false;
+        Ok(result)
+    }
+
+    fn unblocked_reply(&self, null: &Frame) -> Reply {
+        if self.handle.unblock_with_error() {
+            err("UNBLOCKED client unblocked via CLIENT UNBLOCK")
+        } else {
+            Reply::One(null.clone())
+        }
+    }
+
+    /// XREAD's `$` means "entries added after now": pin it to the stream's current last id so
+    /// retries don't move the goalpost.
+    fn resolve_dollar_ids(&self, args: &mut [Bytes]) {
+        let Some(streams) = args.iter().position(|a| a.eq_ignore_ascii_case(b"streams")) else {
+            return;
+        };
+        let rest = args.len() - streams - 1;
+        if rest == 0 || rest % 2 != 0 {
+            return;
+        }
+        let n = rest / 2;
+        for i in 0..n {
+            let key_idx = streams + 1 + i;
+            let id_idx = streams + 1 + n + i;
+            if args[id_idx].as_ref() != b"$" {
+                continue;
+            }
+            let last = self.srv.store.read(&[
+                Bytes::from_static(b"XREVRANGE"),
+                args[key_idx].clone(),
+                Bytes::from_static(b"+"),
+                Bytes::from_static(b"-"),
+                Bytes::from_static(b"COUNT"),
+                Bytes::from_static(b"1"),
+            ]);
+            let id = match last {
+                Frame::Array(entries) => match entries.first() {
+                    Some(Frame::Array(entry)) => match entry.first() {
+                        Some(Frame::Bulk(id)) => id.clone(),
+                        _ => Bytes::from_static(b"0-0"),
+                    },
+                    _ => Bytes::from_static(b"0-0"),
+                },
+                _ => continue,
+            };
+            args[id_idx] = id;
+        }
+    }
+}
+
+/// Proposes every command without waiting for the previous reply. Each proposal is sent on
+/// its future's first poll, and the futures are first polled in order (the store's queue is
+/// FIFO and its send permits are handed out fairly), so the ops are applied in pipeline order.
+async fn propose_in_order(store: &crate::store::Store, cmds: Vec<Vec<Bytes>>) -> Vec<Frame> {
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::task::Poll;
+    let mut futs: Vec<Pin<Box<dyn Future<Output = Frame> + Send + '_>>> = cmds
+        .into_iter()
+        .map(|args| {
+            Box::pin(store.propose(OpKind::Command(args)))
+                as Pin<Box<dyn Future<Output = Frame> + Send + '_>>
+        })
+        .collect();
+    let mut results: Vec<Option<Frame>> = vec![None; futs.len()];
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (fut, slot) in futs.iter_mut().zip(results.iter_mut()) {
+            if slot.is_none() {
+                match fut.as_mut().poll(cx) {
+                    Poll::Ready(v) => *slot = Some(v),
+                    Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
+    })
+    .await;
+    results
+        .into_iter()
+        .map(|r| r.unwrap_or_else(|| Frame::Error("ERR missing reply".into())))
+        .collect()
+}
+
+/// The timeout of a blocking command (`None`: XREAD without BLOCK, which doesn't block).
+fn blocking_timeout(name: &str, args: &[Bytes]) -> Result<Option<Duration>, CmdError> {
+    if name == "xread" || name == "xreadgroup" {
+        let mut i = 1;
+        while i + 1 < args.len() {
+            if args[i].eq_ignore_ascii_case(b"streams") {
+                break;
+            }
+            if args[i].eq_ignore_ascii_case(b"block") {
+                let ms = crate::cmd::args::parse_i64_opt(&args[i + 1])
+                    .ok_or_else(|| CmdError::err("timeout is not an integer or out of range"))?;
+                if ms < 0 {
+                    return Err(CmdError::err("timeout is negative"));
+                }
+                return Ok(Some(Duration::from_millis(ms as u64)));
+            }
+            i += 1;
+        }
+        return Ok(None);
+    }
+    let idx = if name == "blmpop" || name == "bzmpop" {
+        1
+    } else {
+        args.len() - 1
+    };
+    let raw = args.get(idx).ok_or(CmdError::Timeout)?;
+    parse_timeout_secs(raw).map(Some)
+}
+
+/// Redis' `getTimeoutFromObjectOrReply` in seconds: a float, rounded up to milliseconds.
+pub fn parse_timeout_secs(raw: &[u8]) -> Result<Duration, CmdError> {
+    let secs = crate::cmd::args::parse_f64_opt(raw).ok_or(CmdError::Timeout)?;
+    let ms = secs * 1000.0;
+    if ms > i64::MAX as f64 {
+        return Err(CmdError::err("timeout is out of range"));
+    }
+    if ms < 0.0 {
+        return Err(CmdError::err("timeout is negative"));
+    }
+    Ok(Duration::from_millis(ms.ceil() as u64))
+}
+
+/// Truncates at the first NUL, like C's `%s`.
+fn c_str(b: &[u8]) -> &[u8] {
+    match b.iter().position(|&c| c == 0) {
+        Some(i) => &b[..i],
+        None => b,
+    }
+}
+
+/// An error line from raw bytes, CR/LF replaced by spaces.
+pub fn raw_error(msg: &[u8]) -> Frame {
+    let mut out = Vec::with_capacity(msg.len() + 3);
+    out.push(b'-');
+    out.extend(
+        msg.iter()
+            .map(|&c| if c == b'\r' || c == b'\n' { b' ' } else { c }),
+    );
+    out.extend_from_slice(b"\r\n");
+    Frame::Raw(Bytes::from(out))
+}
+
+/// `ERR unknown command 'x', with args beginning with: 'a' 'b' ` exactly as Redis 7.0.
+pub fn unknown_command(args: &[Bytes]) -> Frame {
+    let name: &[u8] = args.first().map(|n| c_str(n)).unwrap_or_default();
+    let mut msg = b"ERR unknown command '".to_vec();
+    msg.extend_from_slice(&name[..name.len().min(128)]);
+    msg.extend_from_slice(b"', with args beginning with: ");
+    let mut list: Vec<u8> = Vec::new();
+    for a in args.iter().skip(1) {
+        if list.len() >= 128 {
+            break;
+        }
+        let room = 128 - list.len();
+        let a = c_str(a);
+        list.push(b'\'');
+        list.extend_from_slice(&a[..a.len().min(room)]);
+        list.extend_from_slice(b"' ");
+    }
+    msg.extend_from_slice(&list);
+    raw_error(&msg)
+}
+
+/// `ERR unknown subcommand 'x'. Try CLIENT HELP.`
+pub fn unknown_subcommand(container: &str, sub: &[u8]) -> Reply {
+    let sub = c_str(sub);
+    let mut msg = b"ERR unknown subcommand '".to_vec();
+    msg.extend_from_slice(&sub[..sub.len().min(128)]);
+    msg.extend_from_slice(format!("'. Try {} HELP.", container.to_uppercase()).as_bytes());
+    Reply::One(raw_error(&msg))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn b(args: &[&str]) -> Vec<Bytes> {
+        args.iter()
+            .map(|a| Bytes::copy_from_slice(a.as_bytes()))
+            .collect()
+    }
+
+    #[test]
+    fn unknown_command_text_matches_redis() {
+        assert_eq!(
+            unknown_command(&b(&["foo", "bar", "baz"])).to_bytes(2),
+            Bytes::from_static(
+                b"-ERR unknown command 'foo', with args beginning with: 'bar' 'baz' \r\n"
+            )
+        );
+        assert_eq!(
+            unknown_command(&b(&["FOO"])).to_bytes(2),
+            Bytes::from_static(b"-ERR unknown command 'FOO', with args beginning with: \r\n")
+        );
+        let long = "x".repeat(200);
+        let got = unknown_command(&b(&["f", &long, "y"])).to_bytes(2);
+        let expected = format!(
+            "-ERR unknown command 'f', with args beginning with: '{}' \r\n",
+            "x".repeat(128)
+        );
+        assert_eq!(got, Bytes::from(expected));
+        assert_eq!(
+            unknown_command(&b(&["a\r\nb"])).to_bytes(2),
+            Bytes::from_static(b"-ERR unknown command 'a  b', with args beginning with: \r\n")
+        );
+    }
+
+    #[test]
+    fn timeouts_parse_like_redis() {
+        assert_eq!(parse_timeout_secs(b"0"), Ok(Duration::ZERO));
+        assert_eq!(parse_timeout_secs(b"0.0001"), Ok(Duration::from_millis(1)));
+        assert_eq!(parse_timeout_secs(b"1.5"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_timeout_secs(b"abc"), Err(CmdError::Timeout));
+        assert_eq!(
+            parse_timeout_secs(b"-1"),
+            Err(CmdError::err("timeout is negative"))
+        );
+        assert_eq!(
+            parse_timeout_secs(b"inf"),
+            Err(CmdError::err("timeout is out of range"))
+        );
+        assert_eq!(
+            blocking_timeout("blmpop", &b(&["blmpop", "2", "1", "k", "LEFT"])),
+            Ok(Some(Duration::from_secs(2)))
+        );
+        assert_eq!(
+            blocking_timeout("xread", &b(&["xread", "COUNT", "1", "STREAMS", "s", "0"])),
+            Ok(None)
+        );
+        assert_eq!(
+            blocking_timeout("xread", &b(&["xread", "BLOCK", "10", "STREAMS", "s", "0"])),
+            Ok(Some(Duration::from_millis(10)))
+        );
+        assert_eq!(
+            blocking_timeout("xread", &b(&["xread", "BLOCK", "-1", "STREAMS", "s", "0"])),
+            Err(CmdError::err("timeout is negative"))
+        );
+    }
+
+    #[test]
+    fn unknown_subcommand_text() {
+        let Reply::One(f) = unknown_subcommand("client", b"foo") else {
+            panic!("one reply expected")
+        };
+        assert_eq!(
+            f.to_bytes(2),
+            Bytes::from_static(b"-ERR unknown subcommand 'foo'. Try CLIENT HELP.\r\n")
+        );
+    }
+}

@@ -1,0 +1,555 @@
+//! End-to-end tests of the Redis protocol server: the real binary, real clients.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{http_get, redis_cli, resp, Raw, TestServer, TEST_TIMEOUT};
+use redis::AsyncCommands;
+
+async fn bounded<F: std::future::Future<Output = ()>>(f: F) {
+    tokio::time::timeout(TEST_TIMEOUT, f)
+        .await
+        .expect("test exceeded its time bound");
+}
+
+fn has_command(srv: &TestServer, name: &str) -> bool {
+    let mut raw = srv.raw();
+    let got = raw.call(&resp(&[b"COMMAND", b"INFO", name.as_bytes()]));
+    !got.starts_with(b"*1\r\n$-1") && !got.starts_with(b"*1\r\n_")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn set_get_and_pipelining_with_redis_crate() {
+    let srv = TestServer::start();
+    bounded(async {
+        let mut c = srv.conn().await;
+        let _: () = c.set("k", "v").await.unwrap();
+        let v: String = c.get("k").await.unwrap();
+        assert_eq!(v, "v");
+        let missing: Option<String> = c.get("nope").await.unwrap();
+        assert_eq!(missing, None);
+
+        // Binary-safe keys and values.
+        let key = b"\x00\r\n\xffkey".to_vec();
+        let val = (0..=255u8).collect::<Vec<u8>>();
+        let _: () = c.set(&key, &val).await.unwrap();
+        let got: Vec<u8> = c.get(&key).await.unwrap();
+        assert_eq!(got, val);
+
+        // A pipeline of many commands: replies in order.
+        let mut pipe = redis::pipe();
+        for i in 0..500 {
+            pipe.set(format!("p{i}"), i).ignore();
+        }
+        for i in 0..500 {
+            pipe.get(format!("p{i}"));
+        }
+        let vals: Vec<i64> = pipe.query_async(&mut c).await.unwrap();
+        assert_eq!(vals, (0..500).collect::<Vec<i64>>());
+
+        // A large value.
+        let big = vec![b'x'; 5 << 20];
+        let _: () = c.set("big", &big).await.unwrap();
+        let got: Vec<u8> = c.get("big").await.unwrap();
+        assert_eq!(got.len(), big.len());
+
+        // Errors come back as errors.
+        let e = redis::cmd("GET")
+            .query_async::<()>(&mut c)
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("wrong number of arguments"), "{e}");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resp3_hello_and_commands() {
+    let srv = TestServer::start();
+    let mut raw = srv.raw();
+    let got = raw.call(b"HELLO 3\r\n");
+    let text = String::from_utf8_lossy(&got).to_string();
+    assert!(
+        text.starts_with("%7\r\n$6\r\nserver\r\n$5\r\nredis\r\n$7\r\nversion\r\n$6\r\n7.0.15\r\n$5\r\nproto\r\n:3\r\n$2\r\nid\r\n:"),
+        "{text}"
+    );
+    assert!(
+        text.ends_with("$4\r\nmode\r\n$10\r\nstandalone\r\n$4\r\nrole\r\n$6\r\nmaster\r\n$7\r\nmodules\r\n*0\r\n"),
+        "{text}"
+    );
+    assert_eq!(raw.roundtrip(b"GET nokey\r\n", b"_\r\n"), b"_\r\n");
+    assert_eq!(
+        raw.roundtrip(b"HELLO 4\r\n", b"-NOPROTO unsupported protocol version\r\n"),
+        b"-NOPROTO unsupported protocol version\r\n"
+    );
+    assert_eq!(
+        raw.roundtrip(
+            b"CONFIG GET maxclients\r\n",
+            b"%1\r\n$10\r\nmaxclients\r\n$5\r\n10000\r\n"
+        ),
+        b"%1\r\n$10\r\nmaxclients\r\n$5\r\n10000\r\n"
+    );
+    bounded(async {
+        let mut c = srv.conn_resp3().await;
+        let _: () = c.set("a", "1").await.unwrap();
+        let v: i64 = c.get("a").await.unwrap();
+        assert_eq!(v, 1);
+    })
+    .await;
+}
+
+#[test]
+fn inline_commands_and_quoting() {
+    let srv = TestServer::start();
+    let mut raw = srv.raw();
+    assert_eq!(raw.roundtrip(b"PING\r\n", b"+PONG\r\n"), b"+PONG\r\n");
+    assert_eq!(
+        raw.roundtrip(b"set k \"a b\\x41\"\n", b"+OK\r\n"),
+        b"+OK\r\n"
+    );
+    assert_eq!(
+        raw.roundtrip(b"get k\r\n", b"$4\r\na bA\r\n"),
+        b"$4\r\na bA\r\n"
+    );
+    // Empty lines are ignored; inline and multibulk mix in one write.
+    let expected = b"+PONG\r\n$4\r\na bA\r\n";
+    assert_eq!(
+        raw.roundtrip(b"\r\n\r\nping\r\n*2\r\n$3\r\nGET\r\n$1\r\nk\r\n", expected),
+        expected
+    );
+    let expected = b"-ERR unknown command 'foo', with args beginning with: 'bar' 'baz' \r\n";
+    assert_eq!(raw.roundtrip(b"foo bar baz\r\n", expected), expected);
+    let expected = b"-ERR Protocol error: unbalanced quotes in request\r\n";
+    assert_eq!(raw.roundtrip(b"set a \"b\r\n", expected), expected);
+    assert!(raw.is_closed());
+}
+
+#[test]
+fn malformed_input_closes_only_that_connection() {
+    let srv = TestServer::start();
+    let mut good = srv.raw();
+    assert_eq!(good.roundtrip(b"PING\r\n", b"+PONG\r\n"), b"+PONG\r\n");
+    let cases: &[(&[u8], &[u8])] = &[
+        (
+            b"*abc\r\n",
+            b"-ERR Protocol error: invalid multibulk length\r\n",
+        ),
+        (
+            b"*1\r\n$-5\r\n",
+            b"-ERR Protocol error: invalid bulk length\r\n",
+        ),
+        (
+            b"*1\r\n$999999999999\r\n",
+            b"-ERR Protocol error: invalid bulk length\r\n",
+        ),
+        (
+            b"*1\r\n+foo\r\n",
+            b"-ERR Protocol error: expected '$', got '+'\r\n",
+        ),
+        (
+            b"*3000000000\r\n",
+            b"-ERR Protocol error: invalid multibulk length\r\n",
+        ),
+    ];
+    for (input, expected) in cases {
+        let mut bad = srv.raw();
+        assert_eq!(bad.roundtrip(input, expected), *expected);
+        assert!(bad.is_closed(), "connection should close after {:?}", input);
+    }
+    let mut bad = srv.raw();
+    let big = vec![b'a'; 70 * 1024];
+    let expected = b"-ERR Protocol error: too big inline request\r\n";
+    assert_eq!(bad.roundtrip(&big, expected), expected);
+    assert!(bad.is_closed());
+    // The server and the other connection are fine.
+    assert_eq!(good.roundtrip(b"PING\r\n", b"+PONG\r\n"), b"+PONG\r\n");
+}
+
+#[test]
+fn pipelined_replies_arrive_in_one_batch_in_order() {
+    let srv = TestServer::start();
+    let mut raw = srv.raw();
+    let mut input = Vec::new();
+    let mut expected = Vec::new();
+    for i in 0..200 {
+        let v = format!("v{i}");
+        input.extend(resp(&[b"SET", format!("k{i}").as_bytes(), v.as_bytes()]));
+        input.extend(resp(&[b"GET", format!("k{i}").as_bytes()]));
+        expected.extend_from_slice(b"+OK\r\n");
+        expected.extend_from_slice(format!("${}\r\n{v}\r\n", v.len()).as_bytes());
+    }
+    // Split the pipeline at an awkward place.
+    raw.send(&input[..1001]);
+    raw.send(&input[1001..]);
+    assert_eq!(raw.read_n(expected.len()), expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn multi_exec_and_watch() {
+    let srv = TestServer::start();
+    bounded(async {
+        let mut a = srv.conn().await;
+        let mut b = srv.conn().await;
+        // A plain transaction.
+        let (x, y): (String, Option<String>) = redis::pipe()
+            .atomic()
+            .set("t1", "1")
+            .ignore()
+            .get("t1")
+            .get("t2")
+            .query_async(&mut a)
+            .await
+            .unwrap();
+        assert_eq!((x.as_str(), y), ("1", None));
+
+        // WATCH conflict from another connection: EXEC returns nil.
+        let _: () = redis::cmd("WATCH")
+            .arg("w")
+            .query_async(&mut a)
+            .await
+            .unwrap();
+        let _: () = b.set("w", "changed").await.unwrap();
+        let r: Option<(String,)> = redis::pipe()
+            .atomic()
+            .set("w", "mine")
+            .ignore()
+            .get("w")
+            .query_async(&mut a)
+            .await
+            .unwrap();
+        assert_eq!(r, None);
+        let w: String = a.get("w").await.unwrap();
+        assert_eq!(w, "changed");
+
+        // Without a conflict the same transaction runs.
+        let _: () = redis::cmd("WATCH")
+            .arg("w")
+            .query_async(&mut a)
+            .await
+            .unwrap();
+        let r: Option<(String,)> = redis::pipe()
+            .atomic()
+            .set("w", "mine")
+            .ignore()
+            .get("w")
+            .query_async(&mut a)
+            .await
+            .unwrap();
+        assert_eq!(r, Some(("mine".to_string(),)));
+    })
+    .await;
+
+    // Queue-time errors abort EXEC; runtime errors don't.
+    let mut raw = srv.raw();
+    let expected: &[u8] = b"+OK\r\n-ERR MULTI calls can not be nested\r\n-ERR wrong number of arguments for 'set' command\r\n-ERR unknown command 'FOO', with args beginning with: \r\n+QUEUED\r\n-EXECABORT Transaction discarded because of previous errors.\r\n-ERR EXEC without MULTI\r\n-ERR DISCARD without MULTI\r\n";
+    assert_eq!(
+        raw.roundtrip(
+            b"MULTI\r\nMULTI\r\nSET a\r\nFOO\r\nGET a\r\nEXEC\r\nEXEC\r\nDISCARD\r\n",
+            expected
+        ),
+        expected
+    );
+    let expected: &[u8] = b"+OK\r\n-ERR WATCH inside MULTI is not allowed\r\n+QUEUED\r\n+QUEUED\r\n+QUEUED\r\n+QUEUED\r\n*4\r\n+OK\r\n+PONG\r\n$1\r\nx\r\n$1\r\nv\r\n";
+    assert_eq!(
+        raw.roundtrip(
+            b"MULTI\r\nWATCH a\r\nSET m v\r\nPING\r\nECHO x\r\nGET m\r\nEXEC\r\n",
+            expected
+        ),
+        expected
+    );
+    let expected: &[u8] = b"+OK\r\n+QUEUED\r\n+QUEUED\r\n*2\r\n+OK\r\n-ERR value is not an integer or out of range\r\n";
+    if has_command(&srv, "incr") {
+        assert_eq!(
+            raw.roundtrip(b"MULTI\r\nSET s abc\r\nINCR s\r\nEXEC\r\n", expected),
+            expected
+        );
+    }
+}
+
+#[test]
+fn pubsub_between_two_connections() {
+    let srv = TestServer::start();
+    let mut sub = srv.raw();
+    let expected = b"*3\r\n$9\r\nsubscribe\r\n$4\r\nnews\r\n:1\r\n*3\r\n$10\r\npsubscribe\r\n$2\r\nn*\r\n:2\r\n";
+    assert_eq!(
+        sub.roundtrip(b"SUBSCRIBE news\r\nPSUBSCRIBE n*\r\n", expected),
+        expected
+    );
+    let expected = b"-ERR Can't execute 'get': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context\r\n";
+    assert_eq!(sub.roundtrip(b"GET x\r\n", expected), expected);
+    let expected = b"*2\r\n$4\r\npong\r\n$0\r\n\r\n";
+    assert_eq!(sub.roundtrip(b"PING\r\n", expected), expected);
+
+    let mut publisher = srv.raw();
+    assert_eq!(
+        publisher.roundtrip(b"PUBLISH news hello\r\n", b":2\r\n"),
+        b":2\r\n"
+    );
+    let expected = b"*3\r\n$7\r\nmessage\r\n$4\r\nnews\r\n$5\r\nhello\r\n*4\r\n$8\r\npmessage\r\n$2\r\nn*\r\n$4\r\nnews\r\n$5\r\nhello\r\n";
+    assert_eq!(sub.read_n(expected.len()), expected);
+    assert_eq!(
+        publisher.roundtrip(b"PUBSUB NUMSUB news\r\n", b"*2\r\n$4\r\nnews\r\n:1\r\n"),
+        b"*2\r\n$4\r\nnews\r\n:1\r\n"
+    );
+    assert_eq!(
+        publisher.roundtrip(b"PUBSUB NUMPAT\r\n", b":1\r\n"),
+        b":1\r\n"
+    );
+
+    let expected = b"*3\r\n$11\r\nunsubscribe\r\n$4\r\nnews\r\n:1\r\n*3\r\n$12\r\npunsubscribe\r\n$2\r\nn*\r\n:0\r\n+PONG\r\n";
+    assert_eq!(
+        sub.roundtrip(b"UNSUBSCRIBE\r\nPUNSUBSCRIBE\r\nPING\r\n", expected),
+        expected
+    );
+    assert_eq!(
+        publisher.roundtrip(b"PUBLISH news x\r\n", b":0\r\n"),
+        b":0\r\n"
+    );
+
+    // RESP3 subscribers get push frames and may run any command.
+    let mut sub3 = srv.raw();
+    let _ = sub3.call(b"HELLO 3\r\n");
+    let expected = b">3\r\n$10\r\nssubscribe\r\n$1\r\ns\r\n:1\r\n_\r\n";
+    assert_eq!(
+        sub3.roundtrip(b"SSUBSCRIBE s\r\nGET x\r\n", expected),
+        expected
+    );
+    assert_eq!(
+        publisher.roundtrip(b"SPUBLISH s m\r\n", b":1\r\n"),
+        b":1\r\n"
+    );
+    let expected = b">3\r\n$8\r\nsmessage\r\n$1\r\ns\r\n$1\r\nm\r\n";
+    assert_eq!(sub3.read_n(expected.len()), expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auth_with_requirepass() {
+    let srv = TestServer::start_with(&["--requirepass", "sekret"]);
+    let mut raw = srv.raw();
+    let expected: &[u8] = b"-NOAUTH Authentication required.\r\n-ERR unknown command 'FOO', with args beginning with: \r\n-WRONGPASS invalid username-password pair or user is disabled.\r\n+OK\r\n+PONG\r\n";
+    assert_eq!(
+        raw.roundtrip(
+            b"PING\r\nFOO\r\nAUTH bad\r\nAUTH sekret\r\nPING\r\n",
+            expected
+        ),
+        expected
+    );
+    let mut raw = srv.raw();
+    let got = raw.call(b"HELLO 3 AUTH default sekret SETNAME me\r\n");
+    assert!(
+        got.starts_with(b"%7\r\n"),
+        "{}",
+        String::from_utf8_lossy(&got)
+    );
+    assert_eq!(raw.call(b"CLIENT GETNAME\r\n"), b"$2\r\nme\r\n");
+    bounded(async {
+        let bad = redis::Client::open(format!("redis://:wrong@127.0.0.1:{}/", srv.port)).unwrap();
+        assert!(bad.get_multiplexed_async_connection().await.is_err());
+        let good = redis::Client::open(format!("redis://:sekret@127.0.0.1:{}/", srv.port)).unwrap();
+        let mut c = good.get_multiplexed_async_connection().await.unwrap();
+        let _: () = c.set("x", "y").await.unwrap();
+    })
+    .await;
+}
+
+#[test]
+fn redis_cli_works() {
+    let srv = TestServer::start();
+    let Some(out) = redis_cli(srv.port, &["ping"]) else {
+        return;
+    };
+    assert_eq!(out, "PONG\n");
+    assert_eq!(
+        redis_cli(srv.port, &["set", "cli", "hello world"]).unwrap(),
+        "OK\n"
+    );
+    assert_eq!(
+        redis_cli(srv.port, &["get", "cli"]).unwrap(),
+        "hello world\n"
+    );
+    assert_eq!(
+        redis_cli(srv.port, &["--no-raw", "get", "missing"]).unwrap(),
+        "(nil)\n"
+    );
+    let info = redis_cli(srv.port, &["info", "server"]).unwrap();
+    assert!(info.contains("redis_version:7.0.15"), "{info}");
+    let out = common::redis_cli_stdin(srv.port, &[], "set a 1\nget a\n").unwrap();
+    assert_eq!(out, "OK\n1\n");
+}
+
+#[test]
+fn blpop_is_woken_by_another_connections_push_and_times_out() {
+    let srv = TestServer::start();
+    if !has_command(&srv, "blpop") || !has_command(&srv, "lpush") {
+        eprintln!("note: BLPOP/LPUSH are not in the command table yet; skipping");
+        return;
+    }
+    let mut waiter = srv.raw();
+    waiter.send(b"BLPOP q 5\r\n");
+    std::thread::sleep(Duration::from_millis(200));
+    let mut pusher = srv.raw();
+    assert_eq!(pusher.roundtrip(b"LPUSH q hello\r\n", b":1\r\n"), b":1\r\n");
+    let expected = b"*2\r\n$1\r\nq\r\n$5\r\nhello\r\n";
+    assert_eq!(waiter.read_n(expected.len()), expected);
+
+    let start = std::time::Instant::now();
+    assert_eq!(waiter.roundtrip(b"BLPOP q 0.3\r\n", b"*-1\r\n"), b"*-1\r\n");
+    assert!(start.elapsed() >= Duration::from_millis(250));
+    let expected = b"-ERR timeout is negative\r\n";
+    assert_eq!(waiter.roundtrip(b"BLPOP q -1\r\n", expected), expected);
+    let expected = b"-ERR timeout is not a float or out of range\r\n";
+    assert_eq!(waiter.roundtrip(b"BLPOP q abc\r\n", expected), expected);
+    // Inside MULTI it doesn't block.
+    let expected = b"+OK\r\n+QUEUED\r\n*1\r\n*-1\r\n";
+    assert_eq!(
+        waiter.roundtrip(b"MULTI\r\nBLPOP q 0\r\nEXEC\r\n", expected),
+        expected
+    );
+}
+
+#[test]
+fn client_commands() {
+    let srv = TestServer::start();
+    let mut a = srv.raw();
+    let mut b = srv.raw();
+    assert_eq!(
+        a.roundtrip(b"CLIENT SETNAME alpha\r\n", b"+OK\r\n"),
+        b"+OK\r\n"
+    );
+    let expected = b"-ERR Client names cannot contain spaces, newlines or special characters.\r\n";
+    assert_eq!(
+        a.roundtrip(b"CLIENT SETNAME \"a b\"\r\n", expected),
+        expected
+    );
+    assert_eq!(
+        a.roundtrip(b"CLIENT GETNAME\r\n", b"$5\r\nalpha\r\n"),
+        b"$5\r\nalpha\r\n"
+    );
+    let got = a.call(b"CLIENT LIST\r\n");
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.contains("name=alpha"), "{text}");
+    let id = {
+        let got = b.call(b"CLIENT ID\r\n");
+        let s = String::from_utf8_lossy(&got).to_string();
+        s.trim().trim_start_matches(':').to_string()
+    };
+    let kill = format!("CLIENT KILL ID {id}\r\n");
+    assert_eq!(a.roundtrip(kill.as_bytes(), b":1\r\n"), b":1\r\n");
+    assert!(b.is_closed());
+    let expected = b"-ERR No such client\r\n";
+    assert_eq!(
+        a.roundtrip(b"CLIENT KILL 1.2.3.4:5\r\n", expected),
+        expected
+    );
+    let expected = b"-ERR unknown subcommand 'foo'. Try CLIENT HELP.\r\n";
+    assert_eq!(a.roundtrip(b"CLIENT foo\r\n", expected), expected);
+    let expected = b"-ERR wrong number of arguments for 'client|setname' command\r\n";
+    assert_eq!(a.roundtrip(b"CLIENT SETNAME\r\n", expected), expected);
+    // CLIENT REPLY OFF / SKIP / ON.
+    let expected = b"+OK\r\n+PONG\r\n";
+    assert_eq!(
+        a.roundtrip(
+            b"CLIENT REPLY OFF\r\nPING\r\nCLIENT REPLY ON\r\nCLIENT REPLY SKIP\r\nPING\r\nPING\r\n",
+            expected
+        ),
+        expected
+    );
+}
+
+#[test]
+fn maxclients_rejects_extra_connections() {
+    let srv = TestServer::start_with(&["--maxclients", "2"]);
+    let mut a = srv.raw();
+    let mut b = srv.raw();
+    assert_eq!(a.roundtrip(b"PING\r\n", b"+PONG\r\n"), b"+PONG\r\n");
+    assert_eq!(b.roundtrip(b"PING\r\n", b"+PONG\r\n"), b"+PONG\r\n");
+    let mut c = srv.raw();
+    let expected = b"-ERR max number of clients reached\r\n";
+    assert_eq!(c.read_n(expected.len()), expected);
+    assert!(c.is_closed());
+    drop(a);
+    std::thread::sleep(Duration::from_millis(200));
+    let mut d = srv.raw();
+    assert_eq!(d.roundtrip(b"PING\r\n", b"+PONG\r\n"), b"+PONG\r\n");
+}
+
+#[test]
+fn health_endpoint_and_shutdown() {
+    let mut srv = TestServer::start();
+    let (status, body) = http_get(srv.http_port, "/health");
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    assert_eq!(body, "ok");
+    let (status, _) = http_get(srv.http_port, "/nope");
+    assert_eq!(status, "HTTP/1.1 404 Not Found");
+    let mut raw = srv.raw();
+    raw.send(b"SHUTDOWN NOSAVE\r\n");
+    assert!(raw.is_closed());
+    let status = srv
+        .wait_exit(Duration::from_secs(10))
+        .expect("server should exit");
+    assert!(status.success(), "{status}");
+}
+
+#[test]
+fn port_in_use_is_a_clear_error() {
+    let srv = TestServer::start();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_raft-kv"))
+        .args(["--redis-port", &srv.port.to_string()])
+        .args(["--port", &common::free_port().to_string()])
+        .args(["--data-dir", srv.dir.join("other").to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "raft-kv: cannot listen on 127.0.0.1:{}: Address already in use",
+            srv.port
+        )),
+        "{err}"
+    );
+}
+
+#[test]
+fn sigterm_shuts_down_gracefully() {
+    let mut srv = TestServer::start();
+    let mut raw = srv.raw();
+    assert_eq!(raw.roundtrip(b"SET k v\r\n", b"+OK\r\n"), b"+OK\r\n");
+    let pid = srv.pid().unwrap();
+    let ok = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !ok {
+        eprintln!("note: kill(1) unavailable; skipping");
+        return;
+    }
+    let status = srv
+        .wait_exit(Duration::from_secs(10))
+        .expect("server should exit on SIGTERM");
+    assert!(status.success(), "{status}");
+    assert!(raw.is_closed());
+}
+
+#[test]
+fn command_info_and_unknown_commands() {
+    let srv = TestServer::start();
+    let mut raw = srv.raw();
+    let expected: &[u8] = b"*1\r\n*10\r\n$3\r\nget\r\n:2\r\n*2\r\n+readonly\r\n+fast\r\n:1\r\n:1\r\n:1\r\n*2\r\n+@read\r\n+@fast\r\n*0\r\n*0\r\n*0\r\n";
+    assert_eq!(raw.call(b"COMMAND INFO get\r\n"), expected);
+    let expected = b"*1\r\n$1\r\na\r\n";
+    assert_eq!(
+        raw.roundtrip(b"COMMAND GETKEYS set a b\r\n", expected),
+        expected
+    );
+    let expected = b"-ERR unknown command 'nosuch', with args beginning with: 'x' \r\n";
+    assert_eq!(raw.roundtrip(b"nosuch x\r\n", expected), expected);
+    let expected =
+        b"+OK\r\n-ERR DB index is out of range\r\n-ERR value is not an integer or out of range\r\n";
+    assert_eq!(
+        raw.roundtrip(b"SELECT 0\r\nSELECT 1\r\nSELECT x\r\n", expected),
+        expected
+    );
+}

@@ -1,5 +1,5 @@
-//! Hash commands, plus the helpers the set and sorted-set families share: glob matching,
-//! `*SCAN` cursors and options, and random-count parsing.
+//! Hash commands, plus the helpers the set and sorted-set families share: `*SCAN` cursors
+//! and options, and random-count parsing.
 
 use bytes::Bytes;
 
@@ -467,106 +467,9 @@ fn hscan(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     })
 }
 
-/// Redis' `stringmatchlen` (case-sensitive glob: `*`, `?`, `[...]` with `^` and ranges, `\`).
+/// Redis' `stringmatchlen` (case-sensitive), shared with KEYS/SCAN.
 pub fn glob_match(pattern: &[u8], s: &[u8]) -> bool {
-    let mut skip = false;
-    glob_impl(pattern, s, &mut skip, 0)
-}
-
-fn glob_impl(p: &[u8], s: &[u8], skip_longer: &mut bool, nesting: u32) -> bool {
-    if nesting > 1000 {
-        return false;
-    }
-    let at = |i: usize| p.get(i).copied().unwrap_or(0);
-    let (mut pi, mut si) = (0usize, 0usize);
-    while pi < p.len() && si < s.len() {
-        match p[pi] {
-            b'*' => {
-                while pi < p.len() && at(pi + 1) == b'*' {
-                    pi += 1;
-                }
-                if p.len() - pi == 1 {
-                    return true;
-                }
-                while si < s.len() {
-                    if glob_impl(&p[pi + 1..], &s[si..], skip_longer, nesting + 1) {
-                        return true;
-                    }
-                    if *skip_longer {
-                        return false;
-                    }
-                    si += 1;
-                }
-                *skip_longer = true;
-                return false;
-            }
-            b'?' => si += 1,
-            b'[' => {
-                pi += 1;
-                let not = at(pi) == b'^';
-                if not {
-                    pi += 1;
-                }
-                let mut matched = false;
-                let c = s[si];
-                loop {
-                    let left = p.len().saturating_sub(pi);
-                    if at(pi) == b'\\' && left >= 2 {
-                        pi += 1;
-                        if at(pi) == c {
-                            matched = true;
-                        }
-                    } else if left > 0 && at(pi) == b']' {
-                        break;
-                    } else if left == 0 {
-                        pi -= 1;
-                        break;
-                    } else if left >= 3 && at(pi + 1) == b'-' {
-                        let mut lo = at(pi) as i8 as i32;
-                        let mut hi = at(pi + 2) as i8 as i32;
-                        if lo > hi {
-                            std::mem::swap(&mut lo, &mut hi);
-                        }
-                        let ci = c as i8 as i32;
-                        pi += 2;
-                        if ci >= lo && ci <= hi {
-                            matched = true;
-                        }
-                    } else if at(pi) == c {
-                        matched = true;
-                    }
-                    pi += 1;
-                }
-                if not {
-                    matched = !matched;
-                }
-                if !matched {
-                    return false;
-                }
-                si += 1;
-            }
-            b => {
-                let b = if b == b'\\' && p.len() - pi >= 2 {
-                    pi += 1;
-                    p[pi]
-                } else {
-                    b
-                };
-                if b != s[si] {
-                    return false;
-                }
-                si += 1;
-            }
-        }
-        pi += 1;
-        if si == s.len() {
-            while pi < p.len() && p[pi] == b'*' {
-                pi += 1;
-            }
-            break;
-        }
-    }
-    pi >= p.len() && si == s.len()
+    crate::protocol::matches(pattern, s, false)
 }
 
 #[cfg(test)]

@@ -6,5 +6,6 @@ pub mod hll;
 pub mod keyspace;
 pub mod list;
 pub mod set;
+pub mod stream;
 pub mod string;
 pub mod zset;

@@ -158,6 +158,11 @@ fn bit_range(mut start: i64, mut end: i64, len: u64, isbit: bool) -> Option<(u64
 }
 
 fn bitcount(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    // Redis 7.0 looks the key up before parsing the range: a missing key answers 0 and a
+    // key of another type WRONGTYPE whatever the range arguments are.
+    let Some(m) = get_string(ctx, &args[1])? else {
+        return Ok(Frame::Integer(0));
+    };
     let range = match args.len() {
         2 => None,
         4 | 5 => {
@@ -167,9 +172,6 @@ fn bitcount(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             Some((start, end, isbit))
         }
         _ => return Err(CmdError::Syntax),
-    };
-    let Some(m) = get_string(ctx, &args[1])? else {
-        return Ok(Frame::Integer(0));
     };
     let len = m.value.len() as u64;
     let bits = match range {
@@ -504,6 +506,12 @@ mod tests {
             err("ERR value is not an integer or out of range")
         );
         assert_eq!(db.run(&["BITCOUNT", "nokey"]), int(0));
+        assert_eq!(db.run(&["BITCOUNT", "nokey", "a", "1", "foo"]), int(0));
+        db.run(&["HSET", "h", "f", "v"]);
+        assert_eq!(
+            db.run(&["BITCOUNT", "h", "a", "1"]),
+            err("WRONGTYPE Operation against a key holding the wrong kind of value")
+        );
         db.run(&["SET", "e", ""]);
         assert_eq!(db.run(&["BITCOUNT", "e"]), int(0));
         assert_eq!(db.run(&["BITCOUNT", "e", "0", "-1"]), int(0));

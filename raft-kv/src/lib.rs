@@ -6,10 +6,10 @@
 pub mod cmd;
 pub mod protocol;
 pub mod storage;
-pub mod types;
 pub mod store;
+pub mod types;
 
-#[cfg(test)]
-pub mod testutil;
 pub mod config;
 pub mod server;
+#[cfg(test)]
+pub mod testutil;

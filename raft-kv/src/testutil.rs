@@ -39,7 +39,10 @@ impl TestDb {
 
     /// Runs one command: reads against a snapshot, writes as an applied and committed op.
     pub fn run(&mut self, args: &[&str]) -> Frame {
-        let args: Vec<Bytes> = args.iter().map(|a| Bytes::copy_from_slice(a.as_bytes())).collect();
+        let args: Vec<Bytes> = args
+            .iter()
+            .map(|a| Bytes::copy_from_slice(a.as_bytes()))
+            .collect();
         self.run_bytes(args)
     }
 

@@ -154,18 +154,47 @@ impl Rng {
 const KEYS: &[&str] = &["k0", "k1", "k2", "k3", "{t}a", "{t}b", "k:long:name", ""];
 const FIELDS: &[&str] = &["f0", "f1", "f2", "f3", ""];
 const VALUES: &[&str] = &[
-    "v", "1", "0", "-7", "10", "3.5", "-0.25", "abc", "", "9223372036854775807",
-    "-9223372036854775808", "18446744073709551616", "1e3", " 5", "+3", "inf", "-inf", "nan",
+    "v",
+    "1",
+    "0",
+    "-7",
+    "10",
+    "3.5",
+    "-0.25",
+    "abc",
+    "",
+    "9223372036854775807",
+    "-9223372036854775808",
+    "18446744073709551616",
+    "1e3",
+    " 5",
+    "+3",
+    "inf",
+    "-inf",
+    "nan",
     "hello world",
 ];
 const INTS: &[&str] = &[
-    "0", "1", "2", "-1", "-2", "3", "5", "10", "-100", "100", "abc", "", "1.5",
-    "9223372036854775807", "-9223372036854775808",
+    "0",
+    "1",
+    "2",
+    "-1",
+    "-2",
+    "3",
+    "5",
+    "10",
+    "-100",
+    "100",
+    "abc",
+    "",
+    "1.5",
+    "9223372036854775807",
+    "-9223372036854775808",
 ];
 const SCORES: &[&str] = &[
     "0", "1", "-1", "2.5", "1e2", "-inf", "+inf", "inf", "(1", "(2.5", "abc", "nan", "3",
 ];
-const LEX: &[&str] = &["-", "+", "[a", "(a", "[m1", "(m3", "m1", "[", "(" ];
+const LEX: &[&str] = &["-", "+", "[a", "(a", "[m1", "(m3", "m1", "[", "("];
 const MEMBERS: &[&str] = &["m0", "m1", "m2", "m3", "a", "b", "1", "2", ""];
 
 /// One random command: (family, args). Families are the ones whose commands RaftKV claims.
@@ -185,7 +214,13 @@ fn gen_command(rng: &mut Rng) -> Vec<String> {
         0 => vec!["SET", &k, &v],
         1 => vec!["GET", &k],
         // Expiry times stay far in the future (or invalid) so replies don't depend on timing.
-        2 => vec!["SET", &k, &v, rng.pick(&["NX", "XX", "GET", "KEEPTTL", "EX", "PX"]), rng.pick(&["100000", "0", "-1", "abc"])],
+        2 => vec![
+            "SET",
+            &k,
+            &v,
+            rng.pick(&["NX", "XX", "GET", "KEEPTTL", "EX", "PX"]),
+            rng.pick(&["100000", "0", "-1", "abc"]),
+        ],
         3 => vec!["INCR", &k],
         4 => vec!["INCRBY", &k, &i],
         5 => vec!["DECRBY", &k, &i],
@@ -199,7 +234,11 @@ fn gen_command(rng: &mut Rng) -> Vec<String> {
         13 => vec!["SETNX", &k, &v],
         // Only the error paths: Redis computes these in long double and prints 17 decimals of it,
         // which f64 does not reproduce (a known deviation listed in FEATURES.md).
-        14 => vec!["INCRBYFLOAT", &k, rng.pick(&["abc", "", "inf", "nan", " 1"])],
+        14 => vec![
+            "INCRBYFLOAT",
+            &k,
+            rng.pick(&["abc", "", "inf", "nan", " 1"]),
+        ],
         15 => vec!["GETSET", &k, &v],
         16 => vec!["MSETNX", &k, &v, &k2, &v],
         17 => vec!["DECR", &k],
@@ -209,13 +248,23 @@ fn gen_command(rng: &mut Rng) -> Vec<String> {
         20 => vec!["TYPE", &k],
         21 => vec!["RENAME", &k, &k2],
         22 => vec!["RENAMENX", &k, &k2],
-        23 => vec!["EXPIRE", &k, rng.pick(&["100", "1000", "-1", "abc"]),],
+        23 => vec!["EXPIRE", &k, rng.pick(&["100", "1000", "-1", "abc"])],
         24 => vec!["PERSIST", &k],
-        25 => vec!["EXPIRE", &k, "500", rng.pick(&["NX", "XX", "GT", "LT", "FOO"])],
+        25 => vec![
+            "EXPIRE",
+            &k,
+            "500",
+            rng.pick(&["NX", "XX", "GT", "LT", "FOO"]),
+        ],
         26 => vec!["COPY", &k, &k2, rng.pick(&["REPLACE", "DB"])],
         27 => vec!["UNLINK", &k],
         28 => vec!["TOUCH", &k, &k2],
-        29 => vec!["SETBIT", &k, rng.pick(&["0", "7", "100", "-1", "x"]), rng.pick(&["0", "1", "2"])],
+        29 => vec![
+            "SETBIT",
+            &k,
+            rng.pick(&["0", "7", "100", "-1", "x"]),
+            rng.pick(&["0", "1", "2"]),
+        ],
         30 => vec!["GETBIT", &k, rng.pick(&["0", "7", "100", "-1"])],
         31 => vec!["BITCOUNT", &k],
         32 => vec!["BITCOUNT", &k, &i, &i2],
@@ -227,7 +276,12 @@ fn gen_command(rng: &mut Rng) -> Vec<String> {
         37 => vec!["HLEN", &k],
         38 => vec!["HGETALL", &k],
         39 => vec!["HINCRBY", &k, &f, &i],
-        40 => vec!["HINCRBYFLOAT", &k, &f, rng.pick(&["abc", "", "inf", "nan", " 1"])],
+        40 => vec![
+            "HINCRBYFLOAT",
+            &k,
+            &f,
+            rng.pick(&["abc", "", "inf", "nan", " 1"]),
+        ],
         41 => vec!["HMGET", &k, &f, rng.pick(FIELDS)],
         42 => vec!["HSETNX", &k, &f, &v],
         43 => vec!["HEXISTS", &k, &f],
@@ -250,7 +304,13 @@ fn gen_command(rng: &mut Rng) -> Vec<String> {
         59 => vec!["SINTERCARD", "2", &k, &k2],
         // sorted sets
         60 => vec!["ZADD", &k, &s, &m],
-        61 => vec!["ZADD", &k, rng.pick(&["NX", "XX", "GT", "LT", "CH", "INCR"]), &s, &m],
+        61 => vec![
+            "ZADD",
+            &k,
+            rng.pick(&["NX", "XX", "GT", "LT", "CH", "INCR"]),
+            &s,
+            &m,
+        ],
         62 => vec!["ZSCORE", &k, &m],
         63 => vec!["ZRANGE", &k, &i, &i2],
         64 => vec!["ZRANGE", &k, &i, &i2, "WITHSCORES"],
@@ -283,13 +343,27 @@ fn gen_command(rng: &mut Rng) -> Vec<String> {
         90 => vec!["LSET", &k, &i, &v],
         91 => vec!["LTRIM", &k, &i, &i2],
         92 => vec!["LREM", &k, &i, &v],
-        93 => vec!["LINSERT", &k, rng.pick(&["BEFORE", "AFTER", "MIDDLE"]), &v, &m],
-        94 => vec!["LMOVE", &k, &k2, rng.pick(&["LEFT", "RIGHT"]), rng.pick(&["LEFT", "RIGHT", "UP"])],
+        93 => vec![
+            "LINSERT",
+            &k,
+            rng.pick(&["BEFORE", "AFTER", "MIDDLE"]),
+            &v,
+            &m,
+        ],
+        94 => vec![
+            "LMOVE",
+            &k,
+            &k2,
+            rng.pick(&["LEFT", "RIGHT"]),
+            rng.pick(&["LEFT", "RIGHT", "UP"]),
+        ],
         95 => vec!["LPOS", &k, &v],
         96 => vec!["RPOPLPUSH", &k, &k2],
         97 => vec!["LPUSHX", &k, &v],
         // arity and unknown commands
-        98 => vec![rng.pick(&["GET", "SET", "HSET", "LPUSH", "ZADD", "SADD", "INCR", "DEL", "EXPIRE"])],
+        98 => vec![rng.pick(&[
+            "GET", "SET", "HSET", "LPUSH", "ZADD", "SADD", "INCR", "DEL", "EXPIRE",
+        ])],
         _ => vec!["PFADD", &k, &m, &m2],
     };
     c.into_iter().map(String::from).collect()
@@ -379,5 +453,8 @@ fn random_commands_match_redis() {
         started.elapsed(),
         failures.len()
     );
-    assert!(failures.is_empty(), "seeds that diverged from redis-server: {failures:?}");
+    assert!(
+        failures.is_empty(),
+        "seeds that diverged from redis-server: {failures:?}"
+    );
 }

@@ -133,7 +133,10 @@ impl CommandSpec {
 
     /// The key arguments of `args`.
     pub fn keys<'a>(&self, args: &'a [Bytes]) -> Vec<&'a Bytes> {
-        self.key_indexes(args).into_iter().map(|i| &args[i]).collect()
+        self.key_indexes(args)
+            .into_iter()
+            .map(|i| &args[i])
+            .collect()
     }
 }
 

@@ -238,7 +238,11 @@ fn format_double_resp3(d: f64) -> String {
 /// C's `%.<prec>g` for finite values.
 pub fn format_g(d: f64, prec: usize) -> String {
     if d == 0.0 {
-        return if d.is_sign_negative() { "-0".into() } else { "0".into() };
+        return if d.is_sign_negative() {
+            "-0".into()
+        } else {
+            "0".into()
+        };
     }
     // Scientific representation with prec significant digits decides the style.
     let sci = format!("{:.*e}", prec - 1, d);
@@ -277,7 +281,10 @@ mod tests {
     fn encodes_resp2_and_resp3() {
         assert_eq!(enc(&Frame::ok(), 2), "+OK\r\n");
         assert_eq!(enc(&Frame::Integer(-42), 2), ":-42\r\n");
-        assert_eq!(enc(&Frame::Integer(i64::MIN), 2), ":-9223372036854775808\r\n");
+        assert_eq!(
+            enc(&Frame::Integer(i64::MIN), 2),
+            ":-9223372036854775808\r\n"
+        );
         assert_eq!(enc(&Frame::Null, 2), "$-1\r\n");
         assert_eq!(enc(&Frame::Null, 3), "_\r\n");
         assert_eq!(enc(&Frame::NullArray, 2), "*-1\r\n");

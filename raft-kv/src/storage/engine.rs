@@ -61,12 +61,11 @@ impl Engine {
             o.set_compression_type(rocksdb::DBCompressionType::Lz4);
             ColumnFamilyDescriptor::new(cf.name(), o)
         });
-        let db = DB::open_cf_descriptors(&db_opts, path, cfs).map_err(|source| {
-            StorageError::Rocks {
+        let db =
+            DB::open_cf_descriptors(&db_opts, path, cfs).map_err(|source| StorageError::Rocks {
                 path: path.to_path_buf(),
                 source,
-            }
-        })?;
+            })?;
         Ok(Engine {
             db,
             path: path.to_path_buf(),

@@ -57,7 +57,10 @@ pub fn now_ms() -> u64 {
 impl Store {
     /// Starts the applier thread over `engine`.
     pub fn start(engine: Arc<Engine>) -> Result<Arc<Store>, CmdError> {
-        let seq = match engine.get(Cf::Sys, SEQ_KEY).map_err(|e| CmdError::Storage(e.to_string()))? {
+        let seq = match engine
+            .get(Cf::Sys, SEQ_KEY)
+            .map_err(|e| CmdError::Storage(e.to_string()))?
+        {
             Some(raw) => {
                 let b: [u8; 8] = raw
                     .as_slice()
@@ -115,11 +118,8 @@ impl Store {
         match args.first().and_then(|n| cmd::lookup(n)) {
             Some(spec) if matches!(spec.kind, Kind::Read(_)) => self.read(&args),
             Some(spec) if spec.is_write() => self.propose(OpKind::Command(args)).await,
-            Some(_) => CmdError::Other(format!(
-                "ERR '{}' is not a data command",
-                cmd_name(&args)
-            ))
-            .to_frame(),
+            Some(_) => CmdError::Other(format!("ERR '{}' is not a data command", cmd_name(&args)))
+                .to_frame(),
             None => CmdError::err("unknown command").to_frame(),
         }
     }

@@ -11,6 +11,7 @@
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use rocksdb::{Direction, IteratorMode, ReadOptions, SnapshotWithThreadMode, WriteBatch, DB};
@@ -18,6 +19,9 @@ use rocksdb::{Direction, IteratorMode, ReadOptions, SnapshotWithThreadMode, Writ
 use super::encoding::{meta_key, sub_prefix, Cf, DataType, Meta};
 use super::engine::Engine;
 use crate::cmd::CmdError;
+
+/// Seeds for read contexts' random numbers.
+static READ_SEEDS: AtomicU64 = AtomicU64::new(0x2545_F491_4F6C_DD1D);
 
 type Overlay = BTreeMap<(Cf, Vec<u8>), Option<Vec<u8>>>;
 
@@ -40,7 +44,9 @@ impl<'a> Ctx<'a> {
             snapshot: Some(engine.db().snapshot()),
             overlay: None,
             now_ms,
-            rng: now_ms ^ 0x9E37_79B9_7F4A_7C15,
+            // Reads are not replicated, so they may draw from a process-wide sequence: two
+            // SRANDMEMBER calls in the same millisecond must not return the same pick.
+            rng: now_ms ^ READ_SEEDS.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed),
             seq: 0,
             versions_issued: 0,
             touched: Vec::new(),

@@ -195,6 +195,12 @@ const SCORES: &[&str] = &[
     "0", "1", "-1", "2.5", "1e2", "-inf", "+inf", "inf", "(1", "(2.5", "abc", "nan", "3",
 ];
 const LEX: &[&str] = &["-", "+", "[a", "(a", "[m1", "(m3", "m1", "[", "("];
+/// Lex ranges are defined only when all scores are equal, so they get a key with score 0 only.
+const LEX_KEY: &str = "{t}lex";
+/// HyperLogLogs live on their own keys: bit commands on an HLL value, and PFCOUNT's cached
+/// cardinality in the header (RaftKV's PFCOUNT is a read and does not store it), are left out.
+const HLL_KEYS: &[&str] = &["hll0", "hll1", "hll2"];
+const STREAM_IDS: &[&str] = &["1-1", "1-2", "2-0", "2-*", "3", "0-0", "0-1", "abc", "5-1"];
 const MEMBERS: &[&str] = &["m0", "m1", "m2", "m3", "a", "b", "1", "2", ""];
 
 /// One random command: (family, args). Families are the ones whose commands RaftKV claims.
@@ -209,7 +215,7 @@ fn gen_command(rng: &mut Rng) -> Vec<String> {
     let m2 = rng.pick(MEMBERS).to_string();
     let s = rng.pick(SCORES).to_string();
     let s2 = rng.pick(SCORES).to_string();
-    let c: Vec<&str> = match rng.below(100) {
+    let c: Vec<&str> = match rng.below(131) {
         // strings
         0 => vec!["SET", &k, &v],
         1 => vec!["GET", &k],
@@ -325,8 +331,8 @@ fn gen_command(rng: &mut Rng) -> Vec<String> {
         73 => vec!["ZCARD", &k],
         74 => vec!["ZPOPMIN", &k],
         75 => vec!["ZPOPMAX", &k, &i],
-        76 => vec!["ZRANGEBYLEX", &k, rng.pick(LEX), rng.pick(LEX)],
-        77 => vec!["ZLEXCOUNT", &k, rng.pick(LEX), rng.pick(LEX)],
+        76 => vec!["ZRANGEBYLEX", LEX_KEY, rng.pick(LEX), rng.pick(LEX)],
+        77 => vec!["ZLEXCOUNT", LEX_KEY, rng.pick(LEX), rng.pick(LEX)],
         78 => vec!["ZREMRANGEBYSCORE", &k, &s, &s2],
         79 => vec!["ZREMRANGEBYRANK", &k, &i, &i2],
         80 => vec!["ZUNIONSTORE", &k, "2", &k2, rng.pick(KEYS)],
@@ -364,7 +370,115 @@ fn gen_command(rng: &mut Rng) -> Vec<String> {
         98 => vec![rng.pick(&[
             "GET", "SET", "HSET", "LPUSH", "ZADD", "SADD", "INCR", "DEL", "EXPIRE",
         ])],
-        _ => vec!["PFADD", &k, &m, &m2],
+        99 => vec!["PFADD", rng.pick(HLL_KEYS), &m, &m2],
+        100 => vec!["PFCOUNT", rng.pick(HLL_KEYS), rng.pick(HLL_KEYS)],
+        101 => vec!["PFMERGE", rng.pick(HLL_KEYS), rng.pick(HLL_KEYS)],
+        // streams (explicit ids keep replies independent of the clock)
+        102 => vec!["XADD", &k, rng.pick(STREAM_IDS), &f, &v],
+        103 => vec![
+            "XADD",
+            &k,
+            "MAXLEN",
+            rng.pick(&["=", "2", "0"]),
+            rng.pick(&["2", "0", "-1"]),
+            rng.pick(STREAM_IDS),
+            &f,
+            &v,
+        ],
+        104 => vec![
+            "XRANGE",
+            &k,
+            rng.pick(&["-", "1-0", "(1-1", "2"]),
+            rng.pick(&["+", "3-0", "(5-1", "abc"]),
+        ],
+        105 => vec![
+            "XREVRANGE",
+            &k,
+            rng.pick(&["+", "3-0"]),
+            rng.pick(&["-", "1"]),
+            "COUNT",
+            &i,
+        ],
+        106 => vec!["XLEN", &k],
+        107 => vec!["XDEL", &k, rng.pick(STREAM_IDS)],
+        108 => vec![
+            "XTRIM",
+            &k,
+            rng.pick(&["MAXLEN", "MINID", "FOO"]),
+            rng.pick(&["1", "2-0", "x"]),
+        ],
+        109 => vec![
+            "XREAD",
+            "COUNT",
+            "2",
+            "STREAMS",
+            &k,
+            rng.pick(&["0", "1-0", "2-5"]),
+        ],
+        // more strings, bitmaps and keys
+        110 => vec![
+            "BITOP",
+            rng.pick(&["AND", "OR", "XOR", "NOT", "FOO"]),
+            &k,
+            &k2,
+            rng.pick(KEYS),
+        ],
+        111 => vec!["BITPOS", &k, rng.pick(&["0", "1", "2"]), &i, &i2],
+        112 => vec!["GETEX", &k, rng.pick(&["PERSIST", "EX", "FOO"]), "1000"],
+        113 => vec!["SETEX", &k, rng.pick(&["1000", "0", "-5", "x"]), &v],
+        114 => vec!["EXPIRETIME", &k],
+        115 => vec!["TYPE", &k2],
+        116 => vec![
+            "BITFIELD",
+            &k,
+            "INCRBY",
+            rng.pick(&["i5", "u8", "i64", "u64", "x"]),
+            rng.pick(&["0", "#1", "100"]),
+            &i,
+        ],
+        117 => vec!["LCS", &k, &k2, rng.pick(&["LEN", "IDX", "MINMATCHLEN"])],
+        118 => vec!["EXISTS", &k],
+        // more lists, sets, zsets, hashes
+        119 => vec!["LPOS", &k, &v, "RANK", &i, "COUNT", &i2],
+        120 => vec![
+            "LMPOP",
+            "2",
+            &k,
+            &k2,
+            rng.pick(&["LEFT", "RIGHT", "UP"]),
+            "COUNT",
+            &i,
+        ],
+        121 => vec!["SDIFFSTORE", &k, &k2, rng.pick(KEYS)],
+        122 => vec!["SINTERCARD", "2", &k, &k2, "LIMIT", &i],
+        123 => vec!["ZRANGESTORE", &k, &k2, &i, &i2],
+        124 => vec!["ZDIFF", "2", &k, &k2, "WITHSCORES"],
+        125 => vec![
+            "ZUNION",
+            "2",
+            &k,
+            &k2,
+            "WEIGHTS",
+            &s,
+            "2",
+            "AGGREGATE",
+            rng.pick(&["SUM", "MIN", "MAX", "AVG"]),
+        ],
+        126 => vec!["ZMPOP", "1", &k, rng.pick(&["MIN", "MAX"]), "COUNT", &i],
+        127 => vec!["ZREMRANGEBYLEX", LEX_KEY, rng.pick(LEX), rng.pick(LEX)],
+        128 => vec!["HSETNX", &k, &f, &i],
+        129 => vec!["ZADD", LEX_KEY, "0", &m],
+        _ => vec![
+            "ZRANGE",
+            LEX_KEY,
+            rng.pick(LEX),
+            rng.pick(LEX),
+            "BYLEX",
+            "REV",
+            "LIMIT",
+            "0",
+            &i,
+        ],
     };
     c.into_iter().map(String::from).collect()
 }

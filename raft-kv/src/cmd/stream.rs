@@ -397,13 +397,15 @@ fn xrevrange(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 }
 
 fn xdel(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    // Redis 7.0 looks the key up first (missing: 0, other type: WRONGTYPE), then validates
+    // every id before deleting any.
+    let Some(mut s) = Stream::load(ctx, &args[1])? else {
+        return Ok(Frame::Integer(0));
+    };
     let ids = args[2..]
         .iter()
         .map(|a| parse_strict_id(a, 0))
         .collect::<Result<Vec<_>, _>>()?;
-    let Some(mut s) = Stream::load(ctx, &args[1])? else {
-        return Ok(Frame::Integer(0));
-    };
     let mut deleted = 0;
     let mut first_deleted = false;
     for id in ids {
@@ -1685,6 +1687,7 @@ mod tests {
         }
         assert_eq!(db.run(&["XDEL", "s", "abc"]), err(INVALID));
         assert_eq!(db.run(&["XDEL", "n", "1-0"]), int(0));
+        assert_eq!(db.run(&["XDEL", "n", "abc"]), int(0));
         assert_eq!(db.run(&["XDEL", "s", "1-0", "3", "9-0", "1-0"]), int(2));
         assert_eq!(db.run(&["XLEN", "s"]), int(3));
         assert_eq!(

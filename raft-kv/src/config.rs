@@ -49,4 +49,62 @@ impl Config {
             .clone()
             .unwrap_or_else(|| PathBuf::from("data").join(&self.node_id))
     }
+
+    /// Checks `--cluster`: a malformed list or one naming other nodes is refused, because a
+    /// node that silently ran alone would acknowledge writes that are not replicated.
+    pub fn validate_cluster(&self) -> Result<(), String> {
+        let Some(list) = &self.cluster else {
+            return Ok(());
+        };
+        let mut ids = Vec::new();
+        for member in list.split(',').filter(|m| !m.is_empty()) {
+            let (id, addr) = member
+                .split_once('=')
+                .ok_or_else(|| format!("--cluster: expected id=host:port, got {member:?}"))?;
+            if id.is_empty() || addr.parse::<std::net::SocketAddr>().is_err() {
+                return Err(format!("--cluster: expected id=host:port, got {member:?}"));
+            }
+            ids.push(id);
+        }
+        if !ids.contains(&self.node_id.as_str()) {
+            return Err(format!(
+                "--cluster does not list this node ({}); members: {}",
+                self.node_id,
+                ids.join(",")
+            ));
+        }
+        if ids.len() > 1 {
+            return Err(
+                "--cluster with several members is not implemented yet (replication is the next \
+                 milestone); run without --cluster for a single-node server"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_cluster(c: &str) -> Config {
+        Config::parse_from(["raft-kv", "--node-id", "node1", "--cluster", c])
+    }
+
+    #[test]
+    fn cluster_flag_is_checked() {
+        assert!(with_cluster("node1=127.0.0.1:5001")
+            .validate_cluster()
+            .is_ok());
+        assert!(with_cluster("node1=nonsense").validate_cluster().is_err());
+        assert!(with_cluster("node2=127.0.0.1:5002")
+            .validate_cluster()
+            .is_err());
+        let multi = with_cluster("node1=127.0.0.1:5001,node2=127.0.0.1:5002");
+        assert!(multi
+            .validate_cluster()
+            .unwrap_err()
+            .contains("not implemented"));
+    }
 }

@@ -113,6 +113,7 @@ fn random_run_id() -> String {
 
 /// Runs the node until it is told to stop.
 pub fn run(config: Config) -> Result<(), String> {
+    config.validate_cluster()?;
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(2);

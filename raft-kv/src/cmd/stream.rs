@@ -552,16 +552,14 @@ fn xread(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         let Some(start) = after.incr() else { continue };
         let entries = s.range(ctx, start, StreamId::MAX, count, false)?;
         if !entries.is_empty() {
-            out.push(Frame::Array(vec![
-                Frame::Bulk(key.clone()),
-                entries_frame(entries),
-            ]));
+            out.push((Frame::Bulk(key.clone()), entries_frame(entries)));
         }
     }
     if out.is_empty() {
         return Ok(Frame::NullArray);
     }
-    Ok(Frame::Array(out))
+    // RESP3: a map of key -> entries (Redis 7); RESP2: an array of [key, entries].
+    Ok(Frame::KeyedMap(out))
 }
 
 // ---- consumer groups ----
@@ -1099,10 +1097,7 @@ fn xreadgroup(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
                         }
                     }
                 }
-                out.push(Frame::Array(vec![
-                    Frame::Bulk(key.clone()),
-                    Frame::Array(items),
-                ]));
+                out.push((Frame::Bulk(key.clone()), Frame::Array(items)));
             }
             None => {
                 let entries = match g.last_id.incr() {
@@ -1133,10 +1128,7 @@ fn xreadgroup(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
                         }
                     }
                     s.put_group(ctx, &g)?;
-                    out.push(Frame::Array(vec![
-                        Frame::Bulk(key.clone()),
-                        entries_frame(entries),
-                    ]));
+                    out.push((Frame::Bulk(key.clone()), entries_frame(entries)));
                 }
             }
         }
@@ -1145,7 +1137,8 @@ fn xreadgroup(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     if out.is_empty() {
         return Ok(Frame::NullArray);
     }
-    Ok(Frame::Array(out))
+    // RESP3: a map of key -> entries (Redis 7); RESP2: an array of [key, entries].
+    Ok(Frame::KeyedMap(out))
 }
 
 fn xinfo(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
@@ -1739,17 +1732,14 @@ mod tests {
         db.run(&["XADD", "t", "3-1", "e", "f"]);
         assert_eq!(
             db.run(&["XREAD", "COUNT", "1", "STREAMS", "s", "t", "0", "0"]),
-            Frame::Array(vec![
-                Frame::Array(vec![bulk("s"), entries(&[("1-1", &["a", "b"])])]),
-                Frame::Array(vec![bulk("t"), entries(&[("3-1", &["e", "f"])])]),
+            Frame::KeyedMap(vec![
+                (bulk("s"), entries(&[("1-1", &["a", "b"])])),
+                (bulk("t"), entries(&[("3-1", &["e", "f"])])),
             ])
         );
         assert_eq!(
             db.run(&["XREAD", "STREAMS", "s", "1-1"]),
-            Frame::Array(vec![Frame::Array(vec![
-                bulk("s"),
-                entries(&[("2-1", &["c", "d"])])
-            ])])
+            Frame::KeyedMap(vec![(bulk("s"), entries(&[("2-1", &["c", "d"])]))])
         );
         assert_eq!(db.run(&["XREAD", "STREAMS", "s", "$"]), Frame::NullArray);
         assert_eq!(
@@ -1867,7 +1857,7 @@ mod tests {
         assert_eq!(db.run(&["XGROUP", "CREATE", "s", "g", "0"]), ok());
         let e1 = entries(&[("1-1", &["a", "1"])]);
         let e2 = entries(&[("2-1", &["b", "2"])]);
-        let of = |e: &Frame| Frame::Array(vec![Frame::Array(vec![bulk("s"), e.clone()])]);
+        let of = |e: &Frame| Frame::KeyedMap(vec![(bulk("s"), e.clone())]);
         assert_eq!(
             db.run(&[
                 "XREADGROUP",

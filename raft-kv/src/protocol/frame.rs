@@ -23,6 +23,8 @@ pub enum Frame {
     Map(Vec<(Frame, Frame)>),
     /// RESP3 set; RESP2 array.
     Set(Vec<Frame>),
+    /// Per-key replies such as XREAD's: RESP3 map; RESP2 array of `[key, value]` 2-arrays.
+    KeyedMap(Vec<(Frame, Frame)>),
     /// Pairs such as `ZRANGE .. WITHSCORES`: RESP3 array of 2-arrays; RESP2 flat array.
     Pairs(Vec<(Frame, Frame)>),
     /// RESP3 double; RESP2 bulk string formatted as Redis 7.0 does (`%.17g`).
@@ -107,6 +109,20 @@ impl Frame {
                 put_header(out, if resp3 { b'~' } else { b'*' }, items.len());
                 for f in items {
                     f.encode(out, proto);
+                }
+            }
+            Frame::KeyedMap(pairs) => {
+                if resp3 {
+                    put_header(out, b'%', pairs.len());
+                } else {
+                    put_header(out, b'*', pairs.len());
+                }
+                for (k, v) in pairs {
+                    if !resp3 {
+                        out.put_slice(b"*2\r\n");
+                    }
+                    k.encode(out, proto);
+                    v.encode(out, proto);
                 }
             }
             Frame::Pairs(pairs) => {
@@ -295,6 +311,9 @@ mod tests {
         assert_eq!(enc(&p, 2), "*2\r\n$1\r\nm\r\n$3\r\n1.5\r\n");
         assert_eq!(enc(&p, 3), "*1\r\n*2\r\n$1\r\nm\r\n,1.5\r\n");
         assert_eq!(enc(&Frame::Error("ERR a\r\nb".into()), 2), "-ERR a  b\r\n");
+        let k = Frame::KeyedMap(vec![(Frame::bulk("s"), Frame::Integer(1))]);
+        assert_eq!(enc(&k, 2), "*1\r\n*2\r\n$1\r\ns\r\n:1\r\n");
+        assert_eq!(enc(&k, 3), "%1\r\n$1\r\ns\r\n:1\r\n");
     }
 
     #[test]

@@ -45,7 +45,7 @@ fn lookup(ctx: &Ctx, key: &[u8]) -> Result<Option<Meta>, CmdError> {
 }
 
 fn hset(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    if args.len() % 2 != 0 {
+    if !args.len().is_multiple_of(2) {
         return Err(CmdError::WrongArity(super::args::cmd_name(args)));
     }
     let key = &args[1];
@@ -136,7 +136,7 @@ fn hexists(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     Ok(Frame::Integer(found as i64))
 }
 
-fn whole(ctx: &mut Ctx, key: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, CmdError> {
+fn whole(ctx: &mut Ctx, key: &[u8]) -> Result<Vec<h::Element>, CmdError> {
     match lookup(ctx, key)? {
         Some(m) => h::all(ctx, key, &m),
         None => Ok(Vec::new()),
@@ -270,7 +270,7 @@ pub fn random_elements(
     key: &[u8],
     meta: &Meta,
     count: i64,
-) -> Result<Vec<(Vec<u8>, Vec<u8>)>, CmdError> {
+) -> Result<Vec<h::Element>, CmdError> {
     let size = meta.size;
     if count == 0 || size == 0 {
         return Ok(Vec::new());
@@ -437,7 +437,7 @@ pub fn scan_step(
             }
         }
         seen += 1;
-        if opts.pattern.as_ref().map_or(true, |p| glob_match(p, elem)) {
+        if opts.pattern.as_ref().is_none_or(|p| glob_match(p, elem)) {
             emit(elem, val, &mut items);
         }
         Ok(true)

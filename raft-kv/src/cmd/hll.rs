@@ -206,6 +206,16 @@ fn pfselftest(_ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
 }
 
 #[cfg(test)]
+const REFERENCE: &[(usize, i64)] = &[
+    (1, 1),
+    (10, 10),
+    (100, 100),
+    (1000, 1001),
+    (5000, 4985),
+    (20000, 19891),
+];
+
+#[cfg(test)]
 mod tests {
     use crate::testutil::*;
 
@@ -306,13 +316,3 @@ mod tests {
         }
     }
 }
-
-#[cfg(test)]
-const REFERENCE: &[(usize, i64)] = &[
-    (1, 1),
-    (10, 10),
-    (100, 100),
-    (1000, 1001),
-    (5000, 4985),
-    (20000, 19891),
-];

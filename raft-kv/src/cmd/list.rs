@@ -96,7 +96,7 @@ pub const COMMANDS: &[CommandSpec] = &[
 pub fn parse_timeout_secs(arg: &[u8]) -> Result<u64, CmdError> {
     let v = parse_f64_opt(arg).ok_or(CmdError::Timeout)?;
     let ms = (v * 1000.0).ceil();
-    if ms.is_nan() || ms <= -1.0 || ms >= 9.223_372_036_854_775_807e18 {
+    if ms.is_nan() || ms <= -1.0 || ms >= 9.223_372_036_854_776e18 {
         return Err(CmdError::err("timeout is negative"));
     }
     Ok(ms.max(0.0) as u64)

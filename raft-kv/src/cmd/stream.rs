@@ -179,13 +179,17 @@ struct TrimArgs {
     limit: u64,
 }
 
+/// Trim options, the index of the first argument after them, and XADD's id (with whether
+/// it was `ms-*`).
+type ParsedAddOrTrim = (TrimArgs, usize, Option<(StreamId, bool)>);
+
 /// Parses XADD/XTRIM options from `args[2..]`. For XADD, stops at the id and returns
 /// (options, index of the id, explicit id with seq_given).
 fn parse_add_or_trim(
     args: &[Bytes],
     xadd: bool,
     nomkstream: &mut bool,
-) -> Result<(TrimArgs, usize, Option<(StreamId, bool)>), CmdError> {
+) -> Result<ParsedAddOrTrim, CmdError> {
     let mut t = TrimArgs {
         strategy: TrimStrategy::None,
         approx: false,
@@ -504,7 +508,7 @@ fn xread(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         } else if is(o, "streams") && more > 0 {
             streams_arg = i + 1;
             let n = args.len() - streams_arg;
-            if n % 2 != 0 {
+            if !n.is_multiple_of(2) {
                 return Err(CmdError::err(
                     "Unbalanced XREAD list of streams: for each stream key an ID or '$' must be specified.",
                 ));
@@ -1009,7 +1013,7 @@ fn xreadgroup(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         } else if is(o, "streams") && more > 0 {
             streams_arg = i + 1;
             let n = args.len() - streams_arg;
-            if n % 2 != 0 {
+            if !n.is_multiple_of(2) {
                 return Err(CmdError::err(
                     "Unbalanced XREADGROUP list of streams: for each stream key an ID or '>' must be specified.",
                 ));
@@ -1438,7 +1442,7 @@ fn xautoclaim(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     while j < args.len() {
         if is(&args[j], "count") && j + 1 < args.len() {
             match parse_i64_opt(&args[j + 1]) {
-                Some(n) if n >= 1 && n <= i64::MAX / 16 => count = n as u64,
+                Some(n) if (1..=i64::MAX / 16).contains(&n) => count = n as u64,
                 _ => return Err(CmdError::err("COUNT must be > 0")),
             }
             j += 1;

@@ -376,7 +376,7 @@ fn mget(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 
 /// MSET and MSETNX.
 fn mset(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    if args.len() % 2 == 0 {
+    if args.len().is_multiple_of(2) {
         return Err(CmdError::WrongArity(cmd_name(args)));
     }
     let nx = is(&args[0], "msetnx");

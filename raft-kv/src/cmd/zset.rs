@@ -186,7 +186,7 @@ fn parse_lex_range(min: &[u8], max: &[u8]) -> Result<LexRange, CmdError> {
 fn check_timeout(b: &[u8]) -> Result<(), CmdError> {
     let v = parse_f64_opt(b).ok_or(CmdError::Timeout)?;
     let ms = v * 1000.0;
-    if !(ms > -1.0) || ms >= 9.223_372_036_854_775_807e18 {
+    if ms.is_nan() || ms <= -1.0 || ms >= 9.223_372_036_854_776e18 {
         return Err(CmdError::err("timeout is negative"));
     }
     Ok(())
@@ -245,7 +245,7 @@ fn zadd(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
         i += 1;
     }
     let elements = args.len() - i;
-    if elements == 0 || elements % 2 != 0 {
+    if elements == 0 || !elements.is_multiple_of(2) {
         return Err(CmdError::Syntax);
     }
     if xx && nx {
@@ -253,7 +253,7 @@ fn zadd(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             "XX and NX options at the same time are not compatible",
         ));
     }
-    if (gt && nx) || (lt && nx) || (gt && lt) {
+    if (nx && (gt || lt)) || (gt && lt) {
         return Err(CmdError::err(
             "GT, LT, and/or NX options at the same time are not compatible",
         ));

@@ -555,12 +555,7 @@ mod tests {
             let mut buf = BytesMut::new();
             for chunk in input.chunks(3) {
                 buf.extend_from_slice(chunk);
-                loop {
-                    match p.next(&mut buf) {
-                        Ok(Some(_)) => continue,
-                        Ok(None) | Err(_) => break,
-                    }
-                }
+                while let Ok(Some(_)) = p.next(&mut buf) {}
             }
         }
     }

@@ -575,7 +575,7 @@ impl Conn {
             }
             return Frame::ok().into();
         }
-        if args.len() % 2 != 0 {
+        if !args.len().is_multiple_of(2) {
             return CmdError::Syntax.to_frame().into();
         }
         let mut id: Option<u64> = None;
@@ -678,7 +678,7 @@ impl Conn {
                 self.srv.settings.config_get(&pats).into()
             }
             "set" => {
-                if args.len() % 2 != 0 {
+                if !args.len().is_multiple_of(2) {
                     return CmdError::Syntax.to_frame().into();
                 }
                 let pairs: Vec<(&[u8], &[u8])> = args[2..]

@@ -652,7 +652,7 @@ impl Conn {
             return;
         };
         let rest = args.len() - streams - 1;
-        if rest == 0 || rest % 2 != 0 {
+        if rest == 0 || !rest.is_multiple_of(2) {
             return;
         }
         let n = rest / 2;

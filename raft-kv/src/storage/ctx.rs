@@ -24,6 +24,7 @@ use crate::cmd::CmdError;
 static READ_SEEDS: AtomicU64 = AtomicU64::new(0x2545_F491_4F6C_DD1D);
 
 type Overlay = BTreeMap<(Cf, Vec<u8>), Option<Vec<u8>>>;
+type OverlayIter<'o> = Box<dyn Iterator<Item = (&'o (Cf, Vec<u8>), &'o Option<Vec<u8>>)> + 'o>;
 
 pub struct Ctx<'a> {
     engine: &'a Engine,
@@ -214,7 +215,7 @@ impl<'a> Ctx<'a> {
             Bound::Excluded((cf, upper.to_vec()))
         };
         let range = overlay.range((lo, hi));
-        let mut ov: Box<dyn Iterator<Item = (&(Cf, Vec<u8>), &Option<Vec<u8>>)>> = if reverse {
+        let mut ov: OverlayIter = if reverse {
             Box::new(range.rev())
         } else {
             Box::new(range)

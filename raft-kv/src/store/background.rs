@@ -57,19 +57,17 @@ fn find_expired(
     now: u64,
 ) -> Result<(Vec<Bytes>, Vec<u8>), rocksdb::Error> {
     let mut due = Vec::new();
-    let mut seen = 0;
     let mut next = Vec::new();
     let iter = engine.db().iterator_cf(
         engine.cf(Cf::Meta),
         rocksdb::IteratorMode::From(cursor, rocksdb::Direction::Forward),
     );
-    for item in iter {
+    for (seen, item) in iter.enumerate() {
         let (k, v) = item?;
         if seen == EXPIRE_SCAN_PER_ROUND {
             next = k.to_vec();
             break;
         }
-        seen += 1;
         if let Some(m) = Meta::decode(&v) {
             if m.is_expired(now) {
                 due.push(Bytes::copy_from_slice(user_key_of_meta(&k)));

@@ -87,8 +87,11 @@ pub fn for_each(
     })
 }
 
+/// An element record: (element, value).
+pub type Element = (Vec<u8>, Vec<u8>);
+
 /// Every element (for commands whose reply is the whole collection).
-pub fn all(ctx: &Ctx, key: &[u8], meta: &Meta) -> Result<Vec<(Vec<u8>, Vec<u8>)>, CmdError> {
+pub fn all(ctx: &Ctx, key: &[u8], meta: &Meta) -> Result<Vec<Element>, CmdError> {
     let mut out = Vec::new();
     for_each(ctx, key, meta, None, false, |f, v| {
         out.push((f.to_vec(), v.to_vec()));
@@ -104,8 +107,8 @@ pub fn at_positions(
     key: &[u8],
     meta: &Meta,
     positions: &[u64],
-) -> Result<Vec<(Vec<u8>, Vec<u8>)>, CmdError> {
-    let mut wanted: BTreeMap<u64, Option<(Vec<u8>, Vec<u8>)>> = BTreeMap::new();
+) -> Result<Vec<Element>, CmdError> {
+    let mut wanted: BTreeMap<u64, Option<Element>> = BTreeMap::new();
     for &p in positions {
         wanted.insert(p, None);
     }

@@ -228,6 +228,8 @@ impl ScoreRange {
 
 /// Members whose score is in `range`, ascending (or descending), skipping `offset` and taking
 /// at most `limit` (`None` = all). `f` returns false to stop early.
+// The range walk's knobs mirror ZRANGE's options one to one; a struct would only rename them.
+#[allow(clippy::too_many_arguments)]
 pub fn by_score(
     ctx: &Ctx,
     key: &[u8],
@@ -264,7 +266,7 @@ pub fn by_score(
         if !f(m, s)? {
             return Ok(false);
         }
-        Ok(limit.map_or(true, |l| taken < l))
+        Ok(limit.is_none_or(|l| taken < l))
     })
 }
 
@@ -330,6 +332,8 @@ impl LexRange {
 
 /// Members in the lex range (meaningful when all scores are equal, as in Redis), ascending
 /// or descending, with `offset`/`limit` as `by_score`.
+// The range walk's knobs mirror ZRANGE's options one to one; a struct would only rename them.
+#[allow(clippy::too_many_arguments)]
 pub fn by_lex(
     ctx: &Ctx,
     key: &[u8],
@@ -398,7 +402,7 @@ pub fn by_lex(
         if !f(m, s)? {
             return Ok(false);
         }
-        Ok(limit.map_or(true, |l| taken < l))
+        Ok(limit.is_none_or(|l| taken < l))
     })
 }
 

@@ -487,50 +487,84 @@ pub fn resolve_dollar_ids(ctx: &Ctx, args: &[Bytes]) -> Result<Vec<Bytes>, CmdEr
     Ok(out)
 }
 
-fn xread(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let mut count: u64 = 0;
-    let mut streams_arg = 0;
-    let mut nstreams = 0;
+/// The options of XREAD / XREADGROUP (one parser, as Redis' xreadCommand): COUNT, BLOCK
+/// (validated here, waited on by the server layer), GROUP and NOACK (XREADGROUP only), and
+/// where the STREAMS keys start.
+struct ReadOpts<'a> {
+    count: u64,
+    streams_arg: usize,
+    nstreams: usize,
+    group: Option<(&'a Bytes, &'a Bytes)>,
+    noack: bool,
+}
+
+fn parse_read_opts(args: &[Bytes], xreadgroup: bool) -> Result<ReadOpts<'_>, CmdError> {
+    let mut o = ReadOpts {
+        count: 0,
+        streams_arg: 0,
+        nstreams: 0,
+        group: None,
+        noack: false,
+    };
     let mut i = 1;
     while i < args.len() {
         let more = args.len() - 1 - i;
-        let o = &args[i];
-        if is(o, "block") && more > 0 {
+        let a = &args[i];
+        if is(a, "block") && more > 0 {
             i += 1;
             let ms = parse_i64_opt(&args[i])
                 .ok_or_else(|| CmdError::err("timeout is not an integer or out of range"))?;
             if ms < 0 {
                 return Err(CmdError::err("timeout is negative"));
             }
-        } else if is(o, "count") && more > 0 {
+        } else if is(a, "count") && more > 0 {
             i += 1;
-            count = parse_i64(&args[i])?.max(0) as u64;
-        } else if is(o, "streams") && more > 0 {
-            streams_arg = i + 1;
-            let n = args.len() - streams_arg;
+            o.count = parse_i64(&args[i])?.max(0) as u64;
+        } else if is(a, "streams") && more > 0 {
+            o.streams_arg = i + 1;
+            let n = args.len() - o.streams_arg;
             if !n.is_multiple_of(2) {
+                return Err(CmdError::err(if xreadgroup {
+                    "Unbalanced XREADGROUP list of streams: for each stream key an ID or '>' must be specified."
+                } else {
+                    "Unbalanced XREAD list of streams: for each stream key an ID or '$' must be specified."
+                }));
+            }
+            o.nstreams = n / 2;
+            break;
+        } else if is(a, "group") && more >= 2 {
+            if !xreadgroup {
                 return Err(CmdError::err(
-                    "Unbalanced XREAD list of streams: for each stream key an ID or '$' must be specified.",
+                    "The GROUP option is only supported by XREADGROUP. You called XREAD instead.",
                 ));
             }
-            nstreams = n / 2;
-            break;
-        } else if is(o, "group") && more >= 2 {
-            return Err(CmdError::err(
-                "The GROUP option is only supported by XREADGROUP. You called XREAD instead.",
-            ));
-        } else if is(o, "noack") {
-            return Err(CmdError::err(
-                "The NOACK option is only supported by XREADGROUP. You called XREAD instead.",
-            ));
+            o.group = Some((&args[i + 1], &args[i + 2]));
+            i += 2;
+        } else if is(a, "noack") {
+            if !xreadgroup {
+                return Err(CmdError::err(
+                    "The NOACK option is only supported by XREADGROUP. You called XREAD instead.",
+                ));
+            }
+            o.noack = true;
         } else {
             return Err(CmdError::Syntax);
         }
         i += 1;
     }
-    if streams_arg == 0 {
+    if o.streams_arg == 0 {
         return Err(CmdError::Syntax);
     }
+    Ok(o)
+}
+
+fn xread(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
+    let ReadOpts {
+        count,
+        streams_arg,
+        nstreams,
+        ..
+    } = parse_read_opts(args, false)?;
     let mut streams = Vec::with_capacity(nstreams);
     for k in 0..nstreams {
         let key = &args[streams_arg + k];
@@ -991,48 +1025,13 @@ fn xpending(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 }
 
 fn xreadgroup(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let mut count: u64 = 0;
-    let mut streams_arg = 0;
-    let mut nstreams = 0;
-    let mut group: Option<(&Bytes, &Bytes)> = None;
-    let mut noack = false;
-    let mut i = 1;
-    while i < args.len() {
-        let more = args.len() - 1 - i;
-        let o = &args[i];
-        if is(o, "block") && more > 0 {
-            i += 1;
-            let ms = parse_i64_opt(&args[i])
-                .ok_or_else(|| CmdError::err("timeout is not an integer or out of range"))?;
-            if ms < 0 {
-                return Err(CmdError::err("timeout is negative"));
-            }
-        } else if is(o, "count") && more > 0 {
-            i += 1;
-            count = parse_i64(&args[i])?.max(0) as u64;
-        } else if is(o, "streams") && more > 0 {
-            streams_arg = i + 1;
-            let n = args.len() - streams_arg;
-            if !n.is_multiple_of(2) {
-                return Err(CmdError::err(
-                    "Unbalanced XREADGROUP list of streams: for each stream key an ID or '>' must be specified.",
-                ));
-            }
-            nstreams = n / 2;
-            break;
-        } else if is(o, "group") && more >= 2 {
-            group = Some((&args[i + 1], &args[i + 2]));
-            i += 2;
-        } else if is(o, "noack") {
-            noack = true;
-        } else {
-            return Err(CmdError::Syntax);
-        }
-        i += 1;
-    }
-    if streams_arg == 0 {
-        return Err(CmdError::Syntax);
-    }
+    let ReadOpts {
+        count,
+        streams_arg,
+        nstreams,
+        group,
+        noack,
+    } = parse_read_opts(args, true)?;
     let Some((gname, cname)) = group else {
         return Err(CmdError::err("Missing GROUP option for XREADGROUP"));
     };

@@ -538,19 +538,8 @@ impl Conn {
                     continue;
                 }
             }
-            if let Some(t) = &type_filter {
-                let pubsub = {
-                    let f = c.fields.lock();
-                    f.sub + f.psub + f.ssub > 0
-                };
-                let ok = match t.as_str() {
-                    "normal" => !pubsub,
-                    "pubsub" => pubsub,
-                    _ => false,
-                };
-                if !ok {
-                    continue;
-                }
+            if type_filter.as_ref().is_some_and(|t| !c.is_type(t)) {
+                continue;
             }
             out.push_str(&c.describe(now));
             out.push('\n');
@@ -641,19 +630,8 @@ impl Conn {
             {
                 continue;
             }
-            if let Some(t) = &ctype {
-                let pubsub = {
-                    let f = c.fields.lock();
-                    f.sub + f.psub + f.ssub > 0
-                };
-                let ok = match t.as_str() {
-                    "normal" => !pubsub,
-                    "pubsub" => pubsub,
-                    _ => false,
-                };
-                if !ok {
-                    continue;
-                }
+            if ctype.as_ref().is_some_and(|t| !c.is_type(t)) {
+                continue;
             }
             if c.id == self.handle.id {
                 if skipme {

@@ -107,6 +107,20 @@ impl ClientHandle {
     }
 
     /// The CLIENT LIST / CLIENT INFO line (without the trailing newline).
+    /// Whether this client is of `CLIENT LIST/KILL TYPE` kind `t` (already lower-case):
+    /// `pubsub` when it holds any subscription, `normal` otherwise.
+    pub fn is_type(&self, t: &str) -> bool {
+        let pubsub = {
+            let f = self.fields.lock();
+            f.sub + f.psub + f.ssub > 0
+        };
+        match t {
+            "normal" => !pubsub,
+            "pubsub" => pubsub,
+            _ => false,
+        }
+    }
+
     pub fn describe(&self, now: Instant) -> String {
         let f = self.fields.lock().clone();
         let last = *self.last_active.lock();

@@ -226,6 +226,44 @@ impl ScoreRange {
     }
 }
 
+/// OFFSET/LIMIT paging shared by the range walks.
+struct Page {
+    offset: u64,
+    limit: Option<u64>,
+    skipped: u64,
+    taken: u64,
+}
+
+impl Page {
+    fn new(offset: u64, limit: Option<u64>) -> Page {
+        Page {
+            offset,
+            limit,
+            skipped: 0,
+            taken: 0,
+        }
+    }
+
+    /// Feeds one member inside the range: skipped while under the offset, else handed to
+    /// `f`. Returns whether the walk goes on.
+    fn feed(
+        &mut self,
+        m: &[u8],
+        s: f64,
+        f: &mut impl FnMut(&[u8], f64) -> Result<bool, CmdError>,
+    ) -> Result<bool, CmdError> {
+        if self.skipped < self.offset {
+            self.skipped += 1;
+            return Ok(true);
+        }
+        self.taken += 1;
+        if !f(m, s)? {
+            return Ok(false);
+        }
+        Ok(self.limit.is_none_or(|l| self.taken < l))
+    }
+}
+
 /// Members whose score is in `range`, ascending (or descending), skipping `offset` and taking
 /// at most `limit` (`None` = all). `f` returns false to stop early.
 // The range walk's knobs mirror ZRANGE's options one to one; a struct would only rename them.
@@ -245,8 +283,7 @@ pub fn by_score(
     }
     let min = encode_score(normalize(range.min));
     let max_end = prefix_end(&encode_score(normalize(range.max)));
-    let mut skipped = 0u64;
-    let mut taken = 0u64;
+    let mut page = Page::new(offset, limit);
     walk(ctx, key, meta, &min, Some(&max_end), reverse, |m, s| {
         let in_range = range.gte_min(s) && range.lte_max(s);
         if !in_range {
@@ -258,15 +295,7 @@ pub fn by_score(
             };
             return Ok(!past);
         }
-        if skipped < offset {
-            skipped += 1;
-            return Ok(true);
-        }
-        taken += 1;
-        if !f(m, s)? {
-            return Ok(false);
-        }
-        Ok(limit.is_none_or(|l| taken < l))
+        page.feed(m, s, &mut f)
     })
 }
 
@@ -380,8 +409,7 @@ pub fn by_lex(
             _ => (Vec::new(), None),
         }
     };
-    let mut skipped = 0u64;
-    let mut taken = 0u64;
+    let mut page = Page::new(offset, limit);
     walk(ctx, key, meta, &lower, upper.as_deref(), reverse, |m, s| {
         let (before, after) = if reverse {
             (!range.lte_max(m), !range.gte_min(m))
@@ -394,15 +422,7 @@ pub fn by_lex(
         if after {
             return Ok(false);
         }
-        if skipped < offset {
-            skipped += 1;
-            return Ok(true);
-        }
-        taken += 1;
-        if !f(m, s)? {
-            return Ok(false);
-        }
-        Ok(limit.is_none_or(|l| taken < l))
+        page.feed(m, s, &mut f)
     })
 }
 

@@ -1,8 +1,12 @@
 //! Command-line configuration.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::Parser;
+
+use crate::raftstore::members::{parse_cluster, Member};
+use crate::raftstore::{RaftOptions, ReadMode};
 
 #[derive(Parser, Debug, Clone)]
 #[command(
@@ -41,6 +45,22 @@ pub struct Config {
     /// Maximum number of connected clients.
     #[arg(long, default_value_t = 10000)]
     pub maxclients: usize,
+    /// How reads are made linearizable: ReadIndex (a heartbeat round per batch of reads) or
+    /// a leader lease (no round trip; assumes bounded clock drift).
+    #[arg(long, value_enum, default_value = "read-index")]
+    pub read_mode: ReadMode,
+    /// Raft tick interval in ms (heartbeat = 2 ticks; election timeout = N..2N ticks).
+    #[arg(long, default_value_t = 100)]
+    pub raft_tick_ms: u64,
+    /// Election timeout in ticks.
+    #[arg(long, default_value_t = 10)]
+    pub raft_election_ticks: usize,
+    /// Compact a shard's Raft log once it holds this many applied entries.
+    #[arg(long, default_value_t = 10000)]
+    pub raft_log_gc_threshold: u64,
+    /// How long a client request may wait for Raft before it gets an error (ms).
+    #[arg(long, default_value_t = 5000)]
+    pub request_timeout_ms: u64,
 }
 
 impl Config {
@@ -50,37 +70,41 @@ impl Config {
             .unwrap_or_else(|| PathBuf::from("data").join(&self.node_id))
     }
 
-    /// Checks `--cluster`: a malformed list or one naming other nodes is refused, because a
-    /// node that silently ran alone would acknowledge writes that are not replicated.
-    pub fn validate_cluster(&self) -> Result<(), String> {
-        let Some(list) = &self.cluster else {
-            return Ok(());
+    /// The cluster members: `--cluster`, or this node alone (a single-node cluster).
+    pub fn members(&self) -> Result<Vec<Member>, String> {
+        let members = match &self.cluster {
+            Some(list) => parse_cluster(list)?,
+            None => parse_cluster(&format!("{}={}:{}", self.node_id, self.bind, self.port))?,
         };
-        let mut ids = Vec::new();
-        for member in list.split(',').filter(|m| !m.is_empty()) {
-            let (id, addr) = member
-                .split_once('=')
-                .ok_or_else(|| format!("--cluster: expected id=host:port, got {member:?}"))?;
-            if id.is_empty() || addr.parse::<std::net::SocketAddr>().is_err() {
-                return Err(format!("--cluster: expected id=host:port, got {member:?}"));
-            }
-            ids.push(id);
-        }
-        if !ids.contains(&self.node_id.as_str()) {
+        if !members.iter().any(|m| m.name == self.node_id) {
             return Err(format!(
                 "--cluster does not list this node ({}); members: {}",
                 self.node_id,
-                ids.join(",")
+                members
+                    .iter()
+                    .map(|m| m.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(",")
             ));
         }
-        if ids.len() > 1 {
-            return Err(
-                "--cluster with several members is not implemented yet (replication is the next \
-                 milestone); run without --cluster for a single-node server"
-                    .into(),
-            );
+        if self.node_id.is_empty() {
+            return Err("--node-id must not be empty".into());
         }
-        Ok(())
+        Ok(members)
+    }
+
+    pub fn raft_options(&self) -> Result<RaftOptions, String> {
+        if self.raft_tick_ms == 0 || self.raft_election_ticks <= 2 {
+            return Err("--raft-tick-ms must be > 0 and --raft-election-ticks > 2".into());
+        }
+        Ok(RaftOptions {
+            tick: Duration::from_millis(self.raft_tick_ms),
+            election_ticks: self.raft_election_ticks,
+            heartbeat_ticks: 2.min(self.raft_election_ticks - 1),
+            read_mode: self.read_mode,
+            log_gc_threshold: self.raft_log_gc_threshold.max(2),
+            request_timeout: Duration::from_millis(self.request_timeout_ms.max(100)),
+        })
     }
 }
 
@@ -94,17 +118,21 @@ mod tests {
 
     #[test]
     fn cluster_flag_is_checked() {
-        assert!(with_cluster("node1=127.0.0.1:5001")
-            .validate_cluster()
-            .is_ok());
-        assert!(with_cluster("node1=nonsense").validate_cluster().is_err());
-        assert!(with_cluster("node2=127.0.0.1:5002")
-            .validate_cluster()
-            .is_err());
+        assert_eq!(
+            with_cluster("node1=127.0.0.1:5001")
+                .members()
+                .map(|m| m.len()),
+            Ok(1)
+        );
+        assert!(with_cluster("node1=nonsense").members().is_err());
+        assert!(with_cluster("node2=127.0.0.1:5002").members().is_err());
         let multi = with_cluster("node1=127.0.0.1:5001,node2=127.0.0.1:5002");
-        assert!(multi
-            .validate_cluster()
-            .unwrap_err()
-            .contains("not implemented"));
+        assert_eq!(multi.members().map(|m| m.len()), Ok(2));
+        let alone = Config::parse_from(["raft-kv", "--node-id", "n9", "--port", "7001"]);
+        let m = alone.members().expect("single node");
+        assert_eq!(
+            (m[0].name.as_str(), m[0].addr.as_str()),
+            ("n9", "127.0.0.1:7001")
+        );
     }
 }

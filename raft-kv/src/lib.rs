@@ -1,10 +1,12 @@
 //! RaftKV: a Redis-compatible, strongly consistent, distributed key-value store.
 //!
 //! Data flows one way: network (`server`) -> protocol (`protocol`) -> command table (`cmd`)
-//! -> state machine (`store`) -> storage (`storage`).
+//! -> state machine (`store`) -> Raft (`raftstore`) -> storage (`storage`).
 
 pub mod cmd;
+
 pub mod protocol;
+pub mod raftstore;
 pub mod storage;
 pub mod store;
 pub mod types;

@@ -353,7 +353,7 @@ mod tests {
         // Empty bulk.
         assert_eq!(
             parse_all(b"*1\r\n$0\r\n\r\n").unwrap(),
-            vec![vec![Vec::new()]]
+            vec![vec![Vec::<u8>::new()]]
         );
     }
 

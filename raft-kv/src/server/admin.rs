@@ -133,7 +133,7 @@ impl Conn {
                     Frame::ok().into()
                 }
             }
-            "watch" => self.cmd_watch(&args[1..]),
+            "watch" => self.cmd_watch(&args[1..]).await,
             "unwatch" => {
                 self.watched.clear();
                 Frame::ok().into()

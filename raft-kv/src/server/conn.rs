@@ -477,7 +477,7 @@ impl Conn {
         self.handle.fields.lock().multi = -1;
     }
 
-    pub fn cmd_watch(&mut self, keys: &[Bytes]) -> Reply {
+    pub async fn cmd_watch(&mut self, keys: &[Bytes]) -> Reply {
         if self.multi.is_some() {
             return err("ERR WATCH inside MULTI is not allowed");
         }
@@ -492,12 +492,12 @@ impl Conn {
                 unique.push(k);
             }
         }
-        match self.srv.store.key_revs(&unique) {
+        match self.srv.store.key_revs(&unique).await {
             Ok(revs) => {
                 self.watched.extend(unique.into_iter().zip(revs));
                 Frame::ok().into()
             }
-            Err(e) => e.to_frame().into(),
+            Err(e) => e.into(),
         }
     }
 

@@ -1,97 +1,115 @@
-//! The admin HTTP port: a tiny HTTP/1.1 responder (one request per connection) serving
-//! `GET /health`. A later issue replaces it with a full router and /metrics.
+//! The node's `--port`: the HTTP admin API and the node-to-node gRPC service on one listener
+//! (axum routes plain HTTP/1.1 and HTTP/2 requests; gRPC paths go to tonic).
+//!
+//! Routes: `GET /health`, `GET /status` (JSON: this node's groups, leaders, indexes), and with
+//! `RAFTKV_FAULT_INJECTION=1` the test-only `POST /debug/partition` (body: comma-separated node
+//! names to cut off; empty heals).
 
+use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use tokio::net::TcpListener;
 
 use super::Server;
+use crate::raftstore::transport::Transport;
 
-const MAX_HEAD: usize = 8 * 1024;
+#[derive(Clone)]
+struct AppState {
+    srv: Arc<Server>,
+    transport: Option<Arc<Transport>>,
+}
 
-pub async fn serve(listener: TcpListener, srv: Arc<Server>) {
+pub fn router(srv: Arc<Server>, transport: Option<Arc<Transport>>) -> Router {
+    let state = AppState {
+        srv,
+        transport: transport.clone(),
+    };
+    let mut admin = Router::new()
+        .route("/health", get(|| async { "ok" }))
+        .route("/status", get(status));
+    if std::env::var("RAFTKV_FAULT_INJECTION").is_ok_and(|v| v == "1") {
+        admin = admin.route("/debug/partition", post(partition));
+    }
+    let admin = admin.with_state(state);
+    let app = match transport {
+        Some(t) => tonic::service::Routes::new(t.service())
+            .into_axum_router()
+            .merge(admin),
+        None => admin,
+    };
+    // Unknown paths are plain HTTP 404s, not gRPC "unimplemented" replies.
+    app.fallback(|| async { (StatusCode::NOT_FOUND, "not found") })
+}
+
+pub async fn serve(listener: TcpListener, srv: Arc<Server>, transport: Option<Arc<Transport>>) {
     let mut shutdown = srv.shutdown_receiver();
-    loop {
-        tokio::select! {
-            _ = shutdown.changed() => return,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
-                    tokio::spawn(async move {
-                        let _ = tokio::time::timeout(Duration::from_secs(10), respond(stream)).await;
-                    });
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "http accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            },
-        }
+    let app = router(srv, transport);
+    let stop = async move {
+        let _ = shutdown.changed().await;
+    };
+    if let Err(e) = axum::serve(listener, app)
+        .with_graceful_shutdown(stop)
+        .await
+    {
+        tracing::error!(error = %e, "admin/gRPC server failed");
     }
 }
 
-/// The response to a request head (status line, content type, body).
-pub fn route(head: &[u8]) -> (&'static str, &'static str) {
-    let line = head.split(|&c| c == b'\n').next().unwrap_or(b"");
-    let line = String::from_utf8_lossy(line);
-    let mut parts = line.split_whitespace();
-    let method = parts.next().unwrap_or("");
-    let path = parts.next().unwrap_or("");
-    let path = path.split('?').next().unwrap_or("");
-    match (method, path) {
-        ("GET" | "HEAD", "/health") => ("200 OK", "ok"),
-        (_, "/health") => ("405 Method Not Allowed", "method not allowed"),
-        _ => ("404 Not Found", "not found"),
-    }
+fn name_of(srv: &Server, id: u64) -> String {
+    srv.members
+        .iter()
+        .find(|m| m.id == id)
+        .map_or_else(|| id.to_string(), |m| m.name.clone())
 }
 
-async fn respond(mut stream: TcpStream) -> std::io::Result<()> {
-    let mut head = Vec::with_capacity(512);
-    let mut buf = [0u8; 1024];
-    loop {
-        let n = stream.read(&mut buf).await?;
-        if n == 0 {
-            return Ok(());
-        }
-        head.extend_from_slice(&buf[..n]);
-        if head.windows(4).any(|w| w == b"\r\n\r\n") || head.windows(2).any(|w| w == b"\n\n") {
-            break;
-        }
-        if head.len() > MAX_HEAD {
-            stream
-                .write_all(b"HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-                .await?;
-            return Ok(());
-        }
-    }
-    let (status, body) = route(&head);
-    let is_head = head.starts_with(b"HEAD ");
-    let resp = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
-        body.len(),
-        if is_head { "" } else { body }
-    );
-    stream.write_all(resp.as_bytes()).await?;
-    stream.shutdown().await
+async fn status(State(st): State<AppState>) -> Json<serde_json::Value> {
+    let srv = &st.srv;
+    let groups: Vec<serde_json::Value> = {
+        let map = srv.store.raft().status.read();
+        let mut ids: Vec<&u64> = map.keys().collect();
+        ids.sort();
+        ids.into_iter()
+            .filter_map(|id| map.get(id).map(|g| (id, g)))
+            .map(|(id, g)| {
+                serde_json::json!({
+                    "id": id,
+                    "leader": if g.leader == 0 { None } else { Some(name_of(srv, g.leader)) },
+                    "is_leader": g.is_leader,
+                    "term": g.term,
+                    "commit_index": g.commit,
+                    "applied_index": g.applied,
+                    "first_index": g.first_index,
+                    "last_index": g.last_index,
+                    "voters": g.voters.iter().map(|v| name_of(srv, *v)).collect::<Vec<_>>(),
+                })
+            })
+            .collect()
+    };
+    Json(serde_json::json!({
+        "node_id": name_of(srv, srv.node_id),
+        "redis_addr": srv.redis_addr.to_string(),
+        "groups": groups,
+    }))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::route;
-
-    #[test]
-    fn routes_health() {
-        assert_eq!(
-            route(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n").0,
-            "200 OK"
-        );
-        assert_eq!(route(b"GET /health?x=1 HTTP/1.1\r\n\r\n").1, "ok");
-        assert_eq!(
-            route(b"POST /health HTTP/1.1\r\n\r\n").0,
-            "405 Method Not Allowed"
-        );
-        assert_eq!(route(b"GET / HTTP/1.1\r\n\r\n").0, "404 Not Found");
-        assert_eq!(route(b"").0, "404 Not Found");
+async fn partition(State(st): State<AppState>, body: String) -> (StatusCode, String) {
+    let Some(t) = &st.transport else {
+        return (StatusCode::CONFLICT, "no transport".into());
+    };
+    let mut ids = HashSet::new();
+    for name in body.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        match st.srv.members.iter().find(|m| m.name == name) {
+            Some(m) => {
+                ids.insert(m.id);
+            }
+            None => return (StatusCode::BAD_REQUEST, format!("unknown node {name:?}\n")),
+        }
     }
+    tracing::warn!(nodes = %body.trim(), "fault injection: partitioned from nodes");
+    t.set_partitioned(ids);
+    (StatusCode::OK, "ok\n".into())
 }

@@ -224,12 +224,31 @@ async fn section(srv: &Arc<Server>, name: &str) -> Option<String> {
             );
         }
         "replication" => {
+            // Every node accepts writes (followers forward them through Raft), so to Redis
+            // clients each one is a master; the raft_* fields describe the consensus role.
+            let g = srv.store.raft().status(crate::store::DEFAULT_GROUP);
+            let name = |id: u64| {
+                srv.members
+                    .iter()
+                    .find(|m| m.id == id)
+                    .map_or_else(|| "none".to_string(), |m| m.name.clone())
+            };
             let _ = write!(
                 s,
                 "# Replication\r\nrole:master\r\nconnected_slaves:0\r\nmaster_failover_state:no-failover\r\n\
                  master_replid:{}\r\nmaster_replid2:0000000000000000000000000000000000000000\r\n\
-                 master_repl_offset:0\r\nsecond_repl_offset:-1\r\nrepl_backlog_active:0\r\n",
+                 master_repl_offset:{}\r\nsecond_repl_offset:-1\r\nrepl_backlog_active:0\r\n\
+                 raft_node_id:{}\r\nraft_role:{}\r\nraft_leader:{}\r\nraft_term:{}\r\n\
+                 raft_commit_index:{}\r\nraft_applied_index:{}\r\nraft_members:{}\r\n",
                 srv.run_id,
+                g.applied,
+                name(srv.node_id),
+                if g.is_leader { "leader" } else { "follower" },
+                name(g.leader),
+                g.term,
+                g.commit,
+                g.applied,
+                srv.members.iter().map(|m| m.name.as_str()).collect::<Vec<_>>().join(","),
             );
         }
         "cpu" => {

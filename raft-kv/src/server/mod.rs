@@ -24,6 +24,10 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::config::Config;
+use crate::raftstore::log_engine::RocksLogEngine;
+use crate::raftstore::members::{format_cluster, load_or_init_identity, raft_id, Member};
+use crate::raftstore::runtime::{self, GroupSpec, StartOptions};
+use crate::raftstore::transport::Transport;
 use crate::storage::{Engine, EngineOptions};
 use crate::store::{self, Store};
 use clients::Clients;
@@ -64,6 +68,9 @@ impl ServerStats {
 /// State shared by every connection.
 pub struct Server {
     pub store: Arc<Store>,
+    /// Cluster members (this node included) and this node's Raft id.
+    pub members: Vec<Member>,
+    pub node_id: u64,
     pub settings: Settings,
     pub clients: Clients,
     pub pubsub: PubSub,
@@ -113,7 +120,8 @@ fn random_run_id() -> String {
 
 /// Runs the node until it is told to stop.
 pub fn run(config: Config) -> Result<(), String> {
-    config.validate_cluster()?;
+    config.members()?;
+    config.raft_options()?;
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(2);
@@ -146,16 +154,45 @@ async fn serve(config: Config) -> Result<(), String> {
             io_text(&e)
         )
     })?;
+    let (members, fresh) = load_or_init_identity(&data_dir, &config.node_id, config.members()?)?;
+    let node_id = raft_id(&config.node_id);
+    if fresh {
+        tracing::info!(cluster = %format_cluster(&members), "initialising a new data directory");
+    }
     let engine = Engine::open(
-        &data_dir,
+        &data_dir.join("kv"),
         EngineOptions {
             block_cache_bytes: config.block_cache_mb.max(1) << 20,
-            sync_writes: true,
+            // The Raft log is synced; the state machine replays from it after a crash.
+            sync_writes: false,
         },
     )
     .map_err(|e| format!("cannot open data directory {}: {e}", data_dir.display()))?;
     let engine = Arc::new(engine);
-    let store = Store::start(engine.clone()).map_err(|e| format!("cannot start the store: {e}"))?;
+    let log = Arc::new(RocksLogEngine::open(&data_dir.join("raft"))?);
+    let stats = Arc::new(store::StoreStats::default());
+    let peers: Vec<(u64, String)> = members
+        .iter()
+        .filter(|m| m.id != node_id)
+        .map(|m| (m.id, m.addr.clone()))
+        .collect();
+    let raft = runtime::start(
+        StartOptions {
+            node_id,
+            voters: members.iter().map(|m| m.id).collect(),
+            groups: vec![GroupSpec {
+                id: store::DEFAULT_GROUP,
+                first_slot: 0,
+                last_slot: 16383,
+            }],
+            opts: config.raft_options()?,
+            engine: engine.clone(),
+            log,
+            stats: stats.clone(),
+        },
+        |inbox| Some(Transport::start(&peers, inbox)),
+    )?;
+    let store = Store::new(engine.clone(), raft.clone(), stats);
 
     let local = listener
         .local_addr()
@@ -164,6 +201,8 @@ async fn serve(config: Config) -> Result<(), String> {
     let now_unix = store::now_ms() / 1000;
     let srv = Arc::new(Server {
         store: store.clone(),
+        members: members.clone(),
+        node_id,
         settings: Settings::new(
             config.redis_port,
             &config.bind,
@@ -192,7 +231,11 @@ async fn serve(config: Config) -> Result<(), String> {
             .spawn(move || store::background::run_gc(engine))
             .map_err(|e| format!("cannot start the garbage sweeper: {e}"))?;
     }
-    tokio::spawn(http::serve(http_listener, srv.clone()));
+    tokio::spawn(http::serve(
+        http_listener,
+        srv.clone(),
+        raft.transport.clone(),
+    ));
     tokio::spawn(watch_signals(srv.clone()));
 
     tracing::info!(
@@ -225,6 +268,7 @@ async fn serve(config: Config) -> Result<(), String> {
         }
     }
     drop(listener);
+    hand_over_leadership(&srv).await;
     tracing::info!("shutting down: closing connections");
     let drain = async { while tasks.join_next().await.is_some() {} };
     if tokio::time::timeout(Duration::from_secs(5), drain)
@@ -234,11 +278,31 @@ async fn serve(config: Config) -> Result<(), String> {
         tracing::warn!("connections did not finish within 5s; closing them");
         tasks.abort_all();
     }
+    raft.shutdown().await;
     if let Err(e) = engine.db().flush() {
         tracing::warn!(error = %e, "flush at shutdown failed");
     }
     tracing::info!("raft-kv stopped");
     Ok(())
+}
+
+/// Before stopping, a leader hands its groups to another voter so clients see no election
+/// timeout (bounded: a stuck transfer does not hold the shutdown).
+async fn hand_over_leadership(srv: &Server) {
+    let raft = srv.store.raft();
+    let st = raft.status(store::DEFAULT_GROUP);
+    let Some(&to) = st.voters.iter().find(|v| **v != srv.node_id) else {
+        return;
+    };
+    if !st.is_leader {
+        return;
+    }
+    tracing::info!(to, "transferring leadership before shutdown");
+    raft.transfer_leader(store::DEFAULT_GROUP, to).await;
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < deadline && raft.status(store::DEFAULT_GROUP).is_leader {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 async fn watch_signals(srv: Arc<Server>) {

@@ -30,6 +30,10 @@ pub async fn run_active_expiry(store: Arc<Store>) {
     let mut interval = tokio::time::interval(Duration::from_millis(100));
     loop {
         interval.tick().await;
+        // Only the leader proposes deletions; replicas apply them from the log.
+        if !store.is_leader(super::DEFAULT_GROUP) {
+            continue;
+        }
         let (due, next) = match find_expired(store.engine(), &cursor, now_ms()) {
             Ok(found) => found,
             Err(e) => {

@@ -1,9 +1,9 @@
-//! The store: the state machine over the engine, with its single applier.
+//! The store: the state machine's client-facing side.
 //!
-//! Writes become `WriteOp`s handed to one applier thread, which applies every op waiting in its
-//! queue into one atomic RocksDB write batch (group commit: one fsync per round), then replies.
-//! This is the seam where the Raft log goes: a replicated node proposes the same ops and applies
-//! committed ones with the same `apply_op`. Reads run on the caller's thread against a snapshot.
+//! Writes become `WriteOp`s proposed to the shard's Raft group and answered once applied on
+//! this node (see `raftstore`); reads wait for a ReadIndex/lease barrier and then run on the
+//! caller's thread against a RocksDB snapshot. The state machine transition itself is
+//! `apply::apply_op`, run by the raft runtime for every committed entry on every replica.
 
 pub mod apply;
 pub mod background;
@@ -14,30 +14,23 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::broadcast;
 
 use crate::cmd::{self, args::cmd_name, CmdError, Kind};
 use crate::protocol::Frame;
-use crate::storage::encoding::Cf;
+use crate::raftstore::RaftHandle;
 use crate::storage::{Ctx, Engine};
 pub use op::{OpKind, WriteOp};
 
-const SEQ_KEY: &[u8] = b"seq";
-/// Most ops applied in one batch round (bounds reply latency of the first op).
-const MAX_BATCH: usize = 1024;
-
-struct Proposal {
-    op: WriteOp,
-    reply: oneshot::Sender<Frame>,
-}
-
 pub struct Store {
     engine: Arc<Engine>,
-    tx: mpsc::Sender<Proposal>,
-    touched: broadcast::Sender<Arc<Vec<Bytes>>>,
+    raft: RaftHandle,
     last_ts: AtomicU64,
     stats: Arc<StoreStats>,
 }
+
+/// The one group serving every slot until sharding splits the key space.
+pub const DEFAULT_GROUP: u64 = 1;
 
 /// Counters for INFO.
 #[derive(Default)]
@@ -55,49 +48,35 @@ pub fn now_ms() -> u64 {
 }
 
 impl Store {
-    /// Starts the applier thread over `engine`.
-    pub fn start(engine: Arc<Engine>) -> Result<Arc<Store>, CmdError> {
-        let seq = match engine
-            .get(Cf::Sys, SEQ_KEY)
-            .map_err(|e| CmdError::Storage(e.to_string()))?
-        {
-            Some(raw) => {
-                let b: [u8; 8] = raw
-                    .as_slice()
-                    .try_into()
-                    .map_err(|_| CmdError::Storage("corrupt sequence record".into()))?;
-                u64::from_be_bytes(b)
-            }
-            None => 0,
-        };
-        let (tx, rx) = mpsc::channel(65536);
-        let (touched, _) = broadcast::channel(1024);
-        let stats = Arc::new(StoreStats::default());
-        let store = Arc::new(Store {
-            engine: engine.clone(),
-            tx,
-            touched: touched.clone(),
+    pub fn new(engine: Arc<Engine>, raft: RaftHandle, stats: Arc<StoreStats>) -> Arc<Store> {
+        Arc::new(Store {
+            engine,
+            raft,
             last_ts: AtomicU64::new(0),
-            stats: stats.clone(),
-        });
-        std::thread::Builder::new()
-            .name("applier".into())
-            .spawn(move || applier_loop(engine, rx, seq, touched, stats))
-            .map_err(|e| CmdError::Storage(format!("spawn applier: {e}")))?;
-        Ok(store)
+            stats,
+        })
     }
 
     pub fn engine(&self) -> &Arc<Engine> {
         &self.engine
     }
 
+    pub fn raft(&self) -> &RaftHandle {
+        &self.raft
+    }
+
     pub fn stats(&self) -> &StoreStats {
         &self.stats
     }
 
+    /// Whether this node leads the group that owns `key`'s slot.
+    pub fn is_leader(&self, group: u64) -> bool {
+        self.raft.status(group).is_leader
+    }
+
     /// Keys changed by each applied batch (for blocked clients).
     pub fn subscribe_touched(&self) -> broadcast::Receiver<Arc<Vec<Bytes>>> {
-        self.touched.subscribe()
+        self.raft.touched.subscribe()
     }
 
     /// A timestamp for a new op: wall clock, never behind the previous op's.
@@ -107,16 +86,31 @@ impl Store {
         now.max(prev)
     }
 
-    /// Executes a read command against a snapshot.
+    /// Executes a read command against a local snapshot, without a linearizability barrier
+    /// (for callers that already passed one).
     pub fn read(&self, args: &[Bytes]) -> Frame {
         let mut ctx = Ctx::read(&self.engine, now_ms());
         apply::run_command(&mut ctx, args)
     }
 
-    /// Executes any data command: reads locally, writes through the applier.
+    /// Waits until local reads are linearizable (ReadIndex or lease).
+    pub async fn read_barrier(&self) -> Result<(), Frame> {
+        self.raft.read_barrier(DEFAULT_GROUP).await
+    }
+
+    /// Executes any data command: reads behind a barrier, writes through Raft.
     pub async fn execute(&self, args: Vec<Bytes>) -> Frame {
         match args.first().and_then(|n| cmd::lookup(n)) {
-            Some(spec) if matches!(spec.kind, Kind::Read(_)) => self.read(&args),
+            Some(spec) if matches!(spec.kind, Kind::Read(_)) => {
+                // Arity and similar errors need no barrier: they depend on no data.
+                if !spec.arity_ok(args.len()) {
+                    return self.read(&args);
+                }
+                match self.read_barrier().await {
+                    Ok(()) => self.read(&args),
+                    Err(e) => e,
+                }
+            }
             Some(spec) if spec.is_write() => self.propose(OpKind::Command(args)).await,
             Some(_) => CmdError::Other(format!("ERR '{}' is not a data command", cmd_name(&args)))
                 .to_frame(),
@@ -124,75 +118,23 @@ impl Store {
         }
     }
 
-    /// Proposes a write op and waits for its reply from the applier.
+    /// Proposes a write op and waits for its reply (once applied on this node).
     pub async fn propose(&self, kind: OpKind) -> Frame {
         let op = WriteOp {
             ts_ms: self.next_ts(),
             seed: rand::random(),
             kind,
         };
-        let (reply, rx) = oneshot::channel();
-        if self.tx.send(Proposal { op, reply }).await.is_err() {
-            return CmdError::Other("ERR the state machine is stopped".into()).to_frame();
-        }
-        rx.await.unwrap_or_else(|_| {
-            CmdError::Other("ERR the state machine stopped before replying".into()).to_frame()
-        })
+        self.raft.propose(DEFAULT_GROUP, op.encode()).await
     }
 
-    /// Current revisions of keys, for WATCH.
-    pub fn key_revs(&self, keys: &[Bytes]) -> Result<Vec<u64>, CmdError> {
+    /// Current revisions of keys, for WATCH (behind a read barrier).
+    pub async fn key_revs(&self, keys: &[Bytes]) -> Result<Vec<u64>, Frame> {
+        self.read_barrier().await?;
         let ctx = Ctx::read(&self.engine, now_ms());
-        keys.iter().map(|k| ctx.key_rev(k)).collect()
-    }
-}
-
-fn applier_loop(
-    engine: Arc<Engine>,
-    mut rx: mpsc::Receiver<Proposal>,
-    mut seq: u64,
-    touched_tx: broadcast::Sender<Arc<Vec<Bytes>>>,
-    stats: Arc<StoreStats>,
-) {
-    let mut pending: Vec<Proposal> = Vec::with_capacity(MAX_BATCH);
-    while let Some(first) = rx.blocking_recv() {
-        pending.push(first);
-        while pending.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(p) => pending.push(p),
-                Err(_) => break,
-            }
-        }
-        let start_seq = seq;
-        let mut ctx = Ctx::write(&engine);
-        let mut replies = Vec::with_capacity(pending.len());
-        for p in &pending {
-            seq += 1;
-            replies.push(apply::apply_op(&mut ctx, seq, &p.op));
-        }
-        let touched = ctx.take_touched();
-        let mut batch = ctx.into_batch();
-        batch.put_cf(engine.cf(Cf::Sys), SEQ_KEY, seq.to_be_bytes());
-        if let Err(e) = engine.write(batch) {
-            // Nothing of this round is durable: fail every op and keep the old sequence.
-            tracing::error!(error = %e, "state machine write failed; rejecting the batch");
-            seq = start_seq;
-            for p in pending.drain(..) {
-                let _ = p
-                    .reply
-                    .send(CmdError::Storage(format!("write failed: {e}")).to_frame());
-            }
-            continue;
-        }
-        stats
-            .ops_applied
-            .fetch_add(pending.len() as u64, Ordering::Relaxed);
-        stats.batches.fetch_add(1, Ordering::Relaxed);
-        for (p, r) in pending.drain(..).zip(replies) {
-            let _ = p.reply.send(r);
-        }
-        if !touched.is_empty() {
-            let _ = touched_tx.send(Arc::new(touched));
-        }
+        keys.iter()
+            .map(|k| ctx.key_rev(k))
+            .collect::<Result<_, _>>()
+            .map_err(|e| e.to_frame())
     }
 }

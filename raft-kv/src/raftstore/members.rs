@@ -1,0 +1,156 @@
+//! Cluster members from `--cluster`, their Raft ids, and the data directory's identity.
+//!
+//! A node's Raft id is a stable hash of its name, so the `--cluster` list may be given in any
+//! order. The identity file pins a data directory to one node of one cluster: starting it as
+//! another node is refused, and so is starting
+//! it with another member list.
+
+use std::path::Path;
+
+/// One member: name (as given to `--node-id`), Raft id, gRPC/admin address.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Member {
+    pub name: String,
+    pub id: u64,
+    pub addr: String,
+}
+
+/// FNV-1a, never 0 (Raft reserves 0 for "none").
+pub fn raft_id(name: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in name.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h.max(1)
+}
+
+/// Parses `id=host:port,...`; names and ids must be unique.
+pub fn parse_cluster(list: &str) -> Result<Vec<Member>, String> {
+    let mut out: Vec<Member> = Vec::new();
+    for part in list.split(',').map(str::trim).filter(|m| !m.is_empty()) {
+        let (name, addr) = part
+            .split_once('=')
+            .ok_or_else(|| format!("--cluster: expected id=host:port, got {part:?}"))?;
+        if name.is_empty() || addr.parse::<std::net::SocketAddr>().is_err() {
+            return Err(format!("--cluster: expected id=host:port, got {part:?}"));
+        }
+        let id = raft_id(name);
+        if let Some(dup) = out.iter().find(|m| m.name == name || m.id == id) {
+            return Err(format!(
+                "--cluster: duplicate member {name:?} (clashes with {:?})",
+                dup.name
+            ));
+        }
+        out.push(Member {
+            name: name.to_string(),
+            id,
+            addr: addr.to_string(),
+        });
+    }
+    if out.is_empty() {
+        return Err("--cluster: no members given".into());
+    }
+    Ok(out)
+}
+
+pub fn format_cluster(members: &[Member]) -> String {
+    members
+        .iter()
+        .map(|m| format!("{}={}", m.name, m.addr))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+const IDENTITY: &str = "IDENTITY";
+
+/// Loads the identity of an existing data directory, or writes it on first start.
+/// Returns the membership to use (the stored one once the directory is initialised).
+pub fn load_or_init_identity(
+    dir: &Path,
+    node: &str,
+    members: Vec<Member>,
+) -> Result<(Vec<Member>, bool), String> {
+    let path = dir.join(IDENTITY);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let mut stored_node = None;
+            let mut stored_cluster = None;
+            for line in text.lines() {
+                if let Some(v) = line.strip_prefix("node_id=") {
+                    stored_node = Some(v.to_string());
+                } else if let Some(v) = line.strip_prefix("cluster=") {
+                    stored_cluster = Some(v.to_string());
+                }
+            }
+            let (Some(stored_node), Some(stored_cluster)) = (stored_node, stored_cluster) else {
+                return Err(format!("{} is corrupt", path.display()));
+            };
+            if stored_node != node {
+                return Err(format!(
+                    "data directory {} belongs to node {stored_node:?}, not {node:?}; use that \
+                     node id or another directory",
+                    dir.display()
+                ));
+            }
+            let stored = parse_cluster(&stored_cluster)?;
+            let mut given: Vec<_> = members.iter().map(|m| &m.name).collect();
+            let mut have: Vec<_> = stored.iter().map(|m| &m.name).collect();
+            given.sort();
+            have.sort();
+            if given != have {
+                return Err(format!(
+                    "data directory {} belongs to the cluster {stored_cluster}, but this node \
+                     was started for {}; use the same --cluster or another directory",
+                    dir.display(),
+                    format_cluster(&members)
+                ));
+            }
+            Ok((stored, false))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let text = format!("node_id={node}\ncluster={}\n", format_cluster(&members));
+            let tmp = dir.join("IDENTITY.tmp");
+            std::fs::write(&tmp, text)
+                .and_then(|_| std::fs::rename(&tmp, &path))
+                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            Ok((members, true))
+        }
+        Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_rejects_malformed_and_duplicate_members() {
+        let m = parse_cluster("node1=127.0.0.1:5001, node2=127.0.0.1:5002").expect("parse");
+        assert_eq!(m.len(), 2);
+        assert_eq!(m[1].id, raft_id("node2"));
+        assert_ne!(m[0].id, m[1].id);
+        assert!(parse_cluster("node1").is_err());
+        assert!(parse_cluster("node1=nothost").is_err());
+        assert!(parse_cluster("a=127.0.0.1:1,a=127.0.0.1:2").is_err());
+        assert!(parse_cluster("").is_err());
+    }
+
+    #[test]
+    fn identity_pins_the_directory_to_one_node() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let m = parse_cluster("n1=127.0.0.1:1,n2=127.0.0.1:2").expect("parse");
+        let (got, fresh) = load_or_init_identity(dir.path(), "n1", m.clone()).expect("init");
+        assert!(fresh);
+        assert_eq!(got, m);
+        let moved = parse_cluster("n2=127.0.0.1:4,n1=127.0.0.1:3").expect("parse");
+        let (got, fresh) = load_or_init_identity(dir.path(), "n1", moved).expect("reload");
+        assert!(!fresh);
+        assert_eq!(got, m, "the stored membership wins");
+        let other = parse_cluster("n1=127.0.0.1:1").expect("parse");
+        let err = load_or_init_identity(dir.path(), "n1", other).expect_err("other cluster");
+        assert!(err.contains("belongs to the cluster"), "{err}");
+        let err = load_or_init_identity(dir.path(), "n2", m).expect_err("wrong node");
+        assert!(err.contains("belongs to node"), "{err}");
+    }
+}

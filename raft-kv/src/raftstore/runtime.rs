@@ -1,0 +1,962 @@
+//! The runtime thread: drives every Raft group of the node in rounds.
+//!
+//! One round: take everything waiting in the inbox (client proposals and reads, peer
+//! messages), tick if due, issue one ReadIndex per group for all reads that arrived, then for
+//! every group with a Ready: send its immediate messages (the leader's appends go out before
+//! its own fsync), stage its entries and hard state into ONE log batch for all groups, fsync
+//! once, send the messages that needed durability, apply the committed entries of all groups
+//! into ONE state-machine batch (with each group's apply state), write it, and reply.
+//!
+//! Proposals carry a context `origin node | request id`; the node that took the client's
+//! request replies when it applies that entry itself, so followers serve writes too (the
+//! proposal is forwarded to the leader). An attempt that certainly failed (its log slot went
+//! to another entry, or a later term's entry was applied first) is proposed again until the
+//! request's deadline; a request that never found a leader gets TRYAGAIN, and one whose
+//! attempt is still undecided at the deadline gets an "outcome unknown" error, never a guess.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use prost::Message as _;
+use raft::eraftpb::{ConfChangeV2, Entry, EntryType, Message, MessageType, Snapshot};
+use raft::{RawNode, ReadOnlyOption, StateRole};
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use super::log_engine::{LogBatch, LogEngine};
+use super::peer_storage::{ApplyState, PeerStorage};
+use super::transport::Transport;
+use super::{
+    snapshot, tryagain, unknown_outcome, GroupMessage, GroupStatus, Inbox, RaftHandle, RaftOptions,
+    ReadMode, StatusMap,
+};
+use crate::protocol::Frame;
+use crate::storage::encoding::Cf;
+use crate::storage::{Ctx, Engine};
+use crate::store::apply::apply_op;
+use crate::store::{StoreStats, WriteOp};
+
+/// Most inbox messages handled per round (bounds the latency of the round's first request).
+const MAX_INBOX_PER_ROUND: usize = 4096;
+const INBOX_CAPACITY: usize = 65536;
+
+/// A group (shard) hosted on this node and the slots it owns.
+#[derive(Clone, Debug)]
+pub struct GroupSpec {
+    pub id: u64,
+    pub first_slot: u16,
+    pub last_slot: u16,
+}
+
+struct Pending {
+    reply: oneshot::Sender<Frame>,
+    deadline: Instant,
+    /// The encoded op, kept to propose again if this attempt certainly failed.
+    data: Vec<u8>,
+    /// Raft term at which the current attempt was proposed or forwarded (None: parked).
+    term: Option<u64>,
+}
+
+struct ReadWaiter {
+    reply: oneshot::Sender<Result<(), Frame>>,
+    deadline: Instant,
+}
+
+struct Peer {
+    spec: GroupSpec,
+    raw: RawNode<PeerStorage>,
+    /// Client requests proposed through this node, by request id.
+    pending: HashMap<u64, Pending>,
+    /// Log positions (index -> term, request) where this node's proposals were appended.
+    by_index: BTreeMap<u64, (u64, u64)>,
+    /// Proposals to (re)propose at the next tick: no leader was known, a transfer was in
+    /// progress, or an earlier attempt certainly failed.
+    waiting: Vec<u64>,
+    reads_new: Vec<ReadWaiter>,
+    reads_inflight: HashMap<u64, (Vec<ReadWaiter>, Instant)>,
+    /// Reads confirmed by ReadIndex, served once `applied >= index`.
+    reads_ready: Vec<(u64, Vec<ReadWaiter>)>,
+    /// Data of snapshots received from the leader (by index), until Raft hands one out in a
+    /// Ready (or a newer one supersedes them).
+    incoming_snapshots: BTreeMap<u64, Vec<u8>>,
+    last_status: GroupStatus,
+}
+
+pub struct Runtime {
+    node_id: u64,
+    opts: RaftOptions,
+    engine: Arc<Engine>,
+    log: Arc<dyn LogEngine>,
+    peers: BTreeMap<u64, Peer>,
+    rx: mpsc::Receiver<Inbox>,
+    transport: Option<Arc<Transport>>,
+    status: StatusMap,
+    touched: broadcast::Sender<Arc<Vec<Bytes>>>,
+    stats: Arc<StoreStats>,
+    next_req: u64,
+    outbox: HashMap<u64, Vec<GroupMessage>>,
+    shutdown: Option<oneshot::Sender<()>>,
+}
+
+fn encode_ctx(node: u64, req: u64) -> Vec<u8> {
+    let mut c = Vec::with_capacity(16);
+    c.extend_from_slice(&node.to_be_bytes());
+    c.extend_from_slice(&req.to_be_bytes());
+    c
+}
+
+fn decode_ctx(ctx: &[u8]) -> Option<(u64, u64)> {
+    if ctx.len() != 16 {
+        return None;
+    }
+    let mut a = [0u8; 8];
+    let mut b = [0u8; 8];
+    a.copy_from_slice(&ctx[..8]);
+    b.copy_from_slice(&ctx[8..]);
+    Some((u64::from_be_bytes(a), u64::from_be_bytes(b)))
+}
+
+/// A failure of the node's own disk: continuing could acknowledge writes that are not
+/// durable, so the process stops (a restart recovers from the log).
+fn fatal(what: &str) -> ! {
+    tracing::error!("fatal: {what}; stopping the node");
+    eprintln!("raft-kv: fatal: {what}");
+    std::process::exit(1);
+}
+
+pub struct StartOptions {
+    pub node_id: u64,
+    pub voters: Vec<u64>,
+    pub groups: Vec<GroupSpec>,
+    pub opts: RaftOptions,
+    pub engine: Arc<Engine>,
+    pub log: Arc<dyn LogEngine>,
+    pub stats: Arc<StoreStats>,
+}
+
+/// Recovers (or bootstraps) every group and starts the runtime thread.
+/// `transport_for` builds the transport from the inbox sender (it needs to feed the runtime).
+pub fn start(
+    so: StartOptions,
+    transport_for: impl FnOnce(mpsc::Sender<Inbox>) -> Option<Arc<Transport>>,
+) -> Result<RaftHandle, String> {
+    let (tx, rx) = mpsc::channel(INBOX_CAPACITY);
+    let transport = transport_for(tx.clone());
+    let (touched, _) = broadcast::channel(1024);
+    let status: StatusMap = Default::default();
+    let mut peers = BTreeMap::new();
+    for spec in so.groups {
+        let apply = match ApplyState::load(&so.engine, spec.id)? {
+            Some(a) => a,
+            None => {
+                // First start: every member bootstraps the same initial configuration.
+                let a = ApplyState {
+                    conf_state: raft::eraftpb::ConfState {
+                        voters: so.voters.clone(),
+                        ..Default::default()
+                    },
+                    ..Default::default()
+                };
+                let mut wb = rocksdb::WriteBatch::default();
+                wb.put_cf(so.engine.cf(Cf::Sys), ApplyState::key(spec.id), a.encode());
+                let mut wo = rocksdb::WriteOptions::default();
+                wo.set_sync(true);
+                so.engine
+                    .db()
+                    .write_opt(wb, &wo)
+                    .map_err(|e| format!("cannot bootstrap group {}: {e}", spec.id))?;
+                tracing::info!(group = spec.id, voters = ?so.voters, "bootstrapped group");
+                a
+            }
+        };
+        let ps = PeerStorage::recover(spec.id, so.log.clone(), apply)?;
+        tracing::info!(
+            group = spec.id,
+            applied = ps.apply.applied_index,
+            first = ps.first_index(),
+            last = ps.last_index,
+            term = ps.hard_state().term,
+            "recovered group"
+        );
+        let cfg = raft::Config {
+            id: so.node_id,
+            election_tick: so.opts.election_ticks,
+            heartbeat_tick: so.opts.heartbeat_ticks,
+            applied: ps.apply.applied_index,
+            max_size_per_msg: 1 << 20,
+            max_inflight_msgs: 256,
+            check_quorum: true,
+            pre_vote: true,
+            read_only_option: match so.opts.read_mode {
+                ReadMode::ReadIndex => ReadOnlyOption::Safe,
+                ReadMode::Lease => ReadOnlyOption::LeaseBased,
+            },
+            seed: so.node_id ^ crate::store::now_ms(),
+            ..Default::default()
+        };
+        let sole_voter = ps.apply.conf_state.voters == [so.node_id];
+        let mut raw = RawNode::new(&cfg, ps)
+            .map_err(|e| format!("cannot start raft group {}: {e}", spec.id))?;
+        if sole_voter {
+            // A single-node group needs no election timeout to pass.
+            let _ = raw.campaign();
+        }
+        peers.insert(
+            spec.id,
+            Peer {
+                spec,
+                raw,
+                pending: HashMap::new(),
+                by_index: BTreeMap::new(),
+                waiting: Vec::new(),
+                reads_new: Vec::new(),
+                reads_inflight: HashMap::new(),
+                reads_ready: Vec::new(),
+                incoming_snapshots: BTreeMap::new(),
+                last_status: GroupStatus::default(),
+            },
+        );
+    }
+    let handle = RaftHandle {
+        tx,
+        node_id: so.node_id,
+        status: status.clone(),
+        touched: touched.clone(),
+        transport: transport.clone(),
+    };
+    let rt = Runtime {
+        node_id: so.node_id,
+        opts: so.opts,
+        engine: so.engine,
+        log: so.log,
+        peers,
+        rx,
+        transport,
+        status,
+        touched,
+        stats: so.stats,
+        next_req: 1,
+        outbox: HashMap::new(),
+        shutdown: None,
+    };
+    std::thread::Builder::new()
+        .name("raftstore".into())
+        .spawn(move || rt.run())
+        .map_err(|e| format!("cannot start the raft runtime thread: {e}"))?;
+    Ok(handle)
+}
+
+impl Runtime {
+    fn run(mut self) {
+        let rt = match tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+        {
+            Ok(rt) => rt,
+            Err(e) => fatal(&format!("cannot build the runtime's event loop: {e}")),
+        };
+        rt.block_on(async move {
+            let tick = self.opts.tick;
+            let mut next_tick = tokio::time::Instant::now() + tick;
+            self.round(Instant::now());
+            loop {
+                tokio::select! {
+                    m = self.rx.recv() => match m {
+                        Some(m) => self.on_inbox(m),
+                        None => break,
+                    },
+                    _ = tokio::time::sleep_until(next_tick) => {}
+                }
+                for _ in 0..MAX_INBOX_PER_ROUND {
+                    match self.rx.try_recv() {
+                        Ok(m) => self.on_inbox(m),
+                        Err(_) => break,
+                    }
+                }
+                let now = tokio::time::Instant::now();
+                if now >= next_tick {
+                    self.tick_all(Instant::now());
+                    next_tick = now + tick;
+                }
+                self.round(Instant::now());
+                if let Some(done) = self.shutdown.take() {
+                    let _ = done.send(());
+                    break;
+                }
+            }
+        });
+        tracing::info!("raft runtime stopped");
+    }
+
+    fn round(&mut self, now: Instant) {
+        self.issue_reads(now);
+        self.handle_readies();
+        self.publish_status();
+    }
+
+    fn on_inbox(&mut self, m: Inbox) {
+        let now = Instant::now();
+        match m {
+            Inbox::Propose { group, data, reply } => {
+                let Some(peer) = self.peers.get_mut(&group) else {
+                    let _ = reply.send(tryagain("this node does not serve that shard"));
+                    return;
+                };
+                let req = self.next_req;
+                self.next_req += 1;
+                peer.pending.insert(
+                    req,
+                    Pending {
+                        reply,
+                        deadline: now + self.opts.request_timeout,
+                        data,
+                        term: None,
+                    },
+                );
+                propose(self.node_id, peer, req, &mut self.outbox, &self.transport);
+            }
+            Inbox::Read { group, reply } => match self.peers.get_mut(&group) {
+                Some(peer) => peer.reads_new.push(ReadWaiter {
+                    reply,
+                    deadline: now + self.opts.request_timeout,
+                }),
+                None => {
+                    let _ = reply.send(Err(tryagain("this node does not serve that shard")));
+                }
+            },
+            Inbox::Raft(msgs) => {
+                for gm in msgs {
+                    let (Some(peer), Some(msg)) = (self.peers.get_mut(&gm.group_id), gm.msg) else {
+                        continue;
+                    };
+                    if msg.msg_type() == MessageType::MsgPropose {
+                        // A follower forwarded its client's write. Only the leader of the
+                        // term the follower saw takes it (see `fail_superseded`).
+                        if msg.term != peer.raw.term() || peer.raw.role() != StateRole::Leader {
+                            continue;
+                        }
+                        for e in msg.entries {
+                            if let Err(err) = peer.raw.propose(e.context, e.data) {
+                                tracing::debug!(group = gm.group_id, error = %err, "forwarded proposal dropped");
+                            }
+                        }
+                        continue;
+                    }
+                    if let Err(err) = peer.raw.step(msg) {
+                        tracing::debug!(group = gm.group_id, error = %err, "message rejected");
+                    }
+                }
+            }
+            Inbox::Snapshot { group, msg, data } => {
+                if let Some(peer) = self.peers.get_mut(&group) {
+                    let index = msg
+                        .snapshot
+                        .as_ref()
+                        .and_then(|s| s.metadata.as_ref())
+                        .map_or(0, |m| m.index);
+                    peer.incoming_snapshots.insert(index, data);
+                    // Only the newest few can still be handed out; bound the memory.
+                    while peer.incoming_snapshots.len() > 2 {
+                        peer.incoming_snapshots.pop_first();
+                    }
+                    if let Err(err) = peer.raw.step(msg) {
+                        tracing::warn!(group, error = %err, "snapshot rejected");
+                    }
+                }
+            }
+            Inbox::SnapshotStatus { group, to, ok } => {
+                if let Some(peer) = self.peers.get_mut(&group) {
+                    peer.raw.report_snapshot(to, ok);
+                }
+            }
+            Inbox::Unreachable(node) => {
+                for peer in self.peers.values_mut() {
+                    peer.raw.report_unreachable(node);
+                }
+            }
+            Inbox::TransferLeader { group, to } => {
+                if let Some(peer) = self.peers.get_mut(&group) {
+                    peer.raw.transfer_leader(to);
+                }
+            }
+            Inbox::Shutdown(done) => self.shutdown = Some(done),
+        }
+    }
+
+    fn tick_all(&mut self, now: Instant) {
+        let election = self.opts.tick * self.opts.election_ticks as u32;
+        for peer in self.peers.values_mut() {
+            peer.raw.tick();
+            // Retry proposals that found no leader or certainly failed.
+            for req in std::mem::take(&mut peer.waiting) {
+                propose(self.node_id, peer, req, &mut self.outbox, &self.transport);
+            }
+            // Requests past their deadline: a parked one was certainly not applied.
+            let expired: Vec<u64> = peer
+                .pending
+                .iter()
+                .filter(|(_, p)| p.deadline <= now)
+                .map(|(r, _)| *r)
+                .collect();
+            for req in expired {
+                if let Some(p) = peer.pending.remove(&req) {
+                    let reply = if p.term.is_none() {
+                        tryagain("no leader is available for this shard; retry")
+                    } else {
+                        unknown_outcome()
+                    };
+                    let _ = p.reply.send(reply);
+                }
+            }
+            peer.waiting.retain(|r| peer.pending.contains_key(r));
+            peer.by_index
+                .retain(|_, (_, r)| peer.pending.contains_key(r));
+            // Reads: re-issue ReadIndex requests that got lost (leader change), fail old ones.
+            let stale: Vec<u64> = peer
+                .reads_inflight
+                .iter()
+                .filter(|(_, (_, at))| now.duration_since(*at) >= election)
+                .map(|(c, _)| *c)
+                .collect();
+            for c in stale {
+                if let Some((ws, _)) = peer.reads_inflight.remove(&c) {
+                    peer.reads_new.extend(ws);
+                }
+            }
+            let mut kept = Vec::new();
+            for w in peer.reads_new.drain(..) {
+                if w.deadline <= now {
+                    let _ = w
+                        .reply
+                        .send(Err(tryagain("no quorum confirmed the read in time")));
+                } else {
+                    kept.push(w);
+                }
+            }
+            peer.reads_new = kept;
+            for (_, ws) in peer.reads_ready.iter_mut() {
+                for w in std::mem::take(ws) {
+                    if w.deadline <= now {
+                        let _ = w
+                            .reply
+                            .send(Err(tryagain("this node did not catch up in time")));
+                    } else {
+                        ws.push(w);
+                    }
+                }
+            }
+            peer.reads_ready.retain(|(_, ws)| !ws.is_empty());
+        }
+        self.flush_outbox();
+    }
+
+    /// One ReadIndex request per group covers every read that arrived since the last one.
+    fn issue_reads(&mut self, now: Instant) {
+        for peer in self.peers.values_mut() {
+            if peer.reads_new.is_empty() {
+                continue;
+            }
+            let req = self.next_req;
+            self.next_req += 1;
+            match peer.raw.read_index(encode_ctx(self.node_id, req)) {
+                Ok(()) => {
+                    let ws = std::mem::take(&mut peer.reads_new);
+                    peer.reads_inflight.insert(req, (ws, now));
+                }
+                Err(e) => {
+                    // No leader yet: keep them; the next tick retries.
+                    tracing::trace!(group = peer.spec.id, error = %e, "read index deferred");
+                }
+            }
+        }
+    }
+
+    fn queue(&mut self, group: u64, msgs: Vec<Message>) {
+        queue_msgs(&mut self.outbox, group, msgs);
+    }
+
+    fn flush_outbox(&mut self) {
+        let Some(t) = &self.transport else {
+            self.outbox.clear();
+            return;
+        };
+        for (to, msgs) in self.outbox.drain() {
+            t.send(to, msgs);
+        }
+    }
+
+    /// Sends a message, turning a MsgSnapshot into a streamed snapshot of the group's data.
+    fn send_or_snapshot(&mut self, group: u64, mut msgs: Vec<Message>) {
+        let snaps: Vec<Message> = msgs
+            .iter()
+            .filter(|m| m.msg_type() == MessageType::MsgSnapshot)
+            .cloned()
+            .collect();
+        msgs.retain(|m| m.msg_type() != MessageType::MsgSnapshot);
+        self.queue(group, msgs);
+        for mut m in snaps {
+            let Some(peer) = self.peers.get(&group) else {
+                continue;
+            };
+            // The data is read now, on this thread, so it is exactly the state at the apply
+            // state below (raft may have asked for the snapshot a few applies ago).
+            let apply = peer.raw.store().apply.clone();
+            let data =
+                match snapshot::build(&self.engine, peer.spec.first_slot, peer.spec.last_slot) {
+                    Ok(d) => d,
+                    Err(e) => {
+                        tracing::warn!(group, error = %e, "cannot build snapshot");
+                        continue;
+                    }
+                };
+            m.snapshot = Some(Snapshot {
+                data: Default::default(),
+                metadata: Some(raft::eraftpb::SnapshotMetadata {
+                    conf_state: Some(apply.conf_state.clone()),
+                    index: apply.applied_index,
+                    term: apply.applied_term,
+                }),
+            });
+            match &self.transport {
+                Some(t) => t.send_snapshot(m.to, group, m, data),
+                None => continue,
+            }
+        }
+    }
+
+    fn handle_readies(&mut self) {
+        let mut log_batch = LogBatch::default();
+        let mut sync = false;
+        let mut readies = Vec::new();
+        let groups: Vec<u64> = self.peers.keys().copied().collect();
+        for group in &groups {
+            let Some(peer) = self.peers.get_mut(group) else {
+                continue;
+            };
+            if !peer.raw.has_ready() {
+                continue;
+            }
+            let mut rd = peer.raw.ready();
+            let msgs = std::mem::take(&mut rd.messages);
+            if let Some(snap) = &rd.snapshot {
+                install_snapshot(&self.engine, peer, snap, &mut log_batch);
+            }
+            if !rd.entries.is_empty() {
+                let node = self.node_id;
+                for e in &rd.entries {
+                    if let Some((origin, req)) = decode_ctx(&e.context) {
+                        if origin == node && peer.pending.contains_key(&req) {
+                            peer.by_index.insert(e.index, (e.term, req));
+                        }
+                    }
+                }
+                let ps = peer.raw.mut_store();
+                log_batch.append(*group, &rd.entries, ps.last_index);
+                if let Some(last) = rd.entries.last() {
+                    ps.last_index = last.index;
+                    ps.last_term = last.term;
+                }
+            }
+            if let Some(hs) = &rd.hard_state {
+                peer.raw.mut_store().local.hard_state = *hs;
+            }
+            if rd.needs_persist() {
+                log_batch.put_state(*group, peer.raw.store().local.clone());
+            }
+            sync |= rd.must_sync;
+            self.send_or_snapshot(*group, msgs);
+            readies.push((*group, rd));
+        }
+        if readies.is_empty() {
+            return;
+        }
+        // The leader's appends are on the wire while it writes its own log.
+        self.flush_outbox();
+        if !log_batch.is_empty() {
+            if let Err(e) = self.log.write(log_batch, sync) {
+                fatal(&e);
+            }
+        }
+
+        let engine = self.engine.clone();
+        let mut ctx = Ctx::write(&engine);
+        let mut replies: Vec<(oneshot::Sender<Frame>, Frame)> = Vec::new();
+        let mut applied_groups = Vec::new();
+        let mut later_msgs: Vec<(u64, Vec<Message>)> = Vec::new();
+        let mut ops = 0u64;
+        for (group, mut rd) in readies {
+            let Some(peer) = self.peers.get_mut(&group) else {
+                continue;
+            };
+            let persisted = std::mem::take(&mut rd.persisted_messages);
+            queue_msgs(&mut self.outbox, group, persisted);
+            for rs in std::mem::take(&mut rd.read_states) {
+                if let Some((_, req)) = decode_ctx(&rs.request_ctx) {
+                    if let Some((ws, _)) = peer.reads_inflight.remove(&req) {
+                        peer.reads_ready.push((rs.index, ws));
+                    }
+                }
+            }
+            let committed = std::mem::take(&mut rd.committed_entries);
+            let mut apply = peer.raw.store().apply.clone();
+            ops += apply_entries(
+                self.node_id,
+                peer,
+                &mut ctx,
+                &committed,
+                &mut apply,
+                &mut replies,
+            );
+            let light = peer.raw.advance(rd);
+            ops += apply_entries(
+                self.node_id,
+                peer,
+                &mut ctx,
+                &light.committed_entries,
+                &mut apply,
+                &mut replies,
+            );
+            fail_superseded(peer, apply.applied_term);
+            if let Some(c) = light.commit_index {
+                peer.raw.mut_store().local.hard_state.commit = c;
+            }
+            later_msgs.push((group, light.messages));
+            if apply != peer.raw.store().apply {
+                applied_groups.push((group, apply));
+            }
+        }
+        self.flush_outbox();
+        if !applied_groups.is_empty() {
+            let touched = ctx.take_touched();
+            let mut batch = ctx.into_batch();
+            for (group, apply) in &applied_groups {
+                batch.put_cf(
+                    self.engine.cf(Cf::Sys),
+                    ApplyState::key(*group),
+                    apply.encode(),
+                );
+            }
+            // Not synced: the log is, and replays whatever a crash takes from here.
+            if let Err(e) = self.engine.db().write(batch) {
+                fatal(&format!("state machine write failed: {e}"));
+            }
+            self.stats.ops_applied.fetch_add(ops, Ordering::Relaxed);
+            self.stats.batches.fetch_add(1, Ordering::Relaxed);
+            for (group, apply) in applied_groups {
+                if let Some(peer) = self.peers.get_mut(&group) {
+                    peer.raw.mut_store().apply = apply;
+                    peer.raw.advance_apply();
+                }
+            }
+            if !touched.is_empty() {
+                let _ = self.touched.send(Arc::new(touched));
+            }
+        } else {
+            drop(ctx);
+            for peer in self.peers.values_mut() {
+                peer.raw.advance_apply();
+            }
+        }
+        for (reply, frame) in replies {
+            let _ = reply.send(frame);
+        }
+        for (group, msgs) in later_msgs {
+            self.send_or_snapshot(group, msgs);
+        }
+        self.flush_outbox();
+        for peer in self.peers.values_mut() {
+            serve_reads(peer);
+        }
+        self.compact_logs();
+    }
+
+    /// Drops log entries well behind the applied index once a group's log grows past the
+    /// threshold, keeping half of it for followers that are a little behind.
+    fn compact_logs(&mut self) {
+        let threshold = self.opts.log_gc_threshold.max(2);
+        let mut batch = LogBatch::default();
+        let mut flushed = false;
+        for (group, peer) in self.peers.iter_mut() {
+            let ps = peer.raw.store();
+            let applied = ps.apply.applied_index;
+            if applied.saturating_sub(ps.local.truncated_index) <= threshold {
+                continue;
+            }
+            let compact_to = applied - threshold / 2;
+            let Ok(term) = raft::Storage::term(ps, compact_to) else {
+                continue;
+            };
+            // The state machine must be durable up to the compaction point first: its
+            // writes are not synced and the log is what replays them.
+            if !flushed {
+                if let Err(e) = self.engine.db().flush_wal(true) {
+                    tracing::warn!(error = %e, "cannot sync the state machine; compaction skipped");
+                    return;
+                }
+                flushed = true;
+            }
+            let from = ps.local.truncated_index + 1;
+            let ps = peer.raw.mut_store();
+            ps.local.truncated_index = compact_to;
+            ps.local.truncated_term = term;
+            batch.delete_entries(*group, from, compact_to + 1);
+            batch.put_state(*group, ps.local.clone());
+            tracing::debug!(group, compact_to, "compacted raft log");
+        }
+        if !batch.is_empty() {
+            if let Err(e) = self.log.write(batch, false) {
+                fatal(&e);
+            }
+        }
+    }
+
+    fn publish_status(&mut self) {
+        let mut changed = Vec::new();
+        for (group, peer) in self.peers.iter_mut() {
+            let ps = peer.raw.store();
+            let s = GroupStatus {
+                leader: peer.raw.leader_id(),
+                is_leader: peer.raw.role() == StateRole::Leader,
+                term: peer.raw.term(),
+                commit: peer.raw.commit_index(),
+                applied: ps.apply.applied_index,
+                first_index: ps.first_index(),
+                last_index: ps.last_index,
+                voters: ps.apply.conf_state.voters.clone(),
+            };
+            if s != peer.last_status {
+                if s.leader != peer.last_status.leader {
+                    tracing::info!(group, leader = s.leader, term = s.term, "leader changed");
+                }
+                peer.last_status = s.clone();
+                changed.push((*group, s));
+            }
+        }
+        if !changed.is_empty() {
+            let mut map = self.status.write();
+            for (g, s) in changed {
+                map.insert(g, s);
+            }
+        }
+    }
+}
+
+fn queue_msgs(outbox: &mut HashMap<u64, Vec<GroupMessage>>, group: u64, msgs: Vec<Message>) {
+    for m in msgs {
+        outbox.entry(m.to).or_default().push(GroupMessage {
+            group_id: group,
+            msg: Some(m),
+        });
+    }
+}
+
+/// Proposes locally, forwards to the known leader, or parks the proposal until one is known.
+/// A forwarded proposal carries the forwarder's term; the leader accepts it only in that same
+/// term, so an attempt can only ever commit with that term (see `fail_superseded`).
+fn propose(
+    node: u64,
+    peer: &mut Peer,
+    req: u64,
+    outbox: &mut HashMap<u64, Vec<GroupMessage>>,
+    transport: &Option<Arc<Transport>>,
+) {
+    let term = peer.raw.term();
+    let Some(p) = peer.pending.get_mut(&req) else {
+        return;
+    };
+    let ctx = encode_ctx(node, req);
+    match peer.raw.propose(ctx.clone(), p.data.clone()) {
+        Ok(()) => p.term = Some(term),
+        Err(raft::Error::NotLeader { leader }) if leader != 0 && transport.is_some() => {
+            p.term = Some(term);
+            let m = Message {
+                msg_type: MessageType::MsgPropose as i32,
+                to: leader,
+                from: node,
+                term,
+                entries: vec![Entry {
+                    data: p.data.clone().into(),
+                    context: ctx.into(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            };
+            queue_msgs(outbox, peer.spec.id, vec![m]);
+        }
+        Err(_) => {
+            p.term = None;
+            peer.waiting.push(req);
+        }
+    }
+}
+
+/// An attempt proposed in term T that is not applied by the time an entry of a later term is
+/// applied can never commit (log terms only grow with the index, and leaders accept forwarded
+/// proposals only in the forwarder's term): propose it again, it is certainly not applied.
+fn fail_superseded(peer: &mut Peer, applied_term: u64) {
+    for (req, p) in peer.pending.iter_mut() {
+        if p.term.is_some_and(|t| t < applied_term) {
+            p.term = None;
+            peer.waiting.push(*req);
+        }
+    }
+}
+
+/// Applies committed entries into `ctx`, advancing `apply`; returns the number of ops.
+fn apply_entries(
+    node: u64,
+    peer: &mut Peer,
+    ctx: &mut Ctx,
+    entries: &[Entry],
+    apply: &mut ApplyState,
+    replies: &mut Vec<(oneshot::Sender<Frame>, Frame)>,
+) -> u64 {
+    let mut ops = 0;
+    for e in entries {
+        if e.index <= apply.applied_index {
+            continue;
+        }
+        let mut reply = None;
+        match e.entry_type() {
+            EntryType::EntryNormal if !e.data.is_empty() => {
+                reply = Some(match WriteOp::decode(&e.data) {
+                    Ok(op) => {
+                        ops += 1;
+                        apply_op(ctx, e.index, &op)
+                    }
+                    Err(err) => {
+                        tracing::error!(group = peer.spec.id, index = e.index, error = %err, "undecodable entry skipped");
+                        crate::cmd::CmdError::Other(format!("ERR undecodable write: {err}"))
+                            .to_frame()
+                    }
+                });
+            }
+            EntryType::EntryNormal => {}
+            EntryType::EntryConfChangeV2 => match ConfChangeV2::decode(e.data.as_ref()) {
+                Ok(cc) => match peer.raw.apply_conf_change(&cc) {
+                    Ok(cs) => {
+                        tracing::info!(group = peer.spec.id, conf = ?cs, "membership changed");
+                        apply.conf_state = cs;
+                    }
+                    Err(err) => {
+                        tracing::warn!(group = peer.spec.id, error = %err, "conf change rejected")
+                    }
+                },
+                Err(err) => {
+                    tracing::error!(group = peer.spec.id, error = %err, "undecodable conf change")
+                }
+            },
+        }
+        apply.applied_index = e.index;
+        apply.applied_term = e.term;
+        // Our own proposals that were appended at or before this index: the one whose
+        // context matches gets the reply, any other lost its slot to another entry.
+        let mine = decode_ctx(&e.context).filter(|(origin, _)| *origin == node);
+        while let Some((&idx, &(_, req))) = peer.by_index.iter().next() {
+            if idx > e.index {
+                break;
+            }
+            peer.by_index.remove(&idx);
+            if mine.map(|(_, r)| r) != Some(req) {
+                // Another entry took the slot: this attempt is lost, propose it again.
+                if let Some(p) = peer.pending.get_mut(&req) {
+                    if p.term.is_some() {
+                        p.term = None;
+                        peer.waiting.push(req);
+                    }
+                }
+            }
+        }
+        if let (Some((_, req)), Some(r)) = (mine, reply) {
+            if let Some(p) = peer.pending.remove(&req) {
+                replies.push((p.reply, r));
+            }
+        }
+    }
+    ops
+}
+
+/// Replaces the group's data with a received snapshot and resets its log.
+fn install_snapshot(engine: &Engine, peer: &mut Peer, snap: &Snapshot, log_batch: &mut LogBatch) {
+    let Some(meta) = snap.metadata.clone() else {
+        return;
+    };
+    let data = peer.incoming_snapshots.remove(&meta.index);
+    peer.incoming_snapshots.retain(|idx, _| *idx > meta.index);
+    let data = match data {
+        Some(data) => data,
+        None => fatal(&format!(
+            "raft handed out snapshot {} of group {} without its data",
+            meta.index, peer.spec.id
+        )),
+    };
+    let mut batch = rocksdb::WriteBatch::default();
+    let n = match snapshot::install(
+        engine,
+        &mut batch,
+        peer.spec.first_slot,
+        peer.spec.last_slot,
+        &data,
+    ) {
+        Ok(n) => n,
+        Err(e) => fatal(&format!(
+            "snapshot of group {} is corrupt: {e}",
+            peer.spec.id
+        )),
+    };
+    let apply = ApplyState {
+        applied_index: meta.index,
+        applied_term: meta.term,
+        conf_state: meta.conf_state.clone().unwrap_or_default(),
+    };
+    batch.put_cf(
+        engine.cf(Cf::Sys),
+        ApplyState::key(peer.spec.id),
+        apply.encode(),
+    );
+    let mut wo = rocksdb::WriteOptions::default();
+    wo.set_sync(true);
+    if let Err(e) = engine.db().write_opt(batch, &wo) {
+        fatal(&format!("cannot install snapshot: {e}"));
+    }
+    tracing::info!(
+        group = peer.spec.id,
+        index = meta.index,
+        records = n,
+        "installed snapshot"
+    );
+    let group = peer.spec.id;
+    let ps = peer.raw.mut_store();
+    log_batch.delete_entries(
+        group,
+        ps.local.truncated_index + 1,
+        ps.last_index.max(meta.index) + 1,
+    );
+    ps.local.truncated_index = meta.index;
+    ps.local.truncated_term = meta.term;
+    ps.last_index = meta.index;
+    ps.last_term = meta.term;
+    ps.apply = apply;
+    // Proposals appended before the snapshot point can no longer be matched to entries.
+    peer.by_index.retain(|idx, _| *idx > meta.index);
+}
+
+fn serve_reads(peer: &mut Peer) {
+    if peer.reads_ready.is_empty() {
+        return;
+    }
+    let applied = peer.raw.store().apply.applied_index;
+    let mut kept = Vec::new();
+    for (index, ws) in peer.reads_ready.drain(..) {
+        if index <= applied {
+            for w in ws {
+                let _ = w.reply.send(Ok(()));
+            }
+        } else {
+            kept.push((index, ws));
+        }
+    }
+    peer.reads_ready = kept;
+}

@@ -1,0 +1,305 @@
+//! Node-to-node transport over tonic gRPC.
+//!
+//! One long-lived client stream per peer node carries batches of messages of all groups.
+//! Sending never blocks the runtime: each peer has a bounded queue and a full queue drops the
+//! batch (Raft retransmits). A link reconnects with exponential backoff and reports the peer
+//! unreachable so leaders fall back to probing. Snapshots go on their own stream, in chunks.
+//!
+//! A test-only fault hook ([`Transport::set_partitioned`]) drops all traffic to and from
+//! chosen nodes, so the consistency test can partition a cluster without root privileges.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::RwLock;
+use raft::eraftpb::Message;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::Endpoint;
+use tonic::{Request, Response, Status, Streaming};
+
+use super::Inbox;
+
+#[allow(clippy::all, missing_docs)]
+pub mod pb {
+    tonic::include_proto!("raftkv.transport");
+}
+
+use pb::raft_transport_client::RaftTransportClient;
+use pb::raft_transport_server::{RaftTransport, RaftTransportServer};
+use pb::{Done, GroupMessage, MessageBatch, SnapshotChunk};
+
+/// Batches queued per peer before new ones are dropped.
+const LINK_QUEUE: usize = 1024;
+const SNAPSHOT_CHUNK: usize = 1 << 20;
+/// Largest gRPC message accepted (an append batch may carry large values).
+const MAX_MESSAGE: usize = 1 << 30;
+
+pub struct Transport {
+    links: HashMap<u64, mpsc::Sender<MessageBatch>>,
+    addrs: HashMap<u64, String>,
+    partitioned: RwLock<HashSet<u64>>,
+    inbox: mpsc::Sender<Inbox>,
+    rt: tokio::runtime::Handle,
+}
+
+impl Transport {
+    /// Starts one link task per peer (must be called inside the tokio runtime).
+    pub fn start(peers: &[(u64, String)], inbox: mpsc::Sender<Inbox>) -> Arc<Transport> {
+        let mut links = HashMap::new();
+        let mut addrs = HashMap::new();
+        for (id, addr) in peers {
+            let (tx, rx) = mpsc::channel(LINK_QUEUE);
+            links.insert(*id, tx);
+            addrs.insert(*id, addr.clone());
+            tokio::spawn(run_link(*id, addr.clone(), rx, inbox.clone()));
+        }
+        Arc::new(Transport {
+            links,
+            addrs,
+            partitioned: RwLock::new(HashSet::new()),
+            inbox,
+            rt: tokio::runtime::Handle::current(),
+        })
+    }
+
+    /// Queues messages for node `to`; drops them if the link is backed up or partitioned.
+    pub fn send(&self, to: u64, msgs: Vec<GroupMessage>) {
+        if self.partitioned.read().contains(&to) {
+            return;
+        }
+        let Some(link) = self.links.get(&to) else {
+            tracing::debug!(to, "message to an unknown node dropped");
+            return;
+        };
+        if link.try_send(MessageBatch { msgs }).is_err() {
+            tracing::debug!(to, "link queue full; batch dropped");
+        }
+    }
+
+    /// Streams a snapshot to node `to` and reports the outcome to the runtime.
+    pub fn send_snapshot(self: &Arc<Self>, to: u64, group: u64, msg: Message, data: Vec<u8>) {
+        let this = self.clone();
+        self.rt.spawn(async move {
+            let ok = if this.partitioned.read().contains(&to) {
+                false
+            } else {
+                match this.stream_snapshot(to, group, msg, data).await {
+                    Ok(()) => true,
+                    Err(e) => {
+                        tracing::warn!(to, group, error = %e, "sending snapshot failed");
+                        false
+                    }
+                }
+            };
+            let _ = this
+                .inbox
+                .send(Inbox::SnapshotStatus { group, to, ok })
+                .await;
+        });
+    }
+
+    async fn stream_snapshot(
+        &self,
+        to: u64,
+        group: u64,
+        msg: Message,
+        data: Vec<u8>,
+    ) -> Result<(), String> {
+        let addr = self.addrs.get(&to).ok_or("unknown node")?;
+        let channel = endpoint(addr)?
+            .connect()
+            .await
+            .map_err(|e| format!("connect {addr}: {e}"))?;
+        let mut client = RaftTransportClient::new(channel).max_encoding_message_size(MAX_MESSAGE);
+        let metadata = msg.snapshot.as_ref().and_then(|s| s.metadata.clone());
+        let total = data.len();
+        tracing::info!(to, group, bytes = total, "sending snapshot");
+        let mut chunks = Vec::new();
+        let mut offset = 0;
+        loop {
+            let end = (offset + SNAPSHOT_CHUNK).min(total);
+            chunks.push(SnapshotChunk {
+                group_id: group,
+                msg: (offset == 0).then(|| msg.clone()),
+                metadata: (offset == 0).then(|| metadata.clone()).flatten(),
+                offset: offset as u64,
+                data: data[offset..end].to_vec().into(),
+                last: end == total,
+            });
+            if end == total {
+                break;
+            }
+            offset = end;
+        }
+        tokio::time::timeout(
+            Duration::from_secs(60),
+            client.snapshot(tokio_stream::iter(chunks)),
+        )
+        .await
+        .map_err(|_| "timed out".to_string())?
+        .map_err(|e| e.message().to_string())?;
+        Ok(())
+    }
+
+    /// Test-only fault hook: drop all traffic to and from these nodes (empty = heal).
+    pub fn set_partitioned(&self, nodes: HashSet<u64>) {
+        *self.partitioned.write() = nodes;
+    }
+
+    pub fn service(self: &Arc<Self>) -> RaftTransportServer<TransportService> {
+        RaftTransportServer::new(TransportService {
+            transport: self.clone(),
+        })
+        .max_decoding_message_size(MAX_MESSAGE)
+    }
+}
+
+fn endpoint(addr: &str) -> Result<Endpoint, String> {
+    Ok(Endpoint::from_shared(format!("http://{addr}"))
+        .map_err(|e| format!("bad peer address {addr}: {e}"))?
+        .connect_timeout(Duration::from_millis(500))
+        .tcp_nodelay(true)
+        .http2_keep_alive_interval(Duration::from_secs(2))
+        .keep_alive_timeout(Duration::from_secs(2))
+        .keep_alive_while_idle(true))
+}
+
+/// Keeps one stream to a peer open, forwarding queued batches into it.
+async fn run_link(
+    to: u64,
+    addr: String,
+    mut rx: mpsc::Receiver<MessageBatch>,
+    inbox: mpsc::Sender<Inbox>,
+) {
+    let mut backoff = Duration::from_millis(50);
+    let mut was_up = true;
+    loop {
+        let connected = match endpoint(&addr) {
+            Ok(ep) => ep.connect().await.map_err(|e| e.to_string()),
+            Err(e) => Err(e),
+        };
+        let channel = match connected {
+            Ok(c) => c,
+            Err(e) => {
+                if was_up {
+                    tracing::warn!(to, %addr, error = %e, "peer unreachable; retrying");
+                    was_up = false;
+                }
+                let _ = inbox.try_send(Inbox::Unreachable(to));
+                // Drop what queued while down: Raft resends what still matters.
+                while rx.try_recv().is_ok() {}
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+                continue;
+            }
+        };
+        if !was_up {
+            tracing::info!(to, %addr, "peer reachable again");
+            was_up = true;
+        }
+        backoff = Duration::from_millis(50);
+        let mut client = RaftTransportClient::new(channel).max_encoding_message_size(MAX_MESSAGE);
+        let (stx, srx) = mpsc::channel::<MessageBatch>(256);
+        let mut call = Box::pin(client.raft(ReceiverStream::new(srx)));
+        loop {
+            tokio::select! {
+                res = &mut call => {
+                    if let Err(e) = res {
+                        tracing::debug!(to, error = %e, "raft stream to peer ended");
+                    }
+                    break;
+                }
+                batch = rx.recv() => match batch {
+                    Some(b) => {
+                        if stx.try_send(b).is_err() {
+                            tracing::debug!(to, "stream backed up; batch dropped");
+                        }
+                    }
+                    None => return,
+                },
+            }
+        }
+        let _ = inbox.try_send(Inbox::Unreachable(to));
+        tokio::time::sleep(backoff).await;
+    }
+}
+
+pub struct TransportService {
+    transport: Arc<Transport>,
+}
+
+#[tonic::async_trait]
+impl RaftTransport for TransportService {
+    async fn raft(
+        &self,
+        request: Request<Streaming<MessageBatch>>,
+    ) -> Result<Response<Done>, Status> {
+        let mut stream = request.into_inner();
+        while let Some(batch) = stream.message().await? {
+            let msgs: Vec<GroupMessage> = {
+                let blocked = self.transport.partitioned.read();
+                batch
+                    .msgs
+                    .into_iter()
+                    .filter(|m| m.msg.as_ref().is_some_and(|m| !blocked.contains(&m.from)))
+                    .collect()
+            };
+            if msgs.is_empty() {
+                continue;
+            }
+            if self.transport.inbox.try_send(Inbox::Raft(msgs)).is_err() {
+                tracing::debug!("runtime inbox full; incoming batch dropped");
+            }
+        }
+        Ok(Response::new(Done {}))
+    }
+
+    async fn snapshot(
+        &self,
+        request: Request<Streaming<SnapshotChunk>>,
+    ) -> Result<Response<Done>, Status> {
+        let mut stream = request.into_inner();
+        let mut head: Option<(u64, Message)> = None;
+        let mut data = Vec::new();
+        while let Some(chunk) = stream.message().await? {
+            if chunk.offset != data.len() as u64 {
+                return Err(Status::invalid_argument(format!(
+                    "snapshot chunk at offset {} but {} bytes received",
+                    chunk.offset,
+                    data.len()
+                )));
+            }
+            if head.is_none() {
+                let msg = chunk
+                    .msg
+                    .clone()
+                    .ok_or_else(|| Status::invalid_argument("first snapshot chunk has no msg"))?;
+                if self.transport.partitioned.read().contains(&msg.from) {
+                    return Err(Status::unavailable("partitioned"));
+                }
+                head = Some((chunk.group_id, msg));
+            }
+            data.extend_from_slice(&chunk.data);
+            if chunk.last {
+                let Some((group, msg)) = head.take() else {
+                    break;
+                };
+                tracing::info!(
+                    group,
+                    from = msg.from,
+                    bytes = data.len(),
+                    "received snapshot"
+                );
+                self.transport
+                    .inbox
+                    .send(Inbox::Snapshot { group, msg, data })
+                    .await
+                    .map_err(|_| Status::unavailable("node is shutting down"))?;
+                return Ok(Response::new(Done {}));
+            }
+        }
+        Err(Status::invalid_argument("snapshot stream ended early"))
+    }
+}

@@ -1,0 +1,251 @@
+//! Replicated clusters of real processes: every node serves reads and writes, acknowledged
+//! writes survive leader loss, a lagging node catches up by snapshot, SIGTERM hands over
+//! leadership, and bad start-ups fail clearly.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::cluster::Cluster;
+use common::TEST_TIMEOUT;
+use redis::AsyncCommands;
+
+/// Retries `op` (a request that may hit an election) until it succeeds or `within` passes.
+async fn retry<T, F, Fut>(within: Duration, mut op: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = redis::RedisResult<T>>,
+{
+    let deadline = Instant::now() + within;
+    loop {
+        match op().await {
+            Ok(v) => return v,
+            Err(e) if Instant::now() < deadline => {
+                eprintln!("retrying after: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("still failing after {within:?}: {e}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_serve_reads_and_writes_from_any_node() {
+    tokio::time::timeout(TEST_TIMEOUT, async {
+        let c = Cluster::start(3, &[]);
+        c.wait_leader(Duration::from_secs(15));
+        let mut conns = Vec::new();
+        for n in &c.nodes {
+            conns.push(n.conn().await);
+        }
+        // A write through each node is visible through every node right after its reply.
+        for i in 0..3 {
+            let key = format!("k{i}");
+            let _: () = retry(Duration::from_secs(10), || {
+                let mut c = conns[i].clone();
+                let key = key.clone();
+                async move { c.set(key, format!("v{i}")).await }
+            })
+            .await;
+            for (j, conn) in conns.iter_mut().enumerate() {
+                let got: Option<String> = conn.get(&key).await.expect("get");
+                assert_eq!(got.as_deref(), Some(format!("v{i}").as_str()), "node {j}");
+            }
+        }
+        // Concurrent increments through all nodes: none lost, none doubled.
+        let mut tasks = Vec::new();
+        for conn in &conns {
+            let mut conn = conn.clone();
+            tasks.push(tokio::spawn(async move {
+                for _ in 0..20 {
+                    let _: i64 = conn.incr("counter", 1).await.expect("incr");
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.expect("task");
+        }
+        for conn in conns.iter_mut() {
+            let n: i64 = conn.get("counter").await.expect("get");
+            assert_eq!(n, 60);
+        }
+        // Transactions and collections replicate like any write.
+        let (a, b): (i64, i64) = redis::pipe()
+            .atomic()
+            .rpush("list", &["x", "y"])
+            .sadd("set", "m")
+            .query_async(&mut conns[1])
+            .await
+            .expect("multi/exec");
+        assert_eq!((a, b), (2, 1));
+        let list: Vec<String> = conns[2].lrange("list", 0, -1).await.expect("lrange");
+        assert_eq!(list, ["x", "y"]);
+        let info: String = redis::cmd("INFO")
+            .arg("replication")
+            .query_async(&mut conns[0])
+            .await
+            .expect("info");
+        assert!(info.contains("raft_role:"), "{info}");
+        assert!(info.contains("raft_members:n1,n2,n3"), "{info}");
+    })
+    .await
+    .expect("test timed out");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leader_loss_keeps_acknowledged_writes_and_recovers() {
+    tokio::time::timeout(TEST_TIMEOUT, async {
+        let mut c = Cluster::start(3, &[]);
+        let leader = c.wait_leader(Duration::from_secs(15));
+        let mut conn = c.nodes[leader].conn().await;
+        for i in 0..50 {
+            let _: () = conn.set(format!("key{i}"), i).await.expect("set");
+        }
+        c.nodes[leader].kill9();
+        let survivor = (leader + 1) % 3;
+        let start = Instant::now();
+        let mut s = c.nodes[survivor].conn().await;
+        let _: () = retry(Duration::from_secs(15), || {
+            let mut s = s.clone();
+            async move { s.set("after", "failover").await }
+        })
+        .await;
+        eprintln!(
+            "writes resumed {:?} after the leader was killed",
+            start.elapsed()
+        );
+        for i in 0..50 {
+            let v: i64 = s.get(format!("key{i}")).await.expect("get");
+            assert_eq!(v, i);
+        }
+        // The old leader comes back as a follower and catches up.
+        c.nodes[leader].spawn();
+        let mut back = c.nodes[leader].conn().await;
+        let v: String = retry(Duration::from_secs(15), || {
+            let mut b = back.clone();
+            async move { b.get("after").await }
+        })
+        .await;
+        assert_eq!(v, "failover");
+        let n: i64 = redis::cmd("DBSIZE")
+            .query_async(&mut back)
+            .await
+            .expect("dbsize");
+        assert_eq!(n, 51);
+        let _ = &mut s;
+    })
+    .await
+    .expect("test timed out");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lagging_node_catches_up_by_snapshot() {
+    tokio::time::timeout(TEST_TIMEOUT, async {
+        let mut c = Cluster::start(3, &["--raft-log-gc-threshold", "20"]);
+        let leader = c.wait_leader(Duration::from_secs(15));
+        let lagging = (leader + 1) % 3;
+        c.nodes[lagging].kill9();
+        let mut conn = c.nodes[leader].conn().await;
+        for i in 0..200 {
+            let _: () = retry(Duration::from_secs(10), || {
+                let mut conn = conn.clone();
+                async move { conn.hset("h", format!("f{i}"), i).await }
+            })
+            .await;
+        }
+        let (_, _, first) = c.nodes[leader].status().expect("leader status");
+        assert!(
+            first > 100,
+            "the leader compacted its log (first index {first})"
+        );
+        c.nodes[lagging].spawn();
+        let mut l = c.nodes[lagging].conn().await;
+        let n: i64 = retry(Duration::from_secs(20), || {
+            let mut l = l.clone();
+            async move {
+                let n: i64 = l.hlen("h").await?;
+                if n == 200 {
+                    Ok(n)
+                } else {
+                    Err(redis::RedisError::from((
+                        redis::ErrorKind::TryAgain,
+                        "behind",
+                    )))
+                }
+            }
+        })
+        .await;
+        assert_eq!(n, 200);
+        let v: i64 = l.hget("h", "f199").await.expect("hget");
+        assert_eq!(v, 199);
+        assert!(
+            c.nodes[lagging].log_text().contains("installed snapshot"),
+            "{}",
+            c.logs()
+        );
+        let _ = &mut conn;
+    })
+    .await
+    .expect("test timed out");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_hands_leadership_over() {
+    tokio::time::timeout(TEST_TIMEOUT, async {
+        let mut c = Cluster::start(3, &[]);
+        let leader = c.wait_leader(Duration::from_secs(15));
+        let mut conn = c.nodes[leader].conn().await;
+        let _: () = conn.set("k", "v").await.expect("set");
+        c.nodes[leader].signal("TERM");
+        let st = c.nodes[leader].wait_exit(Duration::from_secs(10));
+        assert!(st.is_some_and(|s| s.success()), "clean exit: {st:?}");
+        let start = Instant::now();
+        let new = c.wait_leader(Duration::from_secs(10));
+        assert_ne!(new, leader);
+        let waited = start.elapsed();
+        assert!(
+            c.nodes[leader]
+                .log_text()
+                .contains("transferring leadership"),
+            "{}",
+            c.logs()
+        );
+        eprintln!("new leader visible {waited:?} after the old one exited");
+        let mut n = c.nodes[new].conn().await;
+        let v: String = n.get("k").await.expect("get");
+        assert_eq!(v, "v");
+    })
+    .await
+    .expect("test timed out");
+}
+
+#[test]
+fn refuses_a_data_dir_of_another_node_or_cluster() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path().join("d");
+    let bin = env!("CARGO_BIN_EXE_raft-kv");
+    let port = common::free_port();
+    let run = |args: &[&str]| {
+        std::process::Command::new(bin)
+            .args(["--data-dir", dir.to_str().expect("utf8 path")])
+            .args(["--redis-port", &common::free_port().to_string()])
+            .args(["--port", &port.to_string()])
+            .args(args)
+            .output()
+            .expect("run raft-kv")
+    };
+    // A node that ran once (bootstrap) and exits at once: an invalid flag after init.
+    let mut first = common::TestServer::start_in(&dir, &["--node-id", "a"]);
+    first.kill9();
+    let out = run(&["--node-id", "b"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("belongs to node \"a\""), "{err}");
+    let out = run(&["--node-id", "a", "--cluster", "a=127.0.0.1:1,b=127.0.0.1:2"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("belongs to the cluster"), "{err}");
+    let out = run(&["--node-id", "a", "--cluster", "b=127.0.0.1:2"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("does not list this node"));
+}

@@ -1,0 +1,241 @@
+//! A cluster of real `raft-kv` processes on loopback, each with its own data directory and
+//! log file (kept in a temp dir, printed when a test fails to start a node).
+
+use std::fs::File;
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::{free_port, http_get};
+
+pub struct Node {
+    pub name: String,
+    pub redis_port: u16,
+    pub http_port: u16,
+    pub dir: PathBuf,
+    log: PathBuf,
+    cluster: String,
+    extra: Vec<String>,
+    child: Option<Child>,
+}
+
+impl Node {
+    fn command(&self) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_raft-kv"));
+        c.arg("--node-id")
+            .arg(&self.name)
+            .arg("--data-dir")
+            .arg(&self.dir)
+            .arg("--port")
+            .arg(self.http_port.to_string())
+            .arg("--redis-port")
+            .arg(self.redis_port.to_string())
+            .arg("--cluster")
+            .arg(&self.cluster)
+            .arg("--log-level")
+            .arg("info")
+            .args(&self.extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null());
+        c
+    }
+
+    pub fn spawn(&mut self) {
+        let log = File::options()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("open node log");
+        let child = self
+            .command()
+            .stderr(Stdio::from(log.try_clone().expect("dup log")))
+            .stdout(Stdio::from(log))
+            .spawn()
+            .expect("spawn raft-kv");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(("127.0.0.1", self.redis_port)).is_err() {
+            if let Some(Ok(Some(st))) = self.child.as_mut().map(|c| c.try_wait()) {
+                panic!(
+                    "{} exited during startup ({st}):\n{}",
+                    self.name,
+                    self.log_text()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} did not start in 30s",
+                self.name
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn signal(&self, sig: &str) {
+        if let Some(pid) = self.pid() {
+            let _ = Command::new("kill")
+                .arg(format!("-{sig}"))
+                .arg(pid.to_string())
+                .status();
+        }
+    }
+
+    /// Waits for the process to exit by itself.
+    pub fn wait_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + within;
+        loop {
+            let st = self.child.as_mut()?.try_wait();
+            if let Ok(Some(st)) = st {
+                self.child = None;
+                return Some(st);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.redis_port)
+    }
+
+    /// A client with a bounded response timeout.
+    pub async fn conn(&self) -> redis::aio::MultiplexedConnection {
+        let cfg = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Duration::from_secs(2))
+            .set_response_timeout(Duration::from_secs(10));
+        redis::Client::open(self.url())
+            .expect("client")
+            .get_multiplexed_async_connection_with_config(&cfg)
+            .await
+            .expect("connect")
+    }
+
+    /// The node's view of group 1 from `/status`: (is_leader, leader name, first_index).
+    pub fn status(&self) -> Option<(bool, Option<String>, u64)> {
+        if self.child.is_none() {
+            return None;
+        }
+        let (line, body) = http_get_opt(self.http_port, "/status")?;
+        if !line.contains("200") {
+            return None;
+        }
+        let is_leader = body.contains("\"is_leader\":true");
+        let leader = body
+            .split("\"leader\":\"")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .map(str::to_string);
+        let first = body
+            .split("\"first_index\":")
+            .nth(1)
+            .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        Some((is_leader, leader, first))
+    }
+}
+
+fn http_get_opt(port: u16, path: &str) -> Option<(String, String)> {
+    TcpStream::connect(("127.0.0.1", port)).ok()?;
+    Some(http_get(port, path))
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        if let Some(pid) = self.pid() {
+            // A stopped process cannot die of SIGKILL until continued on some systems.
+            let _ = Command::new("kill")
+                .arg("-CONT")
+                .arg(pid.to_string())
+                .status();
+        }
+        self.kill9();
+    }
+}
+
+pub struct Cluster {
+    pub nodes: Vec<Node>,
+    pub tmp: tempfile::TempDir,
+}
+
+impl Cluster {
+    /// Starts `n` nodes named n1..nN with `extra` flags on each.
+    pub fn start(n: usize, extra: &[&str]) -> Cluster {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let ports: Vec<(u16, u16)> = (0..n).map(|_| (free_port(), free_port())).collect();
+        let cluster = (0..n)
+            .map(|i| format!("n{}=127.0.0.1:{}", i + 1, ports[i].1))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut nodes: Vec<Node> = (0..n)
+            .map(|i| Node {
+                name: format!("n{}", i + 1),
+                redis_port: ports[i].0,
+                http_port: ports[i].1,
+                dir: tmp.path().join(format!("n{}", i + 1)),
+                log: tmp.path().join(format!("n{}.log", i + 1)),
+                cluster: cluster.clone(),
+                extra: extra.iter().map(|s| s.to_string()).collect(),
+                child: None,
+            })
+            .collect();
+        for node in &mut nodes {
+            node.spawn();
+        }
+        Cluster { nodes, tmp }
+    }
+
+    /// Index of the node that reports itself leader (checked on every running node).
+    pub fn leader(&self) -> Option<usize> {
+        self.nodes
+            .iter()
+            .position(|n| n.status().is_some_and(|(is_leader, _, _)| is_leader))
+    }
+
+    pub fn wait_leader(&self, within: Duration) -> usize {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(i) = self.leader() {
+                return i;
+            }
+            if Instant::now() > deadline {
+                panic!("no leader within {within:?}\n{}", self.logs());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn logs(&self) -> String {
+        self.nodes
+            .iter()
+            .map(|n| {
+                let text = n.log_text();
+                let tail: Vec<&str> = text.lines().rev().take(40).collect();
+                let tail: Vec<&str> = tail.into_iter().rev().collect();
+                format!("--- {} ---\n{}\n", n.name, tail.join("\n"))
+            })
+            .collect()
+    }
+}

@@ -4,7 +4,7 @@
 //! -> state machine (`store`) -> Raft (`raftstore`) -> storage (`storage`).
 
 pub mod cmd;
-
+pub mod linearizability;
 pub mod protocol;
 pub mod raftstore;
 pub mod storage;

@@ -31,8 +31,17 @@ where
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_serve_reads_and_writes_from_any_node() {
+    serve_from_any_node(&[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lease_reads_serve_from_any_node() {
+    serve_from_any_node(&["--read-mode", "lease"]).await;
+}
+
+async fn serve_from_any_node(flags: &[&str]) {
     tokio::time::timeout(TEST_TIMEOUT, async {
-        let c = Cluster::start(3, &[]);
+        let c = Cluster::start(3, flags);
         c.wait_leader(Duration::from_secs(15));
         let mut conns = Vec::new();
         for n in &c.nodes {

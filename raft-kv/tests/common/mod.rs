@@ -353,3 +353,48 @@ pub fn http_get(port: u16, path: &str) -> (String, String) {
     let body = resp.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
     (status, body)
 }
+
+/// An HTTP/1.1 POST on the admin port: (status line, body). Errors (refused, timed out)
+/// are returned rather than panicking, since fault-injection tests talk to flaky nodes.
+pub fn http_post(port: u16, path: &str, body: &str) -> std::io::Result<(String, String)> {
+    let mut s = TcpStream::connect_timeout(
+        &std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        Duration::from_secs(2),
+    )?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    s.set_write_timeout(Some(Duration::from_secs(5)))?;
+    s.write_all(
+        format!(
+            "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: text/plain\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .as_bytes(),
+    )?;
+    // Read until EOF (`Connection: close`) or until Content-Length bytes of body arrived,
+    // whichever comes first, so a server keeping the connection open costs no timeout.
+    let mut resp = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        if let Some(head_end) = resp.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&resp[..head_end]).to_ascii_lowercase();
+            let len = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse::<usize>().ok());
+            if len.is_some_and(|len| resp.len() >= head_end + 4 + len) {
+                break;
+            }
+        }
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => resp.extend_from_slice(&buf[..n]),
+            Err(e) if resp.is_empty() => return Err(e),
+            Err(_) => break,
+        }
+    }
+    let resp = String::from_utf8_lossy(&resp);
+    let status = resp.lines().next().unwrap_or("").to_string();
+    let body = resp.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+    Ok((status, body))
+}

@@ -258,3 +258,34 @@ fn refuses_a_data_dir_of_another_node_or_cluster() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("does not list this node"));
 }
+
+/// With a 1 s tick, nothing on the write or read path may wait for a tick: 20 writes and
+/// reads through a follower take far less than one tick each (with the bug this guards
+/// against, forwarded proposals sat in the outbox until the next tick: ~20 s here).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn follower_requests_do_not_wait_for_ticks() {
+    tokio::time::timeout(TEST_TIMEOUT, async {
+        let c = Cluster::start(3, &["--raft-tick-ms", "1000", "--raft-election-ticks", "3"]);
+        let leader = c.wait_leader(Duration::from_secs(30));
+        let follower = (leader + 1) % 3;
+        let mut conn = c.nodes[follower].conn().await;
+        let _: () = retry(Duration::from_secs(20), || {
+            let mut conn = conn.clone();
+            async move { conn.set("warm", 1).await }
+        })
+        .await;
+        let start = Instant::now();
+        for i in 0..20 {
+            let _: () = conn.set(format!("k{i}"), i).await.expect("set");
+            let v: i64 = conn.get(format!("k{i}")).await.expect("get");
+            assert_eq!(v, i);
+        }
+        let took = start.elapsed();
+        assert!(
+            took < Duration::from_secs(8),
+            "20 follower writes+reads took {took:?}: something waits for a tick"
+        );
+    })
+    .await
+    .expect("test timed out");
+}

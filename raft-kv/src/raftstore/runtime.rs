@@ -293,6 +293,8 @@ impl Runtime {
     fn round(&mut self, now: Instant) {
         self.issue_reads(now);
         self.handle_readies();
+        // Forwarded proposals were queued outside any Ready: send them now, not at the tick.
+        self.flush_outbox();
         self.publish_status();
     }
 

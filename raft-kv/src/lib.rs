@@ -5,6 +5,7 @@
 
 pub mod cmd;
 pub mod linearizability;
+pub mod metrics;
 pub mod protocol;
 pub mod raftstore;
 pub mod storage;

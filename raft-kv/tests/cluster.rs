@@ -289,3 +289,105 @@ async fn follower_requests_do_not_wait_for_ticks() {
     .await
     .expect("test timed out");
 }
+
+/// Parses Prometheus text exposition: every sample line is `name{labels} value` with a
+/// declared TYPE; returns (name, labels, value) triples.
+fn parse_prometheus(text: &str) -> Vec<(String, String, f64)> {
+    let mut typed = std::collections::HashSet::new();
+    let mut out = Vec::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let mut parts = rest.split_whitespace();
+            let name = parts.next().expect("TYPE name");
+            let kind = parts.next().expect("TYPE kind");
+            assert!(
+                matches!(kind, "counter" | "gauge" | "histogram"),
+                "bad type {line}"
+            );
+            typed.insert(name.to_string());
+            continue;
+        }
+        if line.starts_with('#') || line.is_empty() {
+            continue;
+        }
+        let (series, value) = line.rsplit_once(' ').expect("sample has a value");
+        let value: f64 = value.parse().unwrap_or_else(|_| panic!("bad value: {line}"));
+        let (name, labels) = match series.find('{') {
+            Some(i) => {
+                assert!(series.ends_with('}'), "bad labels: {line}");
+                (&series[..i], &series[i..])
+            }
+            None => (series, ""),
+        };
+        assert!(
+            name.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'),
+            "bad name: {line}"
+        );
+        let family = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|s| name.strip_suffix(s).filter(|f| typed.contains(*f)))
+            .unwrap_or(name);
+        assert!(typed.contains(family), "sample before its TYPE: {line}");
+        out.push((name.to_string(), labels.to_string(), value));
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_ready_and_info_describe_the_cluster() {
+    tokio::time::timeout(TEST_TIMEOUT, async {
+        let c = Cluster::start(3, &[]);
+        c.wait_leader(Duration::from_secs(15));
+        let mut conn = c.nodes[0].conn().await;
+        let _: () = retry(Duration::from_secs(10), || {
+            let mut conn = conn.clone();
+            async move { conn.set("m", "1").await }
+        })
+        .await;
+        let _: Option<String> = conn.get("m").await.expect("get");
+        let _: redis::RedisResult<i64> = conn.incr("m-not-int-after-set", 1).await;
+        let mut leaders = 0.0;
+        for n in &c.nodes {
+            let (status, body) = common::http_get(n.http_port, "/ready");
+            assert!(status.contains("200"), "{}: {status} {body}", n.name);
+            let (status, body) = common::http_get(n.http_port, "/metrics");
+            assert!(status.contains("200"), "{status}");
+            let samples = parse_prometheus(&body);
+            let get = |name: &str, labels: &str| {
+                samples
+                    .iter()
+                    .find(|(n, l, _)| n == name && l == labels)
+                    .map(|(_, _, v)| *v)
+            };
+            leaders += get("raftkv_raft_is_leader", "{shard=\"1\"}").expect("is_leader");
+            assert!(get("raftkv_raft_applied_index", "{shard=\"1\"}").expect("applied") >= 1.0);
+            assert!(get("raftkv_raft_term", "{shard=\"1\"}").expect("term") >= 1.0);
+            assert!(get("raftkv_connected_clients", "").is_some());
+            assert!(get("raftkv_storage_disk_usage_bytes", "").is_some());
+            assert!(get("raftkv_raft_log_fsync_duration_seconds_count", "").expect("fsyncs") >= 1.0);
+            if n.name == "n1" {
+                assert_eq!(
+                    get("raftkv_operations_total", "{cmd=\"set\",result=\"ok\"}"),
+                    Some(1.0),
+                    "{body}"
+                );
+                assert!(get(
+                    "raftkv_operation_duration_seconds_count",
+                    "{cmd=\"get\"}"
+                )
+                .is_some());
+            }
+        }
+        assert_eq!(leaders, 1.0, "exactly one leader");
+        let info: String = redis::cmd("INFO")
+            .arg("raft")
+            .query_async(&mut conn)
+            .await
+            .expect("info raft");
+        assert!(info.contains("raft_shards:1"), "{info}");
+        assert!(info.contains("shard_1:role="), "{info}");
+    })
+    .await
+    .expect("test timed out");
+}

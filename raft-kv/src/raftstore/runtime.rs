@@ -32,6 +32,7 @@ use super::{
     snapshot, tryagain, unknown_outcome, GroupMessage, GroupStatus, Inbox, RaftHandle, RaftOptions,
     ReadMode, StatusMap,
 };
+use crate::metrics::Metrics;
 use crate::protocol::Frame;
 use crate::storage::encoding::Cf;
 use crate::storage::{Ctx, Engine};
@@ -95,6 +96,7 @@ pub struct Runtime {
     status: StatusMap,
     touched: broadcast::Sender<Arc<Vec<Bytes>>>,
     stats: Arc<StoreStats>,
+    metrics: Arc<Metrics>,
     next_req: u64,
     outbox: HashMap<u64, Vec<GroupMessage>>,
     shutdown: Option<oneshot::Sender<()>>,
@@ -127,6 +129,7 @@ fn fatal(what: &str) -> ! {
 }
 
 pub struct StartOptions {
+    pub metrics: Arc<Metrics>,
     pub node_id: u64,
     pub voters: Vec<u64>,
     pub groups: Vec<GroupSpec>,
@@ -237,6 +240,7 @@ pub fn start(
         status,
         touched,
         stats: so.stats,
+        metrics: so.metrics,
         next_req: 1,
         outbox: HashMap::new(),
         shutdown: None,
@@ -308,6 +312,7 @@ impl Runtime {
                 };
                 let req = self.next_req;
                 self.next_req += 1;
+                self.metrics.raft_proposals.inc();
                 peer.pending.insert(
                     req,
                     Pending {
@@ -358,6 +363,10 @@ impl Runtime {
                         .as_ref()
                         .and_then(|s| s.metadata.as_ref())
                         .map_or(0, |m| m.index);
+                    self.metrics
+                        .snapshots
+                        .with_label_values(&["received"])
+                        .inc();
                     peer.incoming_snapshots.insert(index, data);
                     // Only the newest few can still be handed out; bound the memory.
                     while peer.incoming_snapshots.len() > 2 {
@@ -369,6 +378,8 @@ impl Runtime {
                 }
             }
             Inbox::SnapshotStatus { group, to, ok } => {
+                let kind = if ok { "sent" } else { "failed" };
+                self.metrics.snapshots.with_label_values(&[kind]).inc();
                 if let Some(peer) = self.peers.get_mut(&group) {
                     peer.raw.report_snapshot(to, ok);
                 }
@@ -544,6 +555,7 @@ impl Runtime {
             let msgs = std::mem::take(&mut rd.messages);
             if let Some(snap) = &rd.snapshot {
                 install_snapshot(&self.engine, peer, snap, &mut log_batch);
+                self.metrics.snapshots.with_label_values(&["applied"]).inc();
             }
             if !rd.entries.is_empty() {
                 let node = self.node_id;
@@ -576,9 +588,27 @@ impl Runtime {
         }
         // The leader's appends are on the wire while it writes its own log.
         self.flush_outbox();
+        let groups_with_work = readies.len();
+        let entries: usize = readies.iter().map(|(_, rd)| rd.entries.len()).sum();
+        self.metrics
+            .raft_batch_size
+            .with_label_values(&["groups"])
+            .observe(groups_with_work as f64);
+        if entries > 0 {
+            self.metrics
+                .raft_batch_size
+                .with_label_values(&["entries"])
+                .observe(entries as f64);
+        }
         if !log_batch.is_empty() {
+            let started = Instant::now();
             if let Err(e) = self.log.write(log_batch, sync) {
                 fatal(&e);
+            }
+            if sync {
+                self.metrics
+                    .raft_log_fsync
+                    .observe(started.elapsed().as_secs_f64());
             }
         }
 
@@ -603,7 +633,7 @@ impl Runtime {
             }
             let committed = std::mem::take(&mut rd.committed_entries);
             let mut apply = peer.raw.store().apply.clone();
-            ops += apply_entries(
+            let mut group_ops = apply_entries(
                 self.node_id,
                 peer,
                 &mut ctx,
@@ -612,7 +642,7 @@ impl Runtime {
                 &mut replies,
             );
             let light = peer.raw.advance(rd);
-            ops += apply_entries(
+            group_ops += apply_entries(
                 self.node_id,
                 peer,
                 &mut ctx,
@@ -621,12 +651,19 @@ impl Runtime {
                 &mut replies,
             );
             fail_superseded(peer, apply.applied_term);
+            ops += group_ops;
             if let Some(c) = light.commit_index {
                 peer.raw.mut_store().local.hard_state.commit = c;
             }
             later_msgs.push((group, light.messages));
             if apply != peer.raw.store().apply {
                 applied_groups.push((group, apply));
+            }
+            if group_ops > 0 {
+                self.metrics
+                    .shard_writes
+                    .with_label_values(&[&group.to_string()])
+                    .inc_by(group_ops);
             }
         }
         self.flush_outbox();
@@ -668,8 +705,14 @@ impl Runtime {
             self.send_or_snapshot(group, msgs);
         }
         self.flush_outbox();
-        for peer in self.peers.values_mut() {
-            serve_reads(peer);
+        for (group, peer) in self.peers.iter_mut() {
+            let served = serve_reads(peer);
+            if served > 0 {
+                self.metrics
+                    .shard_reads
+                    .with_label_values(&[&group.to_string()])
+                    .inc_by(served);
+            }
         }
         self.compact_logs();
     }
@@ -731,6 +774,7 @@ impl Runtime {
             if s != peer.last_status {
                 if s.leader != peer.last_status.leader {
                     tracing::info!(group, leader = s.leader, term = s.term, "leader changed");
+                    self.metrics.raft_leader_changes.inc();
                 }
                 peer.last_status = s.clone();
                 changed.push((*group, s));
@@ -945,15 +989,18 @@ fn install_snapshot(engine: &Engine, peer: &mut Peer, snap: &Snapshot, log_batch
     peer.by_index.retain(|idx, _| *idx > meta.index);
 }
 
-fn serve_reads(peer: &mut Peer) {
+/// Answers the reads whose index is applied; returns how many.
+fn serve_reads(peer: &mut Peer) -> u64 {
     if peer.reads_ready.is_empty() {
-        return;
+        return 0;
     }
+    let mut served = 0;
     let applied = peer.raw.store().apply.applied_index;
     let mut kept = Vec::new();
     for (index, ws) in peer.reads_ready.drain(..) {
         if index <= applied {
             for w in ws {
+                served += 1;
                 let _ = w.reply.send(Ok(()));
             }
         } else {
@@ -961,4 +1008,5 @@ fn serve_reads(peer: &mut Peer) {
         }
     }
     peer.reads_ready = kept;
+    served
 }

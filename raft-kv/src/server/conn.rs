@@ -330,9 +330,43 @@ impl Conn {
             self.handle.fields.lock().last_cmd = name.name.to_string();
         }
         let store = self.srv.store.clone();
-        let replies = propose_in_order(&store, std::mem::take(writes)).await;
-        for r in &replies {
+        let cmds = std::mem::take(writes);
+        let names: Vec<&'static str> = cmds
+            .iter()
+            .map(|a| {
+                a.first()
+                    .and_then(|n| cmd::lookup(n))
+                    .map_or("unknown", |s| s.name)
+            })
+            .collect();
+        let started = Instant::now();
+        let replies = propose_in_order(&store, cmds).await;
+        let took = started.elapsed();
+        for (r, name) in replies.iter().zip(names) {
+            self.observe(name, r.is_error(), took);
             self.emit(r);
+        }
+    }
+
+    /// Counts a command in the metrics and logs it if slower than `slowlog-log-slower-than`.
+    fn observe(&self, name: &str, error: bool, took: Duration) {
+        self.srv
+            .metrics
+            .observe_command(name, error, Some(took.as_secs_f64()));
+        let threshold: i64 = self
+            .srv
+            .settings
+            .get("slowlog-log-slower-than")
+            .parse()
+            .unwrap_or(-1);
+        if threshold >= 0 && took.as_micros() as i64 >= threshold.max(1) {
+            tracing::warn!(
+                cmd = name,
+                micros = took.as_micros() as u64,
+                client = self.handle.id,
+                addr = %self.handle.addr,
+                "slow request"
+            );
         }
     }
 
@@ -350,7 +384,40 @@ impl Conn {
             .fetch_add(1, Ordering::Relaxed);
         *self.handle.last_active.lock() = Instant::now();
         let skip = std::mem::take(&mut self.skip_this);
+        let name = args
+            .first()
+            .and_then(|n| cmd::lookup(n))
+            .map_or("unknown", |s| s.name);
+        let started = Instant::now();
         let reply = self.dispatch(args).await?;
+        let error = match &reply {
+            Reply::One(f) => f.is_error(),
+            Reply::Many(fs) => fs.iter().any(Frame::is_error),
+            Reply::None => false,
+        };
+        // Blocking commands wait by design: their time is not request latency.
+        if !matches!(
+            name,
+            "blpop"
+                | "brpop"
+                | "blmove"
+                | "brpoplpush"
+                | "blmpop"
+                | "bzpopmin"
+                | "bzpopmax"
+                | "bzmpop"
+                | "xread"
+                | "xreadgroup"
+                | "subscribe"
+                | "psubscribe"
+                | "ssubscribe"
+                | "wait"
+                | "waitaof"
+        ) {
+            self.observe(name, error, started.elapsed());
+        } else {
+            self.srv.metrics.observe_command(name, error, None);
+        }
         if !skip && !self.reply_off {
             match reply {
                 Reply::None => {}

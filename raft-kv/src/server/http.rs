@@ -1,7 +1,8 @@
 //! The node's `--port`: the HTTP admin API and the node-to-node gRPC service on one listener
 //! (axum routes plain HTTP/1.1 and HTTP/2 requests; gRPC paths go to tonic).
 //!
-//! Routes: `GET /health`, `GET /status` (JSON: this node's groups, leaders, indexes), and with
+//! Routes: `GET /health` (live), `GET /ready` (every shard on this node has a leader),
+//! `GET /metrics` (Prometheus text), `GET /status` (JSON: groups, leaders, indexes), and with
 //! `RAFTKV_FAULT_INJECTION=1` the test-only `POST /debug/partition` (body: comma-separated node
 //! names to cut off; empty heals).
 
@@ -30,6 +31,8 @@ pub fn router(srv: Arc<Server>, transport: Option<Arc<Transport>>) -> Router {
     };
     let mut admin = Router::new()
         .route("/health", get(|| async { "ok" }))
+        .route("/ready", get(ready))
+        .route("/metrics", get(metrics))
         .route("/status", get(status));
     if std::env::var("RAFTKV_FAULT_INJECTION").is_ok_and(|v| v == "1") {
         admin = admin.route("/debug/partition", post(partition));
@@ -94,6 +97,65 @@ async fn status(State(st): State<AppState>) -> Json<serde_json::Value> {
         "redis_addr": srv.redis_addr.to_string(),
         "groups": groups,
     }))
+}
+
+/// Ready when every shard hosted here has a leader (so requests can be served).
+async fn ready(State(st): State<AppState>) -> (StatusCode, String) {
+    let map = st.srv.store.raft().status.read();
+    let mut missing: Vec<u64> = map
+        .iter()
+        .filter(|(_, g)| g.leader == 0)
+        .map(|(id, _)| *id)
+        .collect();
+    if map.is_empty() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: no shards yet\n".into(),
+        );
+    }
+    if missing.is_empty() {
+        return (StatusCode::OK, "ready\n".into());
+    }
+    missing.sort_unstable();
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!("not ready: no leader for shard(s) {missing:?}\n"),
+    )
+}
+
+async fn metrics(State(st): State<AppState>) -> ([(&'static str, &'static str); 1], String) {
+    let srv = st.srv.clone();
+    // Gauges describing state are refreshed at scrape time; the disk and key estimates read
+    // RocksDB properties, so keep them off the async workers.
+    let text = tokio::task::spawn_blocking(move || {
+        let m = &srv.metrics;
+        let groups = srv.store.raft().status.read().clone();
+        for (id, g) in &groups {
+            let shard = id.to_string();
+            m.raft_term.with_label_values(&[&shard]).set(g.term as i64);
+            m.raft_commit_index
+                .with_label_values(&[&shard])
+                .set(g.commit as i64);
+            m.raft_applied_index
+                .with_label_values(&[&shard])
+                .set(g.applied as i64);
+            m.raft_is_leader
+                .with_label_values(&[&shard])
+                .set(i64::from(g.is_leader));
+            m.keys
+                .with_label_values(&[&shard])
+                .set(srv.store.engine().estimate_keys() as i64);
+        }
+        m.disk_usage.set(srv.store.engine().disk_usage() as i64);
+        m.connected_clients.set(srv.clients.count() as i64);
+        m.render()
+    })
+    .await
+    .unwrap_or_else(|e| format!("# metrics failed: {e}\n"));
+    (
+        [("content-type", "text/plain; version=0.0.4; charset=utf-8")],
+        text,
+    )
 }
 
 async fn partition(State(st): State<AppState>, body: String) -> (StatusCode, String) {

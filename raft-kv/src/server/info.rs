@@ -20,6 +20,7 @@ const DEFAULT_SECTIONS: &[&str] = &[
     "persistence",
     "stats",
     "replication",
+    "raft",
     "cpu",
     "modules",
     "errorstats",
@@ -250,6 +251,43 @@ async fn section(srv: &Arc<Server>, name: &str) -> Option<String> {
                 g.applied,
                 srv.members.iter().map(|m| m.name.as_str()).collect::<Vec<_>>().join(","),
             );
+        }
+        "raft" => {
+            let name = |id: u64| {
+                srv.members
+                    .iter()
+                    .find(|m| m.id == id)
+                    .map_or_else(|| "none".to_string(), |m| m.name.clone())
+            };
+            let map = srv.store.raft().status.read().clone();
+            let mut groups: Vec<_> = map.into_iter().collect();
+            groups.sort_by_key(|(id, _)| *id);
+            let leading = groups.iter().filter(|(_, g)| g.is_leader).count();
+            let _ = write!(
+                s,
+                "# Raft\r\nraft_node_id:{}\r\nraft_shards:{}\r\nraft_shards_leading:{leading}\r\n",
+                name(srv.node_id),
+                groups.len()
+            );
+            for (id, g) in groups {
+                let _ = write!(
+                    s,
+                    "shard_{id}:role={},leader={},term={},commit={},applied={},first_index={},\
+                     last_index={},voters={}\r\n",
+                    if g.is_leader { "leader" } else { "follower" },
+                    name(g.leader),
+                    g.term,
+                    g.commit,
+                    g.applied,
+                    g.first_index,
+                    g.last_index,
+                    g.voters
+                        .iter()
+                        .map(|v| name(*v))
+                        .collect::<Vec<_>>()
+                        .join("|"),
+                );
+            }
         }
         "cpu" => {
             let (user, sys) = cpu_times();

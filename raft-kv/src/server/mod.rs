@@ -24,6 +24,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::config::Config;
+use crate::metrics::Metrics;
 use crate::raftstore::log_engine::RocksLogEngine;
 use crate::raftstore::members::{format_cluster, load_or_init_identity, raft_id, Member};
 use crate::raftstore::runtime::{self, GroupSpec, StartOptions};
@@ -68,6 +69,7 @@ impl ServerStats {
 /// State shared by every connection.
 pub struct Server {
     pub store: Arc<Store>,
+    pub metrics: Arc<Metrics>,
     /// Cluster members (this node included) and this node's Raft id.
     pub members: Vec<Member>,
     pub node_id: u64,
@@ -171,6 +173,7 @@ async fn serve(config: Config) -> Result<(), String> {
     let engine = Arc::new(engine);
     let log = Arc::new(RocksLogEngine::open(&data_dir.join("raft"))?);
     let stats = Arc::new(store::StoreStats::default());
+    let metrics = Arc::new(Metrics::new());
     let peers: Vec<(u64, String)> = members
         .iter()
         .filter(|m| m.id != node_id)
@@ -178,6 +181,7 @@ async fn serve(config: Config) -> Result<(), String> {
         .collect();
     let raft = runtime::start(
         StartOptions {
+            metrics: metrics.clone(),
             node_id,
             voters: members.iter().map(|m| m.id).collect(),
             groups: vec![GroupSpec {
@@ -201,6 +205,7 @@ async fn serve(config: Config) -> Result<(), String> {
     let now_unix = store::now_ms() / 1000;
     let srv = Arc::new(Server {
         store: store.clone(),
+        metrics: metrics.clone(),
         members: members.clone(),
         node_id,
         settings: Settings::new(

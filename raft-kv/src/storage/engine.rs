@@ -105,6 +105,15 @@ impl Engine {
         }
     }
 
+    /// RocksDB's estimate of the number of keys (metadata records), for metrics.
+    pub fn estimate_keys(&self) -> u64 {
+        self.db
+            .property_int_value_cf(self.cf(Cf::Meta), "rocksdb.estimate-num-keys")
+            .ok()
+            .flatten()
+            .unwrap_or(0)
+    }
+
     /// Approximate bytes on disk (SST + memtables), for INFO and metrics.
     pub fn disk_usage(&self) -> u64 {
         Cf::ALL

@@ -3,6 +3,7 @@
 
 pub mod frame;
 pub mod glob;
+pub mod int;
 pub mod parser;
 
 pub use frame::Frame;

@@ -5,12 +5,13 @@
 //! skipped, not checked; `*0` / `*-1` and empty inline lines are no-ops).
 //!
 //! The parser keeps its progress across calls (how many bulks of the current command are
-//! parsed and where they are), so a large command arriving in many reads is scanned once.
+//! parsed and where they are, and how much of an unterminated line was already searched), so
+//! a large command or long line arriving in many reads is scanned once.
 //! Arguments of a multibulk command are slices of the frozen read buffer: no copies.
 
 use bytes::{Buf, Bytes, BytesMut};
 
-use crate::cmd::args::parse_i64_opt;
+use super::int::parse_i64_opt;
 
 /// Redis' PROTO_INLINE_MAX_SIZE: longest inline command / count line without a newline.
 pub const INLINE_MAX: usize = 64 * 1024;
@@ -67,6 +68,10 @@ struct Multibulk {
 pub struct Parser {
     max_bulk: usize,
     current: Option<Multibulk>,
+    /// Bytes from the start of the line being waited for (inline command, count or bulk
+    /// header) already searched without finding its terminator. Without it, a line trickling
+    /// in a byte per read would be searched from its start every time: quadratic.
+    scanned: usize,
 }
 
 impl Default for Parser {
@@ -75,17 +80,12 @@ impl Default for Parser {
     }
 }
 
-/// C's `strchr` over the buffer as Redis uses it: the search also stops at a NUL byte.
-fn find(buf: &[u8], from: usize, byte: u8) -> Option<usize> {
-    let i = buf.get(from..)?.iter().position(|&c| c == byte || c == 0)? + from;
-    (buf[i] == byte).then_some(i)
-}
-
 impl Parser {
     pub fn new(max_bulk: usize) -> Parser {
         Parser {
             max_bulk,
             current: None,
+            scanned: 0,
         }
     }
 
@@ -93,9 +93,10 @@ impl Parser {
         self.max_bulk = max_bulk;
     }
 
-    /// Whether a command is partially parsed (its bytes are still in the buffer).
+    /// Whether a command is partially parsed or a line partially searched (its bytes are
+    /// still in the buffer).
     pub fn in_progress(&self) -> bool {
-        self.current.is_some()
+        self.current.is_some() || self.scanned > 0
     }
 
     /// Bytes the buffer must hold before the current bulk is complete (0 when unknown); lets
@@ -121,15 +122,15 @@ impl Parser {
                     return Ok(None);
                 }
                 if buf[0] != b'*' {
-                    match parse_inline(buf)? {
+                    match self.parse_inline(buf)? {
                         None => return Ok(None),
                         Some(args) if args.is_empty() => continue,
                         Some(args) => return Ok(Some(args)),
                     }
                 }
-                let Some(cr) = find(buf, 0, b'\r') else {
+                let Some(cr) = find_line(&mut self.scanned, buf, 0, b'\r') else {
                     if buf.len() > INLINE_MAX {
-                        return Err(ProtocolError::new("too big mbulk count string"));
+                        return Err(self.fail("too big mbulk count string"));
                     }
                     return Ok(None);
                 };
@@ -138,7 +139,7 @@ impl Parser {
                 }
                 let count = match parse_i64_opt(&buf[1..cr]) {
                     Some(n) if n <= i32::MAX as i64 => n,
-                    _ => return Err(ProtocolError::new("invalid multibulk length")),
+                    _ => return Err(self.fail("invalid multibulk length")),
                 };
                 if count <= 0 {
                     buf.advance(cr + 2);
@@ -158,7 +159,7 @@ impl Parser {
                 let len = match mb.bulk_len {
                     Some(len) => len,
                     None => {
-                        let Some(cr) = find(buf, mb.pos, b'\r') else {
+                        let Some(cr) = find_line(&mut self.scanned, buf, mb.pos, b'\r') else {
                             if buf.len().saturating_sub(mb.pos) > INLINE_MAX {
                                 return Err(self.fail("too big bulk count string"));
                             }
@@ -171,7 +172,7 @@ impl Parser {
                             let mut msg = b"ERR Protocol error: expected '$', got '".to_vec();
                             msg.push(buf[mb.pos]);
                             msg.push(b'\'');
-                            self.current = None;
+                            self.reset();
                             return Err(ProtocolError { msg });
                         }
                         let len = match parse_i64_opt(&buf[mb.pos + 1..cr]) {
@@ -202,29 +203,58 @@ impl Parser {
         }
     }
 
-    fn fail(&mut self, what: &str) -> ProtocolError {
+    /// Forgets the command in progress (after a protocol error: the connection is closed).
+    fn reset(&mut self) {
         self.current = None;
+        self.scanned = 0;
+    }
+
+    fn fail(&mut self, what: &str) -> ProtocolError {
+        self.reset();
         ProtocolError::new(what)
+    }
+
+    /// An inline (telnet) command: one line split with `sdssplitargs` rules. `Some(vec![])`
+    /// for an empty line (consumed, no command).
+    fn parse_inline(&mut self, buf: &mut BytesMut) -> Result<Option<Vec<Bytes>>, ProtocolError> {
+        let Some(nl) = find_line(&mut self.scanned, buf, 0, b'\n') else {
+            if buf.len() > INLINE_MAX {
+                return Err(self.fail("too big inline request"));
+            }
+            return Ok(None);
+        };
+        let mut end = nl;
+        if end > 0 && buf[end - 1] == b'\r' {
+            end -= 1;
+        }
+        let args =
+            split_args(&buf[..end]).ok_or_else(|| self.fail("unbalanced quotes in request"))?;
+        buf.advance(nl + 1);
+        Ok(Some(args.into_iter().map(Bytes::from).collect()))
     }
 }
 
-/// An inline (telnet) command: one line split with `sdssplitargs` rules. `Some(vec![])` for an
-/// empty line (consumed, no command).
-fn parse_inline(buf: &mut BytesMut) -> Result<Option<Vec<Bytes>>, ProtocolError> {
-    let Some(nl) = find(buf, 0, b'\n') else {
-        if buf.len() > INLINE_MAX {
-            return Err(ProtocolError::new("too big inline request"));
+/// C's `strchr` as Redis uses it to find the end of the line starting at `start` (the search
+/// also stops at a NUL byte, and then never finds it), resuming after the `scanned` bytes a
+/// previous call already searched. A found terminator resets `scanned`: the caller consumes
+/// the line, or waits for the single byte after a CR and searches once more.
+fn find_line(scanned: &mut usize, buf: &[u8], start: usize, byte: u8) -> Option<usize> {
+    let from = start.saturating_add(*scanned).min(buf.len());
+    match buf[from..].iter().position(|&c| c == byte || c == 0) {
+        Some(i) if buf[from + i] == byte => {
+            *scanned = 0;
+            Some(from + i)
         }
-        return Ok(None);
-    };
-    let mut end = nl;
-    if end > 0 && buf[end - 1] == b'\r' {
-        end -= 1;
+        // A NUL: stay on it, so the next search stops there at once.
+        Some(i) => {
+            *scanned = from + i - start;
+            None
+        }
+        None => {
+            *scanned = buf.len().saturating_sub(start);
+            None
+        }
     }
-    let args = split_args(&buf[..end])
-        .ok_or_else(|| ProtocolError::new("unbalanced quotes in request"))?;
-    buf.advance(nl + 1);
-    Ok(Some(args.into_iter().map(Bytes::from).collect()))
 }
 
 fn is_space(c: u8) -> bool {
@@ -467,12 +497,83 @@ mod tests {
         let mut p = Parser::default();
         let mut buf = BytesMut::from(&vec![b'a'; INLINE_MAX][..]);
         assert_eq!(p.next(&mut buf), Ok(None));
+        assert!(p.in_progress());
         // A huge announced count or length just waits for data, without allocating it.
+        let mut p = Parser::default();
         let mut buf = BytesMut::from(&b"*2147483647\r\n$536870912\r\nabc"[..]);
         assert_eq!(p.next(&mut buf), Ok(None));
         assert!(p.in_progress());
         assert_eq!(p.wanted(buf.len()), 536870912 + 2 - 3);
         assert!(buf.capacity() < 1 << 20);
+    }
+
+    /// Feeds `head`, then `n` bytes `fill` one per read, then `tail`; checks that each read
+    /// searched only the new byte of the unterminated line starting at `line_start`.
+    fn trickle(
+        head: &[u8],
+        line_start: usize,
+        fill: u8,
+        n: usize,
+        tail: &[u8],
+    ) -> Result<Vec<Vec<u8>>, ProtocolError> {
+        let mut p = Parser::default();
+        let mut buf = BytesMut::from(head);
+        assert_eq!(p.next(&mut buf)?, None);
+        for _ in 0..n {
+            buf.extend_from_slice(&[fill]);
+            assert_eq!(p.next(&mut buf)?, None);
+            assert_eq!(
+                line_start + p.scanned,
+                buf.len(),
+                "searched only the new byte"
+            );
+        }
+        buf.extend_from_slice(tail);
+        let args = p.next(&mut buf)?.expect("a complete command");
+        Ok(args.iter().map(|a| a.to_vec()).collect())
+    }
+
+    #[test]
+    fn a_line_trickling_in_is_searched_once() {
+        // Found by fuzzing: a 64 KiB `*111...` count line fed a byte per read took 20 s (ASan
+        // build), as every read searched the unterminated line again from its start (quadratic).
+        let n = INLINE_MAX - 20;
+        let v = "v".repeat(n);
+        assert_eq!(
+            trickle(b"SET k ", 0, b'v', n, b"\r\n"),
+            Ok(cmd(&["SET", "k", &v]))
+        );
+        let e = |r: Result<_, ProtocolError>| r.unwrap_err().text();
+        assert_eq!(
+            e(trickle(b"*", 0, b'1', n, b"\r\n")),
+            "ERR Protocol error: invalid multibulk length"
+        );
+        assert_eq!(
+            e(trickle(b"*2\r\n$3\r\nGET\r\n$", 13, b'1', n, b"\r\n")),
+            "ERR Protocol error: invalid bulk length"
+        );
+        // The 64 KiB limits still apply.
+        assert_eq!(
+            e(trickle(b"x", 0, b'x', INLINE_MAX, b"")),
+            "ERR Protocol error: too big inline request"
+        );
+        assert_eq!(
+            e(trickle(b"*", 0, b'1', INLINE_MAX, b"")),
+            "ERR Protocol error: too big mbulk count string"
+        );
+        assert_eq!(
+            e(trickle(b"*1\r\n$", 4, b'1', INLINE_MAX, b"")),
+            "ERR Protocol error: too big bulk count string"
+        );
+        // Behind a NUL the terminator is never found (C's strchr): the search stops at the
+        // NUL again at once instead of walking on.
+        let mut p = Parser::default();
+        let mut buf = BytesMut::from(&b"*1\0"[..]);
+        for _ in 0..1000 {
+            buf.extend_from_slice(b"\r\n");
+            assert_eq!(p.next(&mut buf), Ok(None));
+            assert_eq!(p.scanned, 2);
+        }
     }
 
     #[test]

@@ -58,6 +58,9 @@ pub struct Config {
     /// Compact a shard's Raft log once it holds this many applied entries.
     #[arg(long, default_value_t = 10000)]
     pub raft_log_gc_threshold: u64,
+    /// Log a warning for requests slower than this many ms (0 = never).
+    #[arg(long, default_value_t = 500)]
+    pub slow_request_ms: u64,
     /// How long a client request may wait for Raft before it gets an error (ms).
     #[arg(long, default_value_t = 5000)]
     pub request_timeout_ms: u64,

@@ -237,6 +237,42 @@ async fn multi_exec_and_watch() {
             .await
             .unwrap();
         assert_eq!(r, Some(("mine".to_string(),)));
+
+        // A watched key created and deleted again before EXEC still aborts it (as Redis:
+        // the key was touched, though its revision looks unchanged).
+        let _: () = redis::cmd("WATCH")
+            .arg("fresh")
+            .query_async(&mut a)
+            .await
+            .unwrap();
+        let _: () = b.set("fresh", "x").await.unwrap();
+        let _: i64 = b.del("fresh").await.unwrap();
+        let r: Option<(String,)> = redis::pipe()
+            .atomic()
+            .set("fresh", "mine")
+            .ignore()
+            .get("fresh")
+            .query_async(&mut a)
+            .await
+            .unwrap();
+        assert_eq!(r, None);
+        // UNWATCH forgets it: the next transaction runs.
+        let _: () = redis::cmd("WATCH")
+            .arg("fresh")
+            .query_async(&mut a)
+            .await
+            .unwrap();
+        let _: () = b.set("fresh", "y").await.unwrap();
+        let _: () = redis::cmd("UNWATCH").query_async(&mut a).await.unwrap();
+        let r: Option<(String,)> = redis::pipe()
+            .atomic()
+            .set("fresh", "mine")
+            .ignore()
+            .get("fresh")
+            .query_async(&mut a)
+            .await
+            .unwrap();
+        assert_eq!(r, Some(("mine".to_string(),)));
     })
     .await;
 

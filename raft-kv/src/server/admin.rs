@@ -135,7 +135,7 @@ impl Conn {
             }
             "watch" => self.cmd_watch(&args[1..]).await,
             "unwatch" => {
-                self.watched.clear();
+                self.unwatch_all();
                 Frame::ok().into()
             }
             "subscribe" => self.subscribe(SubKind::Channel, &args[1..]),

@@ -66,6 +66,8 @@ pub struct Conn {
     pub multi: Option<Vec<Vec<Bytes>>>,
     pub multi_error: bool,
     pub watched: Vec<(Bytes, u64)>,
+    /// Keys applied on this node since the first WATCH (see `watched_key_touched`).
+    watch_rx: Option<broadcast::Receiver<Arc<Vec<Bytes>>>>,
     pub subs: HashSet<Bytes>,
     pub psubs: HashSet<Bytes>,
     pub ssubs: HashSet<Bytes>,
@@ -110,6 +112,7 @@ pub async fn handle(srv: Arc<Server>, mut stream: TcpStream, peer: SocketAddr) {
         multi: None,
         multi_error: false,
         watched: Vec::new(),
+        watch_rx: None,
         subs: HashSet::new(),
         psubs: HashSet::new(),
         ssubs: HashSet::new(),
@@ -348,18 +351,12 @@ impl Conn {
         }
     }
 
-    /// Counts a command in the metrics and logs it if slower than `slowlog-log-slower-than`.
+    /// Counts a command in the metrics and logs it if slower than `--slow-request-ms`.
     fn observe(&self, name: &str, error: bool, took: Duration) {
         self.srv
             .metrics
             .observe_command(name, error, Some(took.as_secs_f64()));
-        let threshold: i64 = self
-            .srv
-            .settings
-            .get("slowlog-log-slower-than")
-            .parse()
-            .unwrap_or(-1);
-        if threshold >= 0 && took.as_micros() as i64 >= threshold.max(1) {
+        if self.srv.slow_request.is_some_and(|t| took >= t) {
             tracing::warn!(
                 cmd = name,
                 micros = took.as_micros() as u64,
@@ -540,7 +537,7 @@ impl Conn {
     pub fn discard_multi(&mut self) {
         self.multi = None;
         self.multi_error = false;
-        self.watched.clear();
+        self.unwatch_all();
         self.handle.fields.lock().multi = -1;
     }
 
@@ -559,6 +556,10 @@ impl Conn {
                 unique.push(k);
             }
         }
+        if self.watch_rx.is_none() {
+            // Subscribe before reading revisions, so no change in between goes unseen.
+            self.watch_rx = Some(self.srv.store.subscribe_touched());
+        }
         match self.srv.store.key_revs(&unique).await {
             Ok(revs) => {
                 self.watched.extend(unique.into_iter().zip(revs));
@@ -571,12 +572,53 @@ impl Conn {
     /// EXEC: the data commands go to the state machine as one atomic op (with the WATCH
     /// revisions to check); connection/server commands queued in the transaction run here
     /// afterwards, in order, and their replies are put back in place.
+    /// Forgets every watched key (UNWATCH, DISCARD, EXEC).
+    pub fn unwatch_all(&mut self) {
+        self.watched.clear();
+        self.watch_rx = None;
+    }
+
+    /// Whether a watched key was touched since WATCH by anything applied on this node, after
+    /// a read barrier so every write committed before EXEC has been applied here. This sees
+    /// what revisions can't (a key created and deleted again); the revision check at apply
+    /// time covers writes racing with the EXEC itself. A lagging subscription counts as
+    /// touched.
+    async fn watched_key_touched(
+        &self,
+        rx: Option<broadcast::Receiver<Arc<Vec<Bytes>>>>,
+        watched: &[(Bytes, u64)],
+    ) -> bool {
+        let Some(mut rx) = rx else {
+            return false;
+        };
+        if watched.is_empty() {
+            return false;
+        }
+        if self.srv.store.read_barrier().await.is_err() {
+            // Without the barrier the check could miss writes; the apply-time check remains.
+            return false;
+        }
+        loop {
+            match rx.try_recv() {
+                Ok(keys) => {
+                    if keys.iter().any(|k| watched.iter().any(|(w, _)| w == k)) {
+                        return true;
+                    }
+                }
+                Err(broadcast::error::TryRecvError::Empty) => return false,
+                Err(broadcast::error::TryRecvError::Lagged(_)) => return true,
+                Err(broadcast::error::TryRecvError::Closed) => return false,
+            }
+        }
+    }
+
     pub async fn cmd_exec(&mut self) -> io::Result<Reply> {
         let Some(queued) = self.multi.take() else {
             return Ok(err("ERR EXEC without MULTI"));
         };
         let had_error = std::mem::take(&mut self.multi_error);
         let watched = std::mem::take(&mut self.watched);
+        let watch_rx = self.watch_rx.take();
         self.handle.fields.lock().multi = -1;
         if had_error {
             return Ok(err(
@@ -588,6 +630,9 @@ impl Conn {
                 .and_then(|n| cmd::lookup(n))
                 .is_some_and(|s| matches!(s.kind, Kind::Server))
         };
+        if self.watched_key_touched(watch_rx, &watched).await {
+            return Ok(Frame::NullArray.into());
+        }
         let data: Vec<Vec<Bytes>> = queued.iter().filter(|a| !is_server(a)).cloned().collect();
         let mut data_replies = Vec::new();
         if !data.is_empty() || !watched.is_empty() {

@@ -70,6 +70,8 @@ impl ServerStats {
 pub struct Server {
     pub store: Arc<Store>,
     pub metrics: Arc<Metrics>,
+    /// Requests slower than this are logged (`--slow-request-ms`; 0 = off).
+    pub slow_request: Option<Duration>,
     /// Cluster members (this node included) and this node's Raft id.
     pub members: Vec<Member>,
     pub node_id: u64,
@@ -206,6 +208,8 @@ async fn serve(config: Config) -> Result<(), String> {
     let srv = Arc::new(Server {
         store: store.clone(),
         metrics: metrics.clone(),
+        slow_request: (config.slow_request_ms > 0)
+            .then(|| Duration::from_millis(config.slow_request_ms)),
         members: members.clone(),
         node_id,
         settings: Settings::new(

@@ -3,12 +3,13 @@
 
 use bytes::Bytes;
 
-use super::args::{is, parse_f64_opt, parse_i64, parse_i64_opt};
+use super::args::{is, parse_i64, parse_i64_opt};
 use super::{flag, spec, CmdError, CmdResult, CommandSpec, Kind};
 use crate::protocol::Frame;
 use crate::storage::encoding::{DataType, Meta};
 use crate::storage::Ctx;
 use crate::types::hash as h;
+use crate::types::long_double::LongDouble;
 
 const R: u32 = flag::READONLY;
 const W: u32 = flag::WRITE;
@@ -186,51 +187,27 @@ fn hincrby(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     Ok(Frame::Integer(new))
 }
 
-/// Redis' `ld2string(LD_STR_HUMAN)` (`%.17Lf` of a long double, trailing zeros trimmed),
-/// emulated with f64: the value rounded to 16 significant digits (hiding f64 noise such as
-/// 0.1 + 0.2 = 0.30000000000000004 that long doubles don't show), in plain notation with at
-/// most 17 decimals. Values whose long double expansion shows more digits differ.
-pub fn format_human(v: f64) -> String {
-    if v.fract() == 0.0 {
-        // Integral values are exact in both representations.
-        let s = format!("{v:.0}");
-        return if s == "-0" { "0".into() } else { s };
-    }
-    let r: f64 = format!("{v:.15e}").parse().unwrap_or(v);
-    let s = format!("{r}");
-    let decimals = s.split_once('.').map_or(0, |(_, f)| f.len());
-    let s = if decimals > 17 {
-        let fixed = format!("{r:.17}");
-        fixed
-            .trim_end_matches('0')
-            .trim_end_matches('.')
-            .to_string()
-    } else {
-        s
-    };
-    if s == "-0" {
-        "0".into()
-    } else {
-        s
-    }
-}
-
+/// HINCRBYFLOAT as Redis 7.0's `hincrbyfloatCommand`: long double arithmetic (emulated
+/// exactly), the result stored and replied as `ld2string(LD_STR_HUMAN)`.
 fn hincrbyfloat(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
-    let incr = parse_f64_opt(&args[3]).ok_or(CmdError::NotFloat)?;
-    if incr.is_infinite() {
+    let incr = LongDouble::parse(&args[3]).ok_or(CmdError::NotFloat)?;
+    if !incr.is_finite() {
         return Err(CmdError::err("value is NaN or Infinity"));
     }
     let key = &args[1];
     let mut meta = h::open_or_create(ctx, key, DataType::Hash)?;
     let cur = match h::get(ctx, key, &meta, &args[2])? {
-        Some(v) => parse_f64_opt(&v).ok_or_else(|| CmdError::err("hash value is not a float"))?,
-        None => 0.0,
+        Some(v) => {
+            LongDouble::parse(&v).ok_or_else(|| CmdError::err("hash value is not a float"))?
+        }
+        None => LongDouble::ZERO,
     };
-    let new = cur + incr;
-    if new.is_nan() || new.is_infinite() {
-        return Err(CmdError::err("increment would produce NaN or Infinity"));
+    let new = cur.add(incr);
+    let nan_or_inf = || CmdError::err("increment would produce NaN or Infinity");
+    if !new.is_finite() {
+        return Err(nan_or_inf());
     }
-    let text = format_human(new);
+    let text = new.to_human().ok_or_else(nan_or_inf)?;
     h::put(ctx, key, &mut meta, &args[2], text.clone().into_bytes())?;
     h::save(ctx, key, &mut meta)?;
     Ok(Frame::Bulk(text.into()))
@@ -615,14 +592,66 @@ mod tests {
             db.run(&["HINCRBYFLOAT", "h", "f", "inf"]),
             err("ERR value is NaN or Infinity")
         );
+        // Long doubles: 1.7e308 + 1.6 prints its exact 309 digits and 2 * 1.7e308 is finite.
+        let Frame::Bulk(v) = db.run(&["HINCRBYFLOAT", "h", "f", "1.7e308"]) else {
+            panic!("HINCRBYFLOAT 1.7e308 failed");
+        };
+        assert_eq!(v.len(), 309);
+        assert!(v.starts_with(b"17000000000000000000313677802519759679527021"));
+        assert!(v.ends_with(b"77401282560"));
+        let Frame::Bulk(v) = db.run(&["HINCRBYFLOAT", "h", "f", "1.7e308"]) else {
+            panic!("HINCRBYFLOAT 1.7e308 failed");
+        };
+        assert!(v.starts_with(b"3400000000000000000"));
+        assert_eq!(v.len(), 309);
+        let Frame::Bulk(v) = db.run(&["HINCRBYFLOAT", "h", "f", "1e4932"]) else {
+            panic!("HINCRBYFLOAT 1e4932 failed");
+        };
+        assert_eq!(v.len(), 4933);
         assert_eq!(
-            db.run(&["HINCRBYFLOAT", "h", "f", "1.7e308"]),
-            bulk(&format_human(1.6 + 1.7e308))
-        );
-        assert_eq!(
-            db.run(&["HINCRBYFLOAT", "h", "f", "1.7e308"]),
+            db.run(&["HINCRBYFLOAT", "h", "f", "1e4932"]),
             err("ERR increment would produce NaN or Infinity")
         );
+    }
+
+    #[test]
+    fn hincrbyfloat_is_exact_long_double() {
+        let mut db = TestDb::new();
+        assert_eq!(db.run(&["HINCRBYFLOAT", "h", "a", "0.1"]), bulk("0.1"));
+        assert_eq!(db.run(&["HINCRBYFLOAT", "h", "a", "0.2"]), bulk("0.3"));
+        assert_eq!(db.run(&["HGET", "h", "a"]), bulk("0.3"));
+        assert_eq!(db.run(&["HINCRBYFLOAT", "h", "b", "5.0e3"]), bulk("5000"));
+        assert_eq!(db.run(&["HINCRBYFLOAT", "h", "b", "2.0e3"]), bulk("7000"));
+        assert_eq!(db.run(&["HINCRBYFLOAT", "h", "c", "3.0"]), bulk("3"));
+        assert_eq!(db.run(&["HINCRBYFLOAT", "h", "c", "-3.0"]), bulk("0"));
+        assert_eq!(
+            db.run(&["HINCRBYFLOAT", "h", "d", "18446744073709551617"]),
+            bulk("18446744073709551616")
+        );
+        assert_eq!(db.run(&["HINCRBYFLOAT", "h", "e", "-1e-20"]), bulk("0"));
+        assert_eq!(db.run(&["HINCRBYFLOAT", "h", "g", "0X.8"]), bulk("0.5"));
+        for bad in ["+inf", "-Infinity", "INF"] {
+            assert_eq!(
+                db.run(&["HINCRBYFLOAT", "h", "a", bad]),
+                err("ERR value is NaN or Infinity")
+            );
+        }
+        for bad in ["nan", "1e4933", "1e-4952", " 1", "", "1_0"] {
+            assert_eq!(
+                db.run(&["HINCRBYFLOAT", "h", "a", bad]),
+                err("ERR value is not a valid float")
+            );
+        }
+        db.run(&["HSET", "h", "i", "inf", "t", "1e-4952"]);
+        assert_eq!(
+            db.run(&["HINCRBYFLOAT", "h", "i", "1"]),
+            err("ERR increment would produce NaN or Infinity")
+        );
+        assert_eq!(
+            db.run(&["HINCRBYFLOAT", "h", "t", "1"]),
+            err("ERR hash value is not a float")
+        );
+        assert_eq!(db.run(&["HGET", "h", "a"]), bulk("0.3"));
     }
 
     #[test]
@@ -788,18 +817,5 @@ mod tests {
             b"a*b*c*d*e*f*g*h*i*j*k*z",
             b"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
         ));
-    }
-
-    #[test]
-    fn human_floats() {
-        assert_eq!(format_human(1.5), "1.5");
-        assert_eq!(format_human(3.0), "3");
-        assert_eq!(format_human(-0.25), "-0.25");
-        assert_eq!(format_human(1e20), "100000000000000000000");
-        assert_eq!(format_human(0.0), "0");
-        assert_eq!(format_human(-0.0), "0");
-        assert_eq!(format_human(0.1 + 0.2), "0.3");
-        assert_eq!(format_human(1e18 + 0.5), "1000000000000000000");
-        assert_eq!(format_human(-1e-20), "0");
     }
 }

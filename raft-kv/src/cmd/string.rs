@@ -2,13 +2,13 @@
 
 use bytes::Bytes;
 
-use super::args::{cmd_name, is, parse_f64, parse_i64, parse_i64_opt};
+use super::args::{cmd_name, is, parse_i64, parse_i64_opt};
 use super::{flag, spec, CmdError, CmdResult, CommandSpec, Kind};
 use crate::protocol::Frame;
 use crate::storage::encoding::{DataType, Meta};
 use crate::storage::Ctx;
 use crate::types::keyspace::clear_for_overwrite;
-use crate::types::string::format_human_double;
+use crate::types::long_double::LongDouble;
 
 /// Redis' proto-max-bulk-len: no string may grow past this.
 pub const MAX_STRING_LEN: usize = 512 * 1024 * 1024;
@@ -522,27 +522,26 @@ fn incr(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     Ok(Frame::Integer(new))
 }
 
-/// Redis' `string2ld` for values stored in keys: like argument parsing, and at most 5119 bytes.
-fn parse_long_double(b: &[u8]) -> Result<f64, CmdError> {
-    if b.len() >= 5 * 1024 {
-        return Err(CmdError::NotFloat);
-    }
-    parse_f64(b)
+/// Redis' `getLongDoubleFromObjectOrReply`: `string2ld` into an exact x87 long double.
+fn parse_long_double(b: &[u8]) -> Result<LongDouble, CmdError> {
+    LongDouble::parse(b).ok_or(CmdError::NotFloat)
 }
 
+/// INCRBYFLOAT, computed in long double like Redis and printed as `ld2string(LD_STR_HUMAN)`.
 fn incrbyfloat(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     let key = &args[1];
     let old = get_string(ctx, key)?;
     let cur = match &old {
         Some(m) => parse_long_double(&m.value)?,
-        None => 0.0,
+        None => LongDouble::ZERO,
     };
     let by = parse_long_double(&args[2])?;
-    let v = cur + by;
+    let v = cur.add(by);
+    let nan_or_inf = || CmdError::err("increment would produce NaN or Infinity");
     if !v.is_finite() {
-        return Err(CmdError::err("increment would produce NaN or Infinity"));
+        return Err(nan_or_inf());
     }
-    let text = format_human_double(v).into_bytes();
+    let text = v.to_human().ok_or_else(nan_or_inf)?.into_bytes();
     match old {
         Some(mut m) => {
             m.value = text.clone();
@@ -859,6 +858,59 @@ mod tests {
         assert_eq!(
             db.run(&["INCRBYFLOAT", "s", "1"]),
             err("ERR value is not a valid float")
+        );
+    }
+
+    #[test]
+    fn incrbyfloat_is_exact_long_double() {
+        let mut db = TestDb::new();
+        assert_eq!(db.run(&["INCRBYFLOAT", "a", "0.1"]), bulk("0.1"));
+        assert_eq!(db.run(&["INCRBYFLOAT", "a", "0.2"]), bulk("0.3"));
+        assert_eq!(db.run(&["GET", "a"]), bulk("0.3"));
+        db.run(&["SET", "b", "5.0e3"]);
+        assert_eq!(db.run(&["INCRBYFLOAT", "b", "2.0e3"]), bulk("7000"));
+        db.run(&["SET", "c", "3.0"]);
+        assert_eq!(db.run(&["INCRBYFLOAT", "c", "-3.0"]), bulk("0"));
+        // 64-bit significands: beyond f64, and exact ties round to even.
+        db.run(&["SET", "d", "9007199254740993"]);
+        assert_eq!(db.run(&["INCRBYFLOAT", "d", "0"]), bulk("9007199254740993"));
+        db.run(&["SET", "d", "18446744073709551615"]);
+        assert_eq!(
+            db.run(&["INCRBYFLOAT", "d", "1"]),
+            bulk("18446744073709551616")
+        );
+        db.run(&["SET", "e", "123456789.987654321"]);
+        assert_eq!(
+            db.run(&["INCRBYFLOAT", "e", "0"]),
+            bulk("123456789.98765432099753525")
+        );
+        assert_eq!(
+            db.run(&["INCRBYFLOAT", "f", "1e30"]),
+            bulk("1000000000000000000024696061952")
+        );
+        assert_eq!(db.run(&["INCRBYFLOAT", "g", "-1e-20"]), bulk("0"));
+        assert_eq!(db.run(&["INCRBYFLOAT", "h", "0x1.8p3"]), bulk("12"));
+        // Long doubles reach ~1.19e4932: 1e4932 prints all of its 4933 integer digits.
+        let crate::protocol::Frame::Bulk(big) = db.run(&["INCRBYFLOAT", "i", "1e4932"]) else {
+            panic!("INCRBYFLOAT 1e4932 failed");
+        };
+        assert_eq!(big.len(), 4933);
+        assert!(big.starts_with(b"1000000000000000000006018949387963891323"));
+        assert_eq!(
+            db.run(&["INCRBYFLOAT", "i", "1e4932"]),
+            err("ERR increment would produce NaN or Infinity")
+        );
+        for bad in ["1e4933", "1e-4952", "nan", " 1", "1 ", "", "0x", "1e"] {
+            assert_eq!(
+                db.run(&["INCRBYFLOAT", "j", bad]),
+                err("ERR value is not a valid float"),
+                "{bad:?}"
+            );
+        }
+        db.run(&["SET", "k", "inf"]);
+        assert_eq!(
+            db.run(&["INCRBYFLOAT", "k", "-inf"]),
+            err("ERR increment would produce NaN or Infinity")
         );
     }
 

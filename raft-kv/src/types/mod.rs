@@ -5,6 +5,7 @@ pub mod hash;
 pub mod hll;
 pub mod keyspace;
 pub mod list;
+pub mod long_double;
 pub mod set;
 pub mod stream;
 pub mod string;

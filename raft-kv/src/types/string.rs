@@ -1,100 +1,8 @@
-//! String value helpers: Redis' long-double number formatting and the bit-level operations of
-//! the bitmap commands, LCS (bit addressing is Redis': bit 0 is the most significant bit of byte 0).
+//! String value helpers: the bit-level operations of the bitmap commands, LCS (bit addressing
+//! is Redis': bit 0 is the most significant bit of byte 0). INCRBYFLOAT's number handling is in
+//! `long_double`.
 
 use crate::protocol::Frame;
-
-/// Redis' `ld2string(.., LD_STR_HUMAN)` (`%.17Lf`, trailing zeros and dot trimmed, no `-0`),
-/// emulated with f64: the value is first rounded to 15 significant digits, which is what f64
-/// arithmetic on short decimal inputs carries reliably, so results such as `10.5 + 0.1` print as
-/// `10.6` like Redis' long-double arithmetic does.
-pub fn format_human_double(v: f64) -> String {
-    if !v.is_finite() {
-        return if v.is_nan() {
-            "nan".into()
-        } else if v > 0.0 {
-            "inf".into()
-        } else {
-            "-inf".into()
-        };
-    }
-    let sci = format!("{:.14e}", v.abs());
-    let (mant, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
-    let exp: i64 = exp.parse().unwrap_or(0);
-    let mut digits: Vec<u8> = mant
-        .bytes()
-        .filter(u8::is_ascii_digit)
-        .map(|c| c - b'0')
-        .collect();
-    // value = digits * 10^scale
-    let mut scale = exp - (digits.len() as i64 - 1);
-    if scale < -17 {
-        // Round half up to 17 decimals.
-        let drop = (-17 - scale) as usize;
-        if drop > digits.len() {
-            digits = vec![0];
-        } else {
-            let keep = digits.len() - drop;
-            let round_up = digits[keep] >= 5;
-            digits.truncate(keep);
-            if digits.is_empty() {
-                digits.push(0);
-            }
-            if round_up {
-                let mut i = digits.len();
-                loop {
-                    if i == 0 {
-                        digits.insert(0, 1);
-                        break;
-                    }
-                    i -= 1;
-                    if digits[i] == 9 {
-                        digits[i] = 0;
-                    } else {
-                        digits[i] += 1;
-                        break;
-                    }
-                }
-            }
-        }
-        scale = -17;
-    }
-    let mut int_part = String::new();
-    let mut frac_part = String::new();
-    if scale >= 0 {
-        for d in &digits {
-            int_part.push((b'0' + d) as char);
-        }
-        for _ in 0..scale {
-            int_part.push('0');
-        }
-    } else {
-        let frac_len = (-scale) as usize;
-        while digits.len() <= frac_len {
-            digits.insert(0, 0);
-        }
-        let split = digits.len() - frac_len;
-        for d in &digits[..split] {
-            int_part.push((b'0' + d) as char);
-        }
-        for d in &digits[split..] {
-            frac_part.push((b'0' + d) as char);
-        }
-    }
-    let int_part = int_part.trim_start_matches('0');
-    let int_part = if int_part.is_empty() { "0" } else { int_part };
-    let frac_part = frac_part.trim_end_matches('0');
-    let mut out = String::new();
-    let is_zero = int_part == "0" && frac_part.is_empty();
-    if v.is_sign_negative() && !is_zero {
-        out.push('-');
-    }
-    out.push_str(int_part);
-    if !frac_part.is_empty() {
-        out.push('.');
-        out.push_str(frac_part);
-    }
-    out
-}
 
 /// Bit `offset` of `s` (0 past the end).
 pub fn get_bit(s: &[u8], offset: u64) -> u8 {
@@ -364,21 +272,6 @@ pub fn lcs_reply(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn human_doubles_like_redis() {
-        assert_eq!(format_human_double(10.5 + 0.1), "10.6");
-        assert_eq!(format_human_double(0.1 + 0.2), "0.3");
-        assert_eq!(format_human_double(3.0), "3");
-        assert_eq!(format_human_double(1.0 - 1.1), "-0.1");
-        assert_eq!(format_human_double(-0.0), "0");
-        assert_eq!(format_human_double(17179869185.5), "17179869185.5");
-        assert_eq!(format_human_double(1e20), "100000000000000000000");
-        assert_eq!(format_human_double(1e-20), "0");
-        assert_eq!(format_human_double(1.5e-17), "0.00000000000000002");
-        assert_eq!(format_human_double(1.23e-5), "0.0000123");
-        assert_eq!(format_human_double(5200.0), "5200");
-    }
 
     #[test]
     fn bit_ranges() {

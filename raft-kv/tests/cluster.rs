@@ -311,7 +311,9 @@ fn parse_prometheus(text: &str) -> Vec<(String, String, f64)> {
             continue;
         }
         let (series, value) = line.rsplit_once(' ').expect("sample has a value");
-        let value: f64 = value.parse().unwrap_or_else(|_| panic!("bad value: {line}"));
+        let value: f64 = value
+            .parse()
+            .unwrap_or_else(|_| panic!("bad value: {line}"));
         let (name, labels) = match series.find('{') {
             Some(i) => {
                 assert!(series.ends_with('}'), "bad labels: {line}");
@@ -365,18 +367,16 @@ async fn metrics_ready_and_info_describe_the_cluster() {
             assert!(get("raftkv_raft_term", "{shard=\"1\"}").expect("term") >= 1.0);
             assert!(get("raftkv_connected_clients", "").is_some());
             assert!(get("raftkv_storage_disk_usage_bytes", "").is_some());
-            assert!(get("raftkv_raft_log_fsync_duration_seconds_count", "").expect("fsyncs") >= 1.0);
+            assert!(
+                get("raftkv_raft_log_fsync_duration_seconds_count", "").expect("fsyncs") >= 1.0
+            );
             if n.name == "n1" {
                 assert_eq!(
                     get("raftkv_operations_total", "{cmd=\"set\",result=\"ok\"}"),
                     Some(1.0),
                     "{body}"
                 );
-                assert!(get(
-                    "raftkv_operation_duration_seconds_count",
-                    "{cmd=\"get\"}"
-                )
-                .is_some());
+                assert!(get("raftkv_operation_duration_seconds_count", "{cmd=\"get\"}").is_some());
             }
         }
         assert_eq!(leaders, 1.0, "exactly one leader");

@@ -239,7 +239,7 @@ fn gen_command(rng: &mut Rng) -> Vec<String> {
     let m2 = rng.pick(MEMBERS).to_string();
     let s = rng.pick(SCORES).to_string();
     let s2 = rng.pick(SCORES).to_string();
-    let c: Vec<&str> = match rng.below(131) {
+    let c: Vec<&str> = match rng.below(132) {
         // strings
         0 => vec!["SET", &k, &v],
         1 => vec!["GET", &k],
@@ -483,6 +483,12 @@ fn gen_command(rng: &mut Rng) -> Vec<String> {
         127 => vec!["ZREMRANGEBYLEX", LEX_KEY, rng.pick(LEX), rng.pick(LEX)],
         128 => vec!["HSETNX", &k, &f, &i],
         129 => vec!["ZADD", LEX_KEY, "0", &m],
+        // No consumer groups here, so FULL has no clock-dependent fields.
+        130 => match rng.below(3) {
+            0 => vec!["XINFO", "STREAM", &k, "FULL"],
+            1 => vec!["XINFO", "STREAM", &k, "FULL", "COUNT", &i],
+            _ => vec!["XINFO", "STREAM", &k],
+        },
         _ => vec![
             "ZRANGE",
             LEX_KEY,

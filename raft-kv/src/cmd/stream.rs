@@ -1170,18 +1170,33 @@ fn xinfo(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     if (arity > 0 && n != arity) || (arity < 0 && n < -arity) {
         return Err(CmdError::WrongArity(format!("xinfo|{name}")));
     }
-    if name == "stream" && args.len() > 3 {
-        // FULL is not supported yet.
-        return Err(CmdError::err(format!(
-            "unknown subcommand or wrong number of arguments for '{}'. Try XINFO HELP.",
-            String::from_utf8_lossy(sub)
-        )));
-    }
     let Some(s) = Stream::load(ctx, &args[2])? else {
         return Err(CmdError::NoSuchKey);
     };
     let b = |t: &str| Frame::Bulk(Bytes::copy_from_slice(t.as_bytes()));
     match name {
+        "stream" if args.len() > 3 => {
+            // Redis parses [FULL [COUNT n]] only after the key lookup.
+            let syntax = || {
+                CmdError::err(format!(
+                    "unknown subcommand or wrong number of arguments for '{}'. Try XINFO HELP.",
+                    String::from_utf8_lossy(sub)
+                ))
+            };
+            let opts = &args[3..];
+            if (opts.len() != 1 && opts.len() != 3) || !is(&opts[0], "full") {
+                return Err(syntax());
+            }
+            let mut count = 10u64;
+            if opts.len() == 3 {
+                if !is(&opts[1], "count") {
+                    return Err(syntax());
+                }
+                let n = parse_i64(&opts[2])?;
+                count = if n < 0 { 10 } else { n as u64 };
+            }
+            xinfo_stream_full(ctx, &s, count)
+        }
         "stream" => {
             let groups = s.groups(ctx)?;
             let first = s.range(ctx, StreamId::MIN, StreamId::MAX, 1, false)?;
@@ -1267,6 +1282,92 @@ fn xinfo(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             Ok(Frame::Array(out))
         }
     }
+}
+
+/// XINFO STREAM key FULL [COUNT n] (`count` 0 = unlimited): like Redis' full
+/// `xinfoReplyWithStreamInfo`, `count` caps the entries and every pending list.
+fn xinfo_stream_full(ctx: &Ctx, s: &Stream, count: u64) -> CmdResult {
+    let b = |t: &str| Frame::Bulk(Bytes::copy_from_slice(t.as_bytes()));
+    let under = |n: usize| count == 0 || (n as u64) < count;
+    let keys = s.len().div_ceil(NODE_ENTRIES) as i64;
+    let entries = s.range(ctx, StreamId::MIN, StreamId::MAX, count, false)?;
+    let mut groups = Vec::new();
+    for g in s.groups(ctx)? {
+        let mut pel_count = 0i64;
+        let mut pending = Vec::new();
+        // Per consumer: (pel-count, capped pending list), filled from the one PEL scan.
+        let mut per: std::collections::BTreeMap<Vec<u8>, (i64, Vec<Frame>)> = Default::default();
+        s.visit_pel(ctx, &g.name, StreamId::MIN, StreamId::MAX, |p| {
+            pel_count += 1;
+            if under(pending.len()) {
+                pending.push(Frame::Array(vec![
+                    Frame::Bulk(p.id.to_bulk()),
+                    Frame::Bulk(p.consumer.clone().into()),
+                    Frame::Integer(p.delivery_time as i64),
+                    Frame::Integer(p.delivery_count as i64),
+                ]));
+            }
+            let (n, list) = per.entry(p.consumer).or_default();
+            *n += 1;
+            if under(list.len()) {
+                list.push(Frame::Array(vec![
+                    Frame::Bulk(p.id.to_bulk()),
+                    Frame::Integer(p.delivery_time as i64),
+                    Frame::Integer(p.delivery_count as i64),
+                ]));
+            }
+            Ok(true)
+        })?;
+        let consumers = s
+            .consumers(ctx, &g.name)?
+            .into_iter()
+            .map(|c| {
+                let (n, list) = per.remove(&c.name).unwrap_or_default();
+                Frame::Map(vec![
+                    (b("name"), Frame::Bulk(c.name.into())),
+                    (b("seen-time"), Frame::Integer(c.seen_time as i64)),
+                    (b("pel-count"), Frame::Integer(n)),
+                    (b("pending"), Frame::Array(list)),
+                ])
+            })
+            .collect();
+        groups.push(Frame::Map(vec![
+            (b("name"), Frame::Bulk(g.name.clone().into())),
+            (b("last-delivered-id"), Frame::Bulk(g.last_id.to_bulk())),
+            (
+                b("entries-read"),
+                if g.entries_read == INVALID_ENTRIES_READ {
+                    Frame::Null
+                } else {
+                    Frame::Integer(g.entries_read)
+                },
+            ),
+            (
+                b("lag"),
+                s.group_lag(&g).map_or(Frame::Null, Frame::Integer),
+            ),
+            (b("pel-count"), Frame::Integer(pel_count)),
+            (b("pending"), Frame::Array(pending)),
+            (b("consumers"), Frame::Array(consumers)),
+        ]));
+    }
+    Ok(Frame::Map(vec![
+        (b("length"), Frame::Integer(s.len() as i64)),
+        (b("radix-tree-keys"), Frame::Integer(keys)),
+        (b("radix-tree-nodes"), Frame::Integer(keys + 1)),
+        (b("last-generated-id"), Frame::Bulk(s.last_id.to_bulk())),
+        (
+            b("max-deleted-entry-id"),
+            Frame::Bulk(s.max_deleted.to_bulk()),
+        ),
+        (b("entries-added"), Frame::Integer(s.entries_added as i64)),
+        (
+            b("recorded-first-entry-id"),
+            Frame::Bulk(s.first_id.to_bulk()),
+        ),
+        (b("entries"), entries_frame(entries)),
+        (b("groups"), Frame::Array(groups)),
+    ]))
 }
 
 /// Moves pending entry `p` to consumer `name` as XCLAIM/XAUTOCLAIM do and returns its reply.
@@ -2011,6 +2112,225 @@ mod tests {
         assert_eq!(
             db.run(&["XINFO", "GROUPS"]),
             err("ERR wrong number of arguments for 'xinfo|groups' command")
+        );
+    }
+
+    #[test]
+    fn xinfo_stream_full() {
+        let mut db = TestDb::new();
+        let t0 = db.now_ms as i64;
+        for (id, f, v) in [("1-1", "a", "1"), ("1-2", "b", "2"), ("2-1", "c", "3")] {
+            db.run(&["XADD", "s", id, f, v]);
+        }
+        db.run(&["XADD", "s", "3-1", "d", "4"]);
+        db.run(&["XGROUP", "CREATE", "s", "g2", "0"]);
+        db.run(&["XGROUP", "CREATE", "s", "g1", "0"]);
+        db.run(&["XGROUP", "CREATE", "s", "g3", "$"]);
+        db.run(&["XGROUP", "CREATECONSUMER", "s", "g3", "idle"]);
+        db.run(&[
+            "XREADGROUP",
+            "GROUP",
+            "g1",
+            "c2",
+            "COUNT",
+            "2",
+            "STREAMS",
+            "s",
+            ">",
+        ]);
+        db.now_ms += 5;
+        db.run(&[
+            "XREADGROUP",
+            "GROUP",
+            "g1",
+            "c1",
+            "COUNT",
+            "1",
+            "STREAMS",
+            "s",
+            ">",
+        ]);
+        db.now_ms += 5;
+        // Re-delivers c2's history: delivery count 2, delivery time t0 + 10.
+        db.run(&["XREADGROUP", "GROUP", "g1", "c2", "STREAMS", "s", "0"]);
+        db.run(&["XREADGROUP", "GROUP", "g2", "c1", "STREAMS", "s", ">"]);
+        db.run(&["XDEL", "s", "1-2"]);
+        let cpel = |id: &str, t: i64, n: i64| Frame::Array(vec![bulk(id), int(t), int(n)]);
+        let gpel = |id: &str, c: &str, t: i64, n: i64| {
+            Frame::Array(vec![bulk(id), bulk(c), int(t), int(n)])
+        };
+        let consumer = |name: &str, seen: i64, pending: Vec<Frame>, count: i64| {
+            kv(&[
+                ("name", bulk(name)),
+                ("seen-time", int(seen)),
+                ("pel-count", int(count)),
+                ("pending", Frame::Array(pending)),
+            ])
+        };
+        let full = |count: Option<usize>| {
+            let cap = |v: Vec<Frame>| match count {
+                Some(n) => v.into_iter().take(n).collect(),
+                None => v,
+            };
+            let all = entries(&[
+                ("1-1", &["a", "1"]),
+                ("2-1", &["c", "3"]),
+                ("3-1", &["d", "4"]),
+            ]);
+            let Frame::Array(all) = all else {
+                unreachable!()
+            };
+            kv(&[
+                ("length", int(3)),
+                ("radix-tree-keys", int(1)),
+                ("radix-tree-nodes", int(2)),
+                ("last-generated-id", bulk("3-1")),
+                ("max-deleted-entry-id", bulk("1-2")),
+                ("entries-added", int(4)),
+                ("recorded-first-entry-id", bulk("1-1")),
+                ("entries", Frame::Array(cap(all))),
+                (
+                    "groups",
+                    Frame::Array(vec![
+                        kv(&[
+                            ("name", bulk("g1")),
+                            ("last-delivered-id", bulk("2-1")),
+                            ("entries-read", int(3)),
+                            ("lag", int(1)),
+                            ("pel-count", int(3)),
+                            (
+                                "pending",
+                                Frame::Array(cap(vec![
+                                    gpel("1-1", "c2", t0 + 10, 2),
+                                    gpel("1-2", "c2", t0 + 10, 2),
+                                    gpel("2-1", "c1", t0 + 5, 1),
+                                ])),
+                            ),
+                            (
+                                "consumers",
+                                Frame::Array(vec![
+                                    consumer("c1", t0 + 5, cap(vec![cpel("2-1", t0 + 5, 1)]), 1),
+                                    consumer(
+                                        "c2",
+                                        t0 + 10,
+                                        cap(vec![cpel("1-1", t0 + 10, 2), cpel("1-2", t0 + 10, 2)]),
+                                        2,
+                                    ),
+                                ]),
+                            ),
+                        ]),
+                        kv(&[
+                            ("name", bulk("g2")),
+                            ("last-delivered-id", bulk("3-1")),
+                            ("entries-read", int(4)),
+                            ("lag", int(0)),
+                            ("pel-count", int(4)),
+                            (
+                                "pending",
+                                Frame::Array(cap(["1-1", "1-2", "2-1", "3-1"]
+                                    .iter()
+                                    .map(|id| gpel(id, "c1", t0 + 10, 1))
+                                    .collect())),
+                            ),
+                            (
+                                "consumers",
+                                Frame::Array(vec![consumer(
+                                    "c1",
+                                    t0 + 10,
+                                    cap(["1-1", "1-2", "2-1", "3-1"]
+                                        .iter()
+                                        .map(|id| cpel(id, t0 + 10, 1))
+                                        .collect()),
+                                    4,
+                                )]),
+                            ),
+                        ]),
+                        kv(&[
+                            ("name", bulk("g3")),
+                            ("last-delivered-id", bulk("3-1")),
+                            ("entries-read", Frame::Null),
+                            ("lag", int(0)),
+                            ("pel-count", int(0)),
+                            ("pending", arr(&[])),
+                            (
+                                "consumers",
+                                Frame::Array(vec![consumer("idle", t0, vec![], 0)]),
+                            ),
+                        ]),
+                    ]),
+                ),
+            ])
+        };
+        assert_eq!(db.run(&["XINFO", "STREAM", "s", "FULL"]), full(None));
+        assert_eq!(
+            db.run(&["XINFO", "STREAM", "s", "full", "COUNT", "0"]),
+            full(None)
+        );
+        assert_eq!(
+            db.run(&["XINFO", "STREAM", "s", "FULL", "count", "-5"]),
+            full(None)
+        );
+        assert_eq!(
+            db.run(&["XINFO", "STREAM", "s", "FULL", "COUNT", "1"]),
+            full(Some(1))
+        );
+        assert_eq!(
+            db.run(&["XINFO", "STREAM", "s", "FULL", "COUNT", "2"]),
+            full(Some(2))
+        );
+
+        // The default COUNT is 10.
+        for i in 1..=12 {
+            db.run(&["XADD", "big", &format!("{i}-0"), "f", "v"]);
+        }
+        let Frame::Map(m) = db.run(&["XINFO", "STREAM", "big", "FULL"]) else {
+            panic!("not a map")
+        };
+        assert!(matches!(&m[7], (k, Frame::Array(e)) if *k == bulk("entries") && e.len() == 10));
+
+        db.run(&["XADD", "e", "1-1", "a", "1"]);
+        db.run(&["XDEL", "e", "1-1"]);
+        assert_eq!(
+            db.run(&["XINFO", "STREAM", "e", "FULL"]),
+            kv(&[
+                ("length", int(0)),
+                ("radix-tree-keys", int(0)),
+                ("radix-tree-nodes", int(1)),
+                ("last-generated-id", bulk("1-1")),
+                ("max-deleted-entry-id", bulk("1-1")),
+                ("entries-added", int(1)),
+                ("recorded-first-entry-id", bulk("0-0")),
+                ("entries", arr(&[])),
+                ("groups", arr(&[])),
+            ])
+        );
+
+        let syntax = err(
+            "ERR unknown subcommand or wrong number of arguments for 'STREAM'. Try XINFO HELP.",
+        );
+        assert_eq!(db.run(&["XINFO", "STREAM", "s", "FULL", "COUNT"]), syntax);
+        assert_eq!(db.run(&["XINFO", "STREAM", "s", "FULLX"]), syntax);
+        assert_eq!(
+            db.run(&["XINFO", "STREAM", "s", "FULL", "CNT", "1"]),
+            syntax
+        );
+        assert_eq!(
+            db.run(&["XINFO", "STREAM", "s", "FULL", "COUNT", "1", "x"]),
+            syntax
+        );
+        assert_eq!(
+            db.run(&["XINFO", "STREAM", "s", "FULL", "COUNT", "x"]),
+            err("ERR value is not an integer or out of range")
+        );
+        // The key is looked up before the options are parsed.
+        assert_eq!(
+            db.run(&["XINFO", "STREAM", "n", "FULL", "x"]),
+            err("ERR no such key")
+        );
+        db.run(&["SET", "w", "x"]);
+        assert_eq!(
+            db.run(&["XINFO", "STREAM", "w", "FULL", "x"]),
+            err(WRONGTYPE)
         );
     }
 

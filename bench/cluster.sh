@@ -29,6 +29,7 @@ WORK=$(mktemp -d)
 PIDS=()
 cleanup() {
   for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -60,7 +61,7 @@ done
 for i in 1 2 3; do
   "$BIN" --node-id n$i --data-dir "$WORK/n$i" --port $((BASE + 10 + i)) \
     --redis-port $((BASE + 20 + i)) --cluster "$CLUSTER" --log-level warn \
-    ${RAFTKV_FLAGS:-} 2>"$WORK/n$i.log" &
+    ${RAFTKV_FLAGS:-} >"$WORK/n$i.log" 2>&1 &
   PIDS+=($!)
 done
 wait_port $REDIS_PORT; wait_port $REDIS_AOF_PORT

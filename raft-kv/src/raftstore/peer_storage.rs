@@ -8,6 +8,7 @@
 //!   covers, so after a crash the state machine is exactly "as of applied_index" and the log
 //!   replays the rest.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use prost::Message as _;
@@ -68,9 +69,17 @@ impl ApplyState {
     }
 }
 
+/// Entries kept in memory at the log's tail: the leader sends recent entries to followers
+/// from here instead of reading them back from the log engine for every append message.
+const CACHE_MAX_ENTRIES: usize = 8192;
+const CACHE_MAX_BYTES: usize = 64 << 20;
+
 pub struct PeerStorage {
     pub group: u64,
     log: Arc<dyn LogEngine>,
+    /// Contiguous persisted entries ending at `last_index` (possibly empty).
+    cache: VecDeque<Entry>,
+    cache_bytes: usize,
     /// Persisted hard state and truncation point.
     pub local: LocalState,
     pub last_index: u64,
@@ -108,6 +117,8 @@ impl PeerStorage {
         Ok(PeerStorage {
             group,
             log,
+            cache: VecDeque::new(),
+            cache_bytes: 0,
             local,
             last_index,
             last_term,
@@ -121,6 +132,61 @@ impl PeerStorage {
 
     pub fn hard_state(&self) -> &HardState {
         &self.local.hard_state
+    }
+
+    /// Records entries just persisted (a conflicting suffix is replaced).
+    pub fn cache_append(&mut self, entries: &[Entry]) {
+        let Some(first) = entries.first() else {
+            return;
+        };
+        while self.cache.back().is_some_and(|e| e.index >= first.index) {
+            self.pop_back();
+        }
+        if self
+            .cache
+            .back()
+            .is_some_and(|e| e.index + 1 != first.index)
+        {
+            self.clear_cache();
+        }
+        for e in entries {
+            self.cache_bytes += e.data.len() + e.context.len();
+            self.cache.push_back(e.clone());
+        }
+        while self.cache.len() > CACHE_MAX_ENTRIES || self.cache_bytes > CACHE_MAX_BYTES {
+            self.pop_front();
+        }
+    }
+
+    /// Drops cached entries up to `index` (compaction).
+    pub fn cache_compact(&mut self, index: u64) {
+        while self.cache.front().is_some_and(|e| e.index <= index) {
+            self.pop_front();
+        }
+    }
+
+    pub fn clear_cache(&mut self) {
+        self.cache.clear();
+        self.cache_bytes = 0;
+    }
+
+    fn pop_front(&mut self) {
+        if let Some(e) = self.cache.pop_front() {
+            self.cache_bytes -= e.data.len() + e.context.len();
+        }
+    }
+
+    fn pop_back(&mut self) {
+        if let Some(e) = self.cache.pop_back() {
+            self.cache_bytes -= e.data.len() + e.context.len();
+        }
+    }
+
+    /// The cached entry at `idx`, if cached.
+    fn cached(&self, idx: u64) -> Option<&Entry> {
+        let first = self.cache.front()?.index;
+        self.cache
+            .get(usize::try_from(idx.checked_sub(first)?).ok()?)
     }
 }
 
@@ -164,6 +230,9 @@ impl Storage for PeerStorage {
         if idx == self.last_index {
             return Ok(self.last_term);
         }
+        if let Some(e) = self.cached(idx) {
+            return Ok(e.term);
+        }
         let e = self
             .log
             .entries(self.group, idx, idx + 1, None)
@@ -197,5 +266,65 @@ impl Storage for PeerStorage {
                 term: self.apply.applied_term,
             }),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::raftstore::log_engine::{LogBatch, RocksLogEngine};
+
+    fn ent(index: u64, term: u64) -> Entry {
+        Entry {
+            index,
+            term,
+            data: vec![index as u8; 8].into(),
+            ..Default::default()
+        }
+    }
+
+    /// Appends through the log engine and the cache, as the runtime does.
+    fn append(ps: &mut PeerStorage, log: &RocksLogEngine, ents: &[Entry]) {
+        let mut b = LogBatch::default();
+        b.append(ps.group, ents, ps.last_index);
+        log.write(b, false).expect("write");
+        ps.cache_append(ents);
+        let last = ents.last().expect("entries");
+        ps.last_index = last.index;
+        ps.last_term = last.term;
+    }
+
+    #[test]
+    fn cache_serves_the_same_entries_as_the_log() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = Arc::new(RocksLogEngine::open(dir.path()).expect("open"));
+        let mut ps = PeerStorage::recover(1, log.clone(), ApplyState::default()).expect("recover");
+        append(
+            &mut ps,
+            &log,
+            &(1..=10).map(|i| ent(i, 1)).collect::<Vec<_>>(),
+        );
+        // A conflicting suffix from a new leader replaces 6..=10.
+        append(&mut ps, &log, &[ent(6, 2), ent(7, 2)]);
+        let from_cache = ps.entries(3, 8, None).expect("cached");
+        ps.clear_cache();
+        let from_log = ps.entries(3, 8, None).expect("log");
+        assert_eq!(from_cache, from_log);
+        assert_eq!(
+            from_log
+                .iter()
+                .map(|e| (e.index, e.term))
+                .collect::<Vec<_>>(),
+            [(3, 1), (4, 1), (5, 1), (6, 2), (7, 2)]
+        );
+        assert_eq!(ps.term(6).expect("term"), 2);
+        // After a clear, new appends start a fresh contiguous cache; compaction trims it.
+        append(&mut ps, &log, &[ent(8, 2), ent(9, 3)]);
+        assert_eq!(ps.cached(8).map(|e| e.term), Some(2));
+        assert!(ps.cached(7).is_none());
+        ps.cache_compact(8);
+        assert!(ps.cached(8).is_none());
+        assert_eq!(ps.entries(9, 10, None).expect("entries")[0].term, 3);
+        assert_eq!(ps.entries(4, 6, Some(1)).expect("limited").len(), 1);
     }
 }

@@ -568,6 +568,7 @@ impl Runtime {
                 }
                 let ps = peer.raw.mut_store();
                 log_batch.append(*group, &rd.entries, ps.last_index);
+                ps.cache_append(&rd.entries);
                 if let Some(last) = rd.entries.last() {
                     ps.last_index = last.index;
                     ps.last_term = last.term;
@@ -746,6 +747,7 @@ impl Runtime {
             let ps = peer.raw.mut_store();
             ps.local.truncated_index = compact_to;
             ps.local.truncated_term = term;
+            ps.cache_compact(compact_to);
             batch.delete_entries(*group, from, compact_to + 1);
             batch.put_state(*group, ps.local.clone());
             tracing::debug!(group, compact_to, "compacted raft log");
@@ -982,6 +984,7 @@ fn install_snapshot(engine: &Engine, peer: &mut Peer, snap: &Snapshot, log_batch
     );
     ps.local.truncated_index = meta.index;
     ps.local.truncated_term = meta.term;
+    ps.clear_cache();
     ps.last_index = meta.index;
     ps.last_term = meta.term;
     ps.apply = apply;

@@ -221,8 +221,8 @@ const SCORES: &[&str] = &[
 const LEX: &[&str] = &["-", "+", "[a", "(a", "[m1", "(m3", "m1", "[", "("];
 /// Lex ranges are defined only when all scores are equal, so they get a key with score 0 only.
 const LEX_KEY: &str = "{t}lex";
-/// HyperLogLogs live on their own keys: bit commands on an HLL value, and PFCOUNT's cached
-/// cardinality in the header (RaftKV's PFCOUNT is a read and does not store it), are left out.
+/// HyperLogLogs live on their own keys (bit commands on an HLL value are left out); GET
+/// compares their bytes, including the cardinality PFCOUNT caches in the header.
 const HLL_KEYS: &[&str] = &["hll0", "hll1", "hll2"];
 const STREAM_IDS: &[&str] = &["1-1", "1-2", "2-0", "2-*", "3", "0-0", "0-1", "abc", "5-1"];
 const MEMBERS: &[&str] = &["m0", "m1", "m2", "m3", "a", "b", "1", "2", ""];
@@ -386,7 +386,15 @@ fn gen_command(rng: &mut Rng) -> Vec<String> {
             "GET", "SET", "HSET", "LPUSH", "ZADD", "SADD", "INCR", "DEL", "EXPIRE",
         ])],
         99 => vec!["PFADD", rng.pick(HLL_KEYS), &m, &m2],
-        100 => vec!["PFCOUNT", rng.pick(HLL_KEYS), rng.pick(HLL_KEYS)],
+        // Single-key PFCOUNT stores the cardinality in the header; GET shows those bytes.
+        100 => {
+            let h = rng.pick(HLL_KEYS);
+            match rng.pick(&["one", "two", "get"]) {
+                "one" => vec!["PFCOUNT", h],
+                "two" => vec!["PFCOUNT", h, rng.pick(HLL_KEYS)],
+                _ => vec!["GET", h],
+            }
+        }
         101 => vec!["PFMERGE", rng.pick(HLL_KEYS), rng.pick(HLL_KEYS)],
         // streams (explicit ids keep replies independent of the clock)
         102 => vec!["XADD", &k, rng.pick(STREAM_IDS), &f, &v],

@@ -54,6 +54,22 @@ pub fn invalidate_cache(v: &mut [u8]) {
 }
 
 /// The cached cardinality if the header says it is valid.
+/// A rewritten HLL keeps its old header's cardinality bytes, marked invalid, as Redis'
+/// in-place updates (and sparse-to-dense promotion) do.
+pub fn keep_stale_card(new: &mut [u8], old: &[u8]) {
+    if new.len() >= HDR_SIZE && old.len() >= HDR_SIZE {
+        new[8..16].copy_from_slice(&old[8..16]);
+        new[15] |= 0x80;
+    }
+}
+
+/// Stores a computed cardinality in the header and marks it valid (as PFCOUNT does).
+pub fn set_cached_card(v: &mut [u8], card: u64) {
+    if v.len() >= HDR_SIZE {
+        v[8..16].copy_from_slice(&card.to_le_bytes());
+    }
+}
+
 pub fn cached_card(v: &[u8]) -> Option<u64> {
     if v.len() < HDR_SIZE || v[15] & 0x80 != 0 {
         return None;

@@ -1063,7 +1063,7 @@ fn xreadgroup(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     }
     let now = ctx.now_ms();
     let mut out = Vec::new();
-    for (key, mut s, mut g, after) in plan {
+    for (key, s, mut g, after) in plan {
         // Every read refreshes (or creates) the consumer.
         s.put_consumer(
             ctx,
@@ -1135,7 +1135,9 @@ fn xreadgroup(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
                 }
             }
         }
-        s.save(ctx)?;
+        // The stream's metadata is unchanged and, as in Redis (which signals no modified
+        // key here), the key is not touched: WATCH stays valid, and a blocked XREADGROUP's
+        // empty retry does not wake the clients blocked on the key (itself included).
     }
     if out.is_empty() {
         return Ok(Frame::NullArray);

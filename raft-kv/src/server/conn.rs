@@ -17,6 +17,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::{broadcast, mpsc, watch};
 
+use super::blocked::{Outcome, WaitKey};
 use super::clients::ClientHandle;
 use super::Server;
 use crate::cmd::server_cmds::{lookup_sub, sub_arity_ok, subcommands};
@@ -676,8 +677,8 @@ impl Conn {
     // ---- blocking commands ----
 
     /// A blocking command: one attempt; if it found nothing, wait for one of its keys to be
-    /// touched and retry, until the timeout. Waiting clients are woken together and race to
-    /// the state machine (fairness among them is best-effort, not Redis' FIFO).
+    /// touched and retry, until the timeout. Commands that take elements wait in the keys'
+    /// FIFO queues (`blocked_fifo`); XREAD, which takes nothing, retries on every touch.
     async fn blocking(
         &mut self,
         spec: &'static CommandSpec,
@@ -694,6 +695,11 @@ impl Conn {
         if spec.name == "xread" || spec.name == "xreadgroup" {
             self.resolve_dollar_ids(&mut args);
         }
+        if let Some((positions, group)) = fifo_keys(spec.name, &args) {
+            return self
+                .blocked_fifo(spec.name, args, positions, group, timeout)
+                .await;
+        }
         let keys: Vec<Bytes> = spec.keys(&args).into_iter().cloned().collect();
         // Forget any stale CLIENT UNBLOCK aimed at an earlier wait.
         self.handle.unblock_with_error();
@@ -706,47 +712,195 @@ impl Conn {
         self.handle.fields.lock().blocked = true;
         let deadline = (!timeout.is_zero()).then(|| tokio::time::Instant::now() + timeout);
         let result = loop {
-            let retry = tokio::select! {
-                r = touched.recv() => match r {
-                    Ok(changed) => changed.iter().any(|k| keys.contains(k)),
-                    Err(broadcast::error::RecvError::Lagged(_)) => true,
-                    Err(broadcast::error::RecvError::Closed) => break Reply::One(first),
-                },
-                _ = sleep_until_opt(deadline) => break Reply::One(first),
-                _ = self.handle.kill_signal.notified() => {
-                    if self.handle.is_killed() {
-                        self.closing = true;
-                        break Reply::None;
-                    }
-                    if self.handle.take_unblock() {
-                        break self.unblocked_reply(&first);
-                    }
-                    false
-                }
-                _ = self.shutdown.changed() => {
-                    self.closing = true;
-                    break Reply::None;
-                }
-                ready = self.stream.readable() => {
-                    ready?;
-                    // Keep reading so a closed connection is noticed (the client must not
-                    // consume data it will never receive); later commands wait in the buffer.
-                    if !self.read_some()? {
-                        self.closing = true;
-                        break Reply::None;
-                    }
-                    false
+            let woken = async {
+                match touched.recv().await {
+                    Ok(changed) => Some(changed.iter().any(|k| keys.contains(k))),
+                    Err(broadcast::error::RecvError::Lagged(_)) => Some(true),
+                    Err(broadcast::error::RecvError::Closed) => None,
                 }
             };
-            if retry {
-                let r = self.srv.store.execute(args.clone()).await;
-                if !matches!(r, Frame::Null | Frame::NullArray) {
-                    break Reply::One(r);
+            match self.block_wait(deadline, &first, woken).await? {
+                Ok(true) => {
+                    let r = self.srv.store.execute(args.clone()).await;
+                    if !matches!(r, Frame::Null | Frame::NullArray) {
+                        break Reply::One(r);
+                    }
                 }
+                Ok(false) => {}
+                Err(reply) => break reply,
             }
         };
         self.handle.fields.lock().blocked = false;
         Ok(result)
+    }
+
+    /// A blocking command that takes elements: it queues on its keys (`args[positions]`)
+    /// behind the clients already blocked there and is served in that order (see
+    /// `server::blocked`). Retries run the command on the one key whose turn it is.
+    async fn blocked_fifo(
+        &mut self,
+        name: &'static str,
+        args: Vec<Bytes>,
+        positions: Vec<usize>,
+        group: Option<Bytes>,
+        timeout: Duration,
+    ) -> io::Result<Reply> {
+        let null = if matches!(name, "blmove" | "brpoplpush") {
+            Frame::Null
+        } else {
+            Frame::NullArray
+        };
+        let mut keys: Vec<WaitKey> = Vec::new();
+        let mut pos: Vec<usize> = Vec::new();
+        for p in positions {
+            let k = WaitKey {
+                key: args[p].clone(),
+                group: group.clone(),
+            };
+            if !keys.contains(&k) {
+                keys.push(k);
+                pos.push(p);
+            }
+        }
+        self.handle.unblock_with_error();
+        // Earlier replies go out first: a client slow to read them must not hold a turn.
+        self.flush().await?;
+        let waiter = self.srv.blocked.register(keys);
+        // Whether the command ran once: until then any reply but null is its first reply
+        // (an error included), as when the first attempt runs right away.
+        let mut tried = false;
+        if let Some(a) = waiter.first_attempt() {
+            let run = if a.keys.len() == pos.len() {
+                args.clone()
+            } else {
+                let keep: Vec<usize> = a.keys.iter().map(|&i| pos[i]).collect();
+                args_with_keys(name, &args, &pos, &keep)
+            };
+            let r = self.srv.store.execute(run).await;
+            if !matches!(r, Frame::Null | Frame::NullArray) {
+                waiter.finish(a, Outcome::Served);
+                return Ok(r.into());
+            }
+            waiter.finish(a, Outcome::Empty);
+            tried = true;
+        }
+        self.handle.fields.lock().blocked = true;
+        let deadline = (!timeout.is_zero()).then(|| tokio::time::Instant::now() + timeout);
+        let result = 'wait: loop {
+            while let Some(a) = waiter.next_attempt() {
+                let p = pos[a.keys[0]];
+                let r = self
+                    .srv
+                    .store
+                    .execute(args_with_keys(name, &args, &pos, &[p]))
+                    .await;
+                let (outcome, reply) = if tried {
+                    self.judge_retry(name, &args[p], r)
+                } else if matches!(r, Frame::Null | Frame::NullArray) {
+                    (Outcome::Empty, r)
+                } else {
+                    (Outcome::Served, r)
+                };
+                tried = true;
+                waiter.finish(a, outcome);
+                if outcome == Outcome::Served {
+                    break 'wait Reply::One(reply);
+                }
+            }
+            let woken = async {
+                waiter.notified().await;
+                Some(true)
+            };
+            if let Err(reply) = self.block_wait(deadline, &null, woken).await? {
+                break reply;
+            }
+        };
+        drop(waiter);
+        self.handle.fields.lock().blocked = false;
+        Ok(result)
+    }
+
+    /// What a retry on `key` means, as Redis serves a client when its key is ready: nothing
+    /// (empty), not this client's type (skipped: it stays blocked), or its reply.
+    fn judge_retry(&self, name: &str, key: &Bytes, r: Frame) -> (Outcome, Frame) {
+        if matches!(r, Frame::Null | Frame::NullArray) {
+            return (Outcome::Empty, r);
+        }
+        let Frame::Error(msg) = &r else {
+            return (Outcome::Served, r);
+        };
+        let key_type = || match self
+            .srv
+            .store
+            .read(&[Bytes::from_static(b"TYPE"), key.clone()])
+        {
+            Frame::Simple(t) => t,
+            _ => String::new(),
+        };
+        if name == "xreadgroup" {
+            let gone = "UNBLOCKED the stream key no longer exists";
+            if msg.starts_with("WRONGTYPE") {
+                return (Outcome::Served, Frame::Error(gone.into()));
+            }
+            if msg.starts_with("NOGROUP") {
+                let msg = if key_type() == "stream" {
+                    "NOGROUP the consumer group this client was blocked on no longer exists"
+                } else {
+                    gone
+                };
+                return (Outcome::Served, Frame::Error(msg.into()));
+            }
+            return (Outcome::Served, r);
+        }
+        if msg.starts_with("WRONGTYPE") {
+            let want = if name.starts_with("bz") {
+                "zset"
+            } else {
+                "list"
+            };
+            if key_type() != want {
+                return (Outcome::Skip, r);
+            }
+        }
+        (Outcome::Served, r)
+    }
+
+    /// Waits for `woken` (Some(retry?), or None to give up with `null`), the timeout, CLIENT
+    /// KILL / UNBLOCK, shutdown or the client closing. `Err` carries the final reply.
+    async fn block_wait(
+        &mut self,
+        deadline: Option<tokio::time::Instant>,
+        null: &Frame,
+        woken: impl std::future::Future<Output = Option<bool>>,
+    ) -> io::Result<Result<bool, Reply>> {
+        tokio::select! {
+            w = woken => Ok(w.ok_or_else(|| Reply::One(null.clone()))),
+            _ = sleep_until_opt(deadline) => Ok(Err(Reply::One(null.clone()))),
+            _ = self.handle.kill_signal.notified() => {
+                if self.handle.is_killed() {
+                    self.closing = true;
+                    return Ok(Err(Reply::None));
+                }
+                if self.handle.take_unblock() {
+                    return Ok(Err(self.unblocked_reply(null)));
+                }
+                Ok(Ok(false))
+            }
+            _ = self.shutdown.changed() => {
+                self.closing = true;
+                Ok(Err(Reply::None))
+            }
+            ready = self.stream.readable() => {
+                ready?;
+                // Keep reading so a closed connection is noticed (the client must not
+                // consume data it will never receive); later commands wait in the buffer.
+                if !self.read_some()? {
+                    self.closing = true;
+                    return Ok(Err(Reply::None));
+                }
+                Ok(Ok(false))
+            }
+        }
     }
 
     fn unblocked_reply(&self, null: &Frame) -> Reply {
@@ -862,6 +1016,74 @@ fn blocking_timeout(name: &str, args: &[Bytes]) -> Result<Option<Duration>, CmdE
     };
     let raw = args.get(idx).ok_or(CmdError::Timeout)?;
     parse_timeout_secs(raw).map(Some)
+}
+
+/// The keys a blocking command takes elements from (positions in `args`), with the group
+/// for XREADGROUP; None for XREAD (takes nothing), XREADGROUP with a history id (never
+/// blocks) and malformed key lists (left to the command's own error).
+fn fifo_keys(name: &str, args: &[Bytes]) -> Option<(Vec<usize>, Option<Bytes>)> {
+    let n = args.len();
+    match name {
+        "blpop" | "brpop" | "bzpopmin" | "bzpopmax" if n >= 3 => Some(((1..n - 1).collect(), None)),
+        "blmove" | "brpoplpush" if n >= 3 => Some((vec![1], None)),
+        "blmpop" | "bzmpop" => {
+            let numkeys = crate::cmd::args::parse_i64_opt(args.get(2)?)?;
+            // The keys, then at least LEFT|RIGHT / MIN|MAX.
+            if numkeys <= 0 || (numkeys as u64).saturating_add(3) >= n as u64 {
+                return None;
+            }
+            Some(((3..3 + numkeys as usize).collect(), None))
+        }
+        "xreadgroup" => {
+            let keys = crate::cmd::stream::xread_keys(args);
+            let first = *keys.first()?;
+            let streams = first - 1;
+            let group = (1..streams)
+                .find(|&i| args[i].eq_ignore_ascii_case(b"group"))
+                .and_then(|i| args.get(i + 1))?
+                .clone();
+            let ids = &args[first + keys.len()..];
+            if ids.iter().any(|id| id.as_ref() != b">") {
+                return None;
+            }
+            Some((keys, Some(group)))
+        }
+        _ => None,
+    }
+}
+
+/// `args` with only the keys at positions `keep` (a subset of `positions`, in order).
+fn args_with_keys(name: &str, args: &[Bytes], positions: &[usize], keep: &[usize]) -> Vec<Bytes> {
+    match name {
+        "blpop" | "brpop" | "bzpopmin" | "bzpopmax" => {
+            let mut out = vec![args[0].clone()];
+            out.extend(keep.iter().map(|&p| args[p].clone()));
+            out.push(args[args.len() - 1].clone());
+            out
+        }
+        "blmpop" | "bzmpop" => {
+            let numkeys = crate::cmd::args::parse_i64_opt(&args[2])
+                .unwrap_or(0)
+                .max(0) as usize;
+            let mut out = vec![
+                args[0].clone(),
+                args[1].clone(),
+                Bytes::from(keep.len().to_string()),
+            ];
+            out.extend(keep.iter().map(|&p| args[p].clone()));
+            out.extend(args[(3 + numkeys).min(args.len())..].iter().cloned());
+            out
+        }
+        "xreadgroup" => {
+            let first = positions.first().copied().unwrap_or(args.len());
+            let n = crate::cmd::stream::xread_keys(args).len();
+            let mut out = args[..first].to_vec();
+            out.extend(keep.iter().map(|&p| args[p].clone()));
+            out.extend(keep.iter().map(|&p| args[p + n].clone()));
+            out
+        }
+        _ => args.to_vec(),
+    }
 }
 
 /// Redis' `getTimeoutFromObjectOrReply` in seconds: a float, rounded up to milliseconds.
@@ -992,6 +1214,80 @@ mod tests {
             blocking_timeout("xread", &b(&["xread", "BLOCK", "-1", "STREAMS", "s", "0"])),
             Err(CmdError::err("timeout is negative"))
         );
+    }
+
+    #[test]
+    fn fifo_keys_and_single_key_retries() {
+        let a = b(&["BLPOP", "k1", "k2", "0"]);
+        assert_eq!(fifo_keys("blpop", &a), Some((vec![1, 2], None)));
+        assert_eq!(
+            args_with_keys("blpop", &a, &[1, 2], &[2]),
+            b(&["BLPOP", "k2", "0"])
+        );
+        let a = b(&["BLMOVE", "s", "d", "LEFT", "RIGHT", "0"]);
+        assert_eq!(fifo_keys("blmove", &a), Some((vec![1], None)));
+        assert_eq!(args_with_keys("blmove", &a, &[1], &[1]), a);
+        let a = b(&["BZMPOP", "0", "2", "a", "b", "MIN", "COUNT", "2"]);
+        assert_eq!(fifo_keys("bzmpop", &a), Some((vec![3, 4], None)));
+        assert_eq!(
+            args_with_keys("bzmpop", &a, &[3, 4], &[4]),
+            b(&["BZMPOP", "0", "1", "b", "MIN", "COUNT", "2"])
+        );
+        // Malformed numkeys: left to the command's error.
+        assert_eq!(
+            fifo_keys("blmpop", &b(&["BLMPOP", "0", "2", "a", "b"])),
+            None
+        );
+        assert_eq!(
+            fifo_keys("blmpop", &b(&["BLMPOP", "0", "x", "a", "LEFT"])),
+            None
+        );
+        let a = b(&[
+            "XREADGROUP",
+            "GROUP",
+            "g",
+            "c",
+            "BLOCK",
+            "0",
+            "STREAMS",
+            "s1",
+            "s2",
+            ">",
+            ">",
+        ]);
+        assert_eq!(
+            fifo_keys("xreadgroup", &a),
+            Some((vec![7, 8], Some(Bytes::from_static(b"g"))))
+        );
+        assert_eq!(
+            args_with_keys("xreadgroup", &a, &[7, 8], &[8]),
+            b(&[
+                "XREADGROUP",
+                "GROUP",
+                "g",
+                "c",
+                "BLOCK",
+                "0",
+                "STREAMS",
+                "s2",
+                ">"
+            ])
+        );
+        // A history id never blocks; XREAD takes nothing.
+        let a = b(&[
+            "XREADGROUP",
+            "GROUP",
+            "g",
+            "c",
+            "BLOCK",
+            "0",
+            "STREAMS",
+            "s",
+            "0",
+        ]);
+        assert_eq!(fifo_keys("xreadgroup", &a), None);
+        let a = b(&["XREAD", "BLOCK", "0", "STREAMS", "s", "$"]);
+        assert_eq!(fifo_keys("xread", &a), None);
     }
 
     #[test]

@@ -3,9 +3,11 @@
 //! - `conn`: one task per connection: read, parse, execute, reply (pipelined, batched writes),
 //!   MULTI/EXEC, blocking commands, pub/sub delivery.
 //! - `admin`: connection and server commands (`Kind::Server` in the command table).
-//! - `clients`, `pubsub`, `settings`: shared state. `info`: INFO. `http`: the admin HTTP port.
+//! - `clients`, `pubsub`, `settings`, `blocked` (FIFO queues of blocked clients): shared
+//!   state. `info`: INFO. `http`: the admin HTTP port.
 
 pub mod admin;
+pub mod blocked;
 pub mod clients;
 pub mod command_info;
 pub mod conn;
@@ -31,6 +33,7 @@ use crate::raftstore::runtime::{self, GroupSpec, StartOptions};
 use crate::raftstore::transport::Transport;
 use crate::storage::{Engine, EngineOptions};
 use crate::store::{self, Store};
+use blocked::Blocked;
 use clients::Clients;
 use pubsub::PubSub;
 use settings::Settings;
@@ -78,6 +81,8 @@ pub struct Server {
     pub settings: Settings,
     pub clients: Clients,
     pub pubsub: PubSub,
+    /// Clients blocked on keys, in the order they blocked.
+    pub blocked: Arc<Blocked>,
     pub stats: ServerStats,
     pub started: Instant,
     pub started_unix: u64,
@@ -205,6 +210,9 @@ async fn serve(config: Config) -> Result<(), String> {
         .map_err(|e| format!("cannot listen on {redis_addr}: {}", io_text(&e)))?;
     let (shutdown, _) = watch::channel(false);
     let now_unix = store::now_ms() / 1000;
+    let blocked = Arc::new(Blocked::default());
+    // Subscribed before any client can block, so no touch goes unseen.
+    tokio::spawn(blocked.clone().run(store.subscribe_touched()));
     let srv = Arc::new(Server {
         store: store.clone(),
         metrics: metrics.clone(),
@@ -221,6 +229,7 @@ async fn serve(config: Config) -> Result<(), String> {
         ),
         clients: Clients::default(),
         pubsub: PubSub::default(),
+        blocked,
         stats: ServerStats::default(),
         started: Instant::now(),
         started_unix: now_unix,

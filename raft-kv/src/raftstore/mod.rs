@@ -138,6 +138,8 @@ pub struct RaftHandle {
     /// Keys changed by each applied batch (wakes blocked clients).
     pub touched: tokio::sync::broadcast::Sender<Arc<Vec<Bytes>>>,
     pub transport: Option<Arc<transport::Transport>>,
+    /// The runtime thread, joined at shutdown so it releases the storage engines before exit.
+    thread: Arc<parking_lot::Mutex<Option<std::thread::JoinHandle<()>>>>,
 }
 
 impl RaftHandle {
@@ -173,11 +175,15 @@ impl RaftHandle {
         let _ = self.tx.send(Inbox::TransferLeader { group, to }).await;
     }
 
-    /// Stops the runtime after its current round.
+    /// Stops the runtime after its current round and waits for its thread to end.
     pub async fn shutdown(&self) {
         let (tx, rx) = oneshot::channel();
         if self.tx.send(Inbox::Shutdown(tx)).await.is_ok() {
             let _ = rx.await;
+        }
+        let thread = self.thread.lock().take();
+        if let Some(t) = thread {
+            let _ = tokio::task::spawn_blocking(move || t.join()).await;
         }
     }
 }

@@ -222,12 +222,14 @@ pub fn start(
             },
         );
     }
+    let thread: Arc<parking_lot::Mutex<Option<std::thread::JoinHandle<()>>>> = Default::default();
     let handle = RaftHandle {
         tx,
         node_id: so.node_id,
         status: status.clone(),
         touched: touched.clone(),
         transport: transport.clone(),
+        thread: thread.clone(),
     };
     let rt = Runtime {
         node_id: so.node_id,
@@ -245,10 +247,11 @@ pub fn start(
         outbox: HashMap::new(),
         shutdown: None,
     };
-    std::thread::Builder::new()
+    let joiner = std::thread::Builder::new()
         .name("raftstore".into())
         .spawn(move || rt.run())
         .map_err(|e| format!("cannot start the raft runtime thread: {e}"))?;
+    *thread.lock() = Some(joiner);
     Ok(handle)
 }
 

@@ -140,7 +140,11 @@ pub fn run(config: Config) -> Result<(), String> {
         .thread_name("raft-kv-worker")
         .build()
         .map_err(|e| format!("cannot start the runtime: {}", io_text(&e)))?;
-    rt.block_on(serve(config))
+    let result = rt.block_on(serve(config));
+    // Drop the remaining tasks (and their handles on the engines) before returning, so the
+    // databases close while no other thread can touch them.
+    rt.shutdown_timeout(Duration::from_secs(5));
+    result
 }
 
 async fn bind(addr: &str) -> Result<TcpListener, String> {
@@ -242,13 +246,15 @@ async fn serve(config: Config) -> Result<(), String> {
     });
 
     tokio::spawn(store::background::run_active_expiry(store.clone()));
-    {
+    let gc_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let gc = {
         let engine = engine.clone();
+        let stop = gc_stop.clone();
         std::thread::Builder::new()
             .name("gc".into())
-            .spawn(move || store::background::run_gc(engine))
-            .map_err(|e| format!("cannot start the garbage sweeper: {e}"))?;
-    }
+            .spawn(move || store::background::run_gc(engine, stop))
+            .map_err(|e| format!("cannot start the garbage sweeper: {e}"))?
+    };
     tokio::spawn(http::serve(
         http_listener,
         srv.clone(),
@@ -297,6 +303,10 @@ async fn serve(config: Config) -> Result<(), String> {
         tasks.abort_all();
     }
     raft.shutdown().await;
+    // Every thread using the engines must be gone before they are dropped: RocksDB torn
+    // down under a live user thread is a use-after-free at exit.
+    gc_stop.store(true, Ordering::Relaxed);
+    let _ = tokio::task::spawn_blocking(move || gc.join()).await;
     if let Err(e) = engine.db().flush() {
         tracing::warn!(error = %e, "flush at shutdown failed");
     }

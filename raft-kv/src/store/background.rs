@@ -81,9 +81,9 @@ fn find_expired(
     Ok((due, next))
 }
 
-/// Runs the garbage sweeper forever on its own thread.
-pub fn run_gc(engine: Arc<Engine>) {
-    loop {
+/// Runs the garbage sweeper on its own thread until `stop` is set.
+pub fn run_gc(engine: Arc<Engine>, stop: Arc<std::sync::atomic::AtomicBool>) {
+    while !stop.load(Ordering::Relaxed) {
         match sweep_once(&engine) {
             Ok(n) if n == GC_PER_ROUND => continue,
             Ok(_) => {}

@@ -993,6 +993,13 @@ fn install_snapshot(engine: &Engine, peer: &mut Peer, snap: &Snapshot, log_batch
     ps.apply = apply;
     // Proposals appended before the snapshot point can no longer be matched to entries.
     peer.by_index.retain(|idx, _| *idx > meta.index);
+    // An attempt in flight may be inside the snapshot (applied, but never seen here), so it
+    // must not be retried as "superseded": leave it to time out as an unknown outcome.
+    for p in peer.pending.values_mut() {
+        if p.term.is_some() {
+            p.term = Some(u64::MAX);
+        }
+    }
 }
 
 /// Answers the reads whose index is applied; returns how many.

@@ -614,8 +614,13 @@ impl Harness {
         // Enables the `/debug/partition` hook; nodes inherit this process's environment, and
         // the tests in this binary run one at a time (SERIAL).
         std::env::set_var("RAFTKV_FAULT_INJECTION", "1");
+        // A small log-compaction threshold makes nodes that were down or cut off catch up by
+        // snapshot, so snapshot install runs under faults too. RAFTKV_NODE_FLAGS overrides.
+        let flags = std::env::var("RAFTKV_NODE_FLAGS")
+            .unwrap_or_else(|_| "--raft-log-gc-threshold 400".to_string());
+        let flags: Vec<&str> = flags.split_whitespace().collect();
         Harness {
-            cluster: Cluster::start(n, &[]),
+            cluster: Cluster::start(n, &flags),
             paused: vec![false; n],
         }
     }

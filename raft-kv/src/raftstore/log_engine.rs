@@ -209,8 +209,7 @@ impl LogEngine for RocksLogEngine {
             &entry_key(group, low),
             Direction::Forward,
         ));
-        let mut expect = low;
-        for item in iter {
+        for (expect, item) in (low..).zip(iter) {
             let (k, v) = item.map_err(|e| format!("raft log read failed: {e}"))?;
             if k.as_ref() >= &end[..] {
                 break;
@@ -228,7 +227,6 @@ impl LogEngine for RocksLogEngine {
                 break;
             }
             out.push(e);
-            expect += 1;
         }
         if out.is_empty() && low < high {
             return Err(format!("raft log of group {group} is missing entry {low}"));

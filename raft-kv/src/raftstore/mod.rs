@@ -83,7 +83,8 @@ pub enum Inbox {
     Raft(Vec<GroupMessage>),
     Snapshot {
         group: u64,
-        msg: Message,
+        /// Boxed: a raft message is large next to the other variants.
+        msg: Box<Message>,
         data: Vec<u8>,
     },
     SnapshotStatus {

@@ -197,7 +197,7 @@ fn other(e: String) -> raft::Error {
 impl Storage for PeerStorage {
     fn initial_state(&self) -> raft::Result<RaftState> {
         Ok(RaftState {
-            hard_state: self.local.hard_state.clone(),
+            hard_state: self.local.hard_state,
             conf_state: self.apply.conf_state.clone(),
         })
     }

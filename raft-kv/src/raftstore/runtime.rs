@@ -375,7 +375,7 @@ impl Runtime {
                     while peer.incoming_snapshots.len() > 2 {
                         peer.incoming_snapshots.pop_first();
                     }
-                    if let Err(err) = peer.raw.step(msg) {
+                    if let Err(err) = peer.raw.step(*msg) {
                         tracing::warn!(group, error = %err, "snapshot rejected");
                     }
                 }

@@ -294,7 +294,11 @@ impl RaftTransport for TransportService {
                 );
                 self.transport
                     .inbox
-                    .send(Inbox::Snapshot { group, msg, data })
+                    .send(Inbox::Snapshot {
+                        group,
+                        msg: Box::new(msg),
+                        data,
+                    })
                     .await
                     .map_err(|_| Status::unavailable("node is shutting down"))?;
                 return Ok(Response::new(Done {}));

@@ -134,9 +134,7 @@ impl Node {
 
     /// The node's view of group 1 from `/status`: (is_leader, leader name, first_index).
     pub fn status(&self) -> Option<(bool, Option<String>, u64)> {
-        if self.child.is_none() {
-            return None;
-        }
+        self.child.as_ref()?;
         let (line, body) = http_get_opt(self.http_port, "/status")?;
         if !line.contains("200") {
             return None;

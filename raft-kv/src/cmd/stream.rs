@@ -1203,26 +1203,12 @@ fn xinfo(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
             let groups = s.groups(ctx)?;
             let first = s.range(ctx, StreamId::MIN, StreamId::MAX, 1, false)?;
             let last = s.range(ctx, StreamId::MIN, StreamId::MAX, 1, true)?;
-            let keys = s.len().div_ceil(NODE_ENTRIES) as i64;
             let edge = |e: Vec<Entry>| e.into_iter().next().map_or(Frame::Null, entry_frame);
-            Ok(Frame::Map(vec![
-                (b("length"), Frame::Integer(s.len() as i64)),
-                (b("radix-tree-keys"), Frame::Integer(keys)),
-                (b("radix-tree-nodes"), Frame::Integer(keys + 1)),
-                (b("last-generated-id"), Frame::Bulk(s.last_id.to_bulk())),
-                (
-                    b("max-deleted-entry-id"),
-                    Frame::Bulk(s.max_deleted.to_bulk()),
-                ),
-                (b("entries-added"), Frame::Integer(s.entries_added as i64)),
-                (
-                    b("recorded-first-entry-id"),
-                    Frame::Bulk(s.first_id.to_bulk()),
-                ),
-                (b("groups"), Frame::Integer(groups.len() as i64)),
-                (b("first-entry"), edge(first)),
-                (b("last-entry"), edge(last)),
-            ]))
+            let mut fields = stream_summary(&s);
+            fields.push((b("groups"), Frame::Integer(groups.len() as i64)));
+            fields.push((b("first-entry"), edge(first)));
+            fields.push((b("last-entry"), edge(last)));
+            Ok(Frame::Map(fields))
         }
         "groups" => {
             let mut out = Vec::new();
@@ -1286,12 +1272,33 @@ fn xinfo(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     }
 }
 
+/// The fields XINFO STREAM starts with, plain or FULL (radix-tree sizes are estimated as
+/// nodes of `NODE_ENTRIES` entries).
+fn stream_summary(s: &Stream) -> Vec<(Frame, Frame)> {
+    let b = |t: &str| Frame::Bulk(Bytes::copy_from_slice(t.as_bytes()));
+    let keys = s.len().div_ceil(NODE_ENTRIES) as i64;
+    vec![
+        (b("length"), Frame::Integer(s.len() as i64)),
+        (b("radix-tree-keys"), Frame::Integer(keys)),
+        (b("radix-tree-nodes"), Frame::Integer(keys + 1)),
+        (b("last-generated-id"), Frame::Bulk(s.last_id.to_bulk())),
+        (
+            b("max-deleted-entry-id"),
+            Frame::Bulk(s.max_deleted.to_bulk()),
+        ),
+        (b("entries-added"), Frame::Integer(s.entries_added as i64)),
+        (
+            b("recorded-first-entry-id"),
+            Frame::Bulk(s.first_id.to_bulk()),
+        ),
+    ]
+}
+
 /// XINFO STREAM key FULL [COUNT n] (`count` 0 = unlimited): like Redis' full
 /// `xinfoReplyWithStreamInfo`, `count` caps the entries and every pending list.
 fn xinfo_stream_full(ctx: &Ctx, s: &Stream, count: u64) -> CmdResult {
     let b = |t: &str| Frame::Bulk(Bytes::copy_from_slice(t.as_bytes()));
     let under = |n: usize| count == 0 || (n as u64) < count;
-    let keys = s.len().div_ceil(NODE_ENTRIES) as i64;
     let entries = s.range(ctx, StreamId::MIN, StreamId::MAX, count, false)?;
     let mut groups = Vec::new();
     for g in s.groups(ctx)? {
@@ -1353,23 +1360,10 @@ fn xinfo_stream_full(ctx: &Ctx, s: &Stream, count: u64) -> CmdResult {
             (b("consumers"), Frame::Array(consumers)),
         ]));
     }
-    Ok(Frame::Map(vec![
-        (b("length"), Frame::Integer(s.len() as i64)),
-        (b("radix-tree-keys"), Frame::Integer(keys)),
-        (b("radix-tree-nodes"), Frame::Integer(keys + 1)),
-        (b("last-generated-id"), Frame::Bulk(s.last_id.to_bulk())),
-        (
-            b("max-deleted-entry-id"),
-            Frame::Bulk(s.max_deleted.to_bulk()),
-        ),
-        (b("entries-added"), Frame::Integer(s.entries_added as i64)),
-        (
-            b("recorded-first-entry-id"),
-            Frame::Bulk(s.first_id.to_bulk()),
-        ),
-        (b("entries"), entries_frame(entries)),
-        (b("groups"), Frame::Array(groups)),
-    ]))
+    let mut fields = stream_summary(s);
+    fields.push((b("entries"), entries_frame(entries)));
+    fields.push((b("groups"), Frame::Array(groups)));
+    Ok(Frame::Map(fields))
 }
 
 /// Moves pending entry `p` to consumer `name` as XCLAIM/XAUTOCLAIM do and returns its reply.

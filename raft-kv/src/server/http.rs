@@ -130,6 +130,9 @@ async fn metrics(State(st): State<AppState>) -> ([(&'static str, &'static str); 
     let text = tokio::task::spawn_blocking(move || {
         let m = &srv.metrics;
         let groups = srv.store.raft().status.read().clone();
+        // One engine holds every shard of the node; its estimate stands for each shard
+        // until shards get per-range estimates (multi-raft).
+        let keys = srv.store.engine().estimate_keys() as i64;
         for (id, g) in &groups {
             let shard = id.to_string();
             m.raft_term.with_label_values(&[&shard]).set(g.term as i64);
@@ -142,9 +145,7 @@ async fn metrics(State(st): State<AppState>) -> ([(&'static str, &'static str); 
             m.raft_is_leader
                 .with_label_values(&[&shard])
                 .set(i64::from(g.is_leader));
-            m.keys
-                .with_label_values(&[&shard])
-                .set(srv.store.engine().estimate_keys() as i64);
+            m.keys.with_label_values(&[&shard]).set(keys);
         }
         m.disk_usage.set(srv.store.engine().disk_usage() as i64);
         m.connected_clients.set(srv.clients.count() as i64);

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{free_port, http_get};
+use super::{free_port, http_get, wait_listening};
 
 pub struct Node {
     pub name: String,
@@ -53,22 +53,10 @@ impl Node {
             .stdout(Stdio::from(log))
             .spawn()
             .expect("spawn raft-kv");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect(("127.0.0.1", self.redis_port)).is_err() {
-            if let Some(Ok(Some(st))) = self.child.as_mut().map(|c| c.try_wait()) {
-                panic!(
-                    "{} exited during startup ({st}):\n{}",
-                    self.name,
-                    self.log_text()
-                );
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{} did not start in 30s",
-                self.name
-            );
-            std::thread::sleep(Duration::from_millis(20));
+        // Stored first, so a node that fails to come up is still killed on drop.
+        let child = self.child.insert(child);
+        if let Err(e) = wait_listening(self.redis_port, child) {
+            panic!("{} {e}:\n{}", self.name, self.log_text());
         }
     }
 

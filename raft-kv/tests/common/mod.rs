@@ -15,6 +15,22 @@ use std::time::{Duration, Instant};
 /// Every test body runs under this bound.
 pub const TEST_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// Waits up to 30 s for `port` to accept connections; Err if the process exits first or
+/// the time runs out (the text says which).
+pub fn wait_listening(port: u16, child: &mut Child) -> Result<(), String> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(format!("exited during startup: {status}"));
+        }
+        if Instant::now() >= deadline {
+            return Err("did not start listening in 30s".into());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(())
+}
+
 pub fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
     l.local_addr().expect("local addr").port()
@@ -76,21 +92,10 @@ impl TestServer {
     }
 
     fn wait_ready(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return;
+        if let Some(child) = self.child.as_mut() {
+            if let Err(e) = wait_listening(self.port, child) {
+                panic!("raft-kv {e}");
             }
-            if let Some(child) = self.child.as_mut() {
-                if let Ok(Some(status)) = child.try_wait() {
-                    panic!("raft-kv exited during startup: {status}");
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "raft-kv did not start listening in 30s"
-            );
-            std::thread::sleep(Duration::from_millis(20));
         }
     }
 

@@ -64,6 +64,23 @@ pub struct Config {
     /// How long a client request may wait for Raft before it gets an error (ms).
     #[arg(long, default_value_t = 5000)]
     pub request_timeout_ms: u64,
+    /// Shards (Raft groups) a new cluster divides the 16384 slots into. Default: 8 with
+    /// `--cluster`, 1 for a single node (so multi-key commands and MULTI work on any keys, as
+    /// on a plain Redis). Fixed once the data directory is initialised.
+    #[arg(long)]
+    pub initial_shards: Option<usize>,
+    /// What a node does with a command for a shard led elsewhere, on connections that are
+    /// not cluster-aware: forward it (proxy) or answer -MOVED (redirect). Cluster-aware
+    /// connections (after CLUSTER SLOTS/SHARDS/NODES or READONLY) always get -MOVED.
+    #[arg(long, value_enum, default_value = "proxy")]
+    pub route_mode: RouteMode,
+}
+
+/// How requests for shards led by another node are answered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum RouteMode {
+    Proxy,
+    Redirect,
 }
 
 impl Config {
@@ -94,6 +111,12 @@ impl Config {
             return Err("--node-id must not be empty".into());
         }
         Ok(members)
+    }
+
+    /// `--initial-shards`, or the default for this cluster's size.
+    pub fn initial_shards(&self) -> usize {
+        self.initial_shards
+            .unwrap_or(if self.cluster.is_some() { 8 } else { 1 })
     }
 
     pub fn raft_options(&self) -> Result<RaftOptions, String> {

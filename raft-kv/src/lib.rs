@@ -8,6 +8,7 @@ pub mod linearizability;
 pub mod metrics;
 pub mod protocol;
 pub mod raftstore;
+pub mod routing;
 pub mod storage;
 pub mod store;
 pub mod types;

@@ -61,6 +61,7 @@ impl TestDb {
         self.seq += 1;
         self.seed = self.seed.wrapping_mul(6364136223846793005).wrapping_add(1);
         let op = WriteOp {
+            epoch: 0,
             ts_ms: self.now_ms,
             seed: self.seed,
             kind,

@@ -615,9 +615,11 @@ impl Harness {
         // the tests in this binary run one at a time (SERIAL).
         std::env::set_var("RAFTKV_FAULT_INJECTION", "1");
         // A small log-compaction threshold makes nodes that were down or cut off catch up by
-        // snapshot, so snapshot install runs under faults too. RAFTKV_NODE_FLAGS overrides.
+        // snapshot, so snapshot install runs under faults too; four shards put several Raft
+        // groups (and, with 5 nodes, proxying to non-hosting nodes) under the same faults.
+        // RAFTKV_NODE_FLAGS overrides.
         let flags = std::env::var("RAFTKV_NODE_FLAGS")
-            .unwrap_or_else(|_| "--raft-log-gc-threshold 400".to_string());
+            .unwrap_or_else(|_| "--raft-log-gc-threshold 400 --initial-shards 4".to_string());
         let flags: Vec<&str> = flags.split_whitespace().collect();
         Harness {
             cluster: Cluster::start(n, &flags),

@@ -219,7 +219,8 @@ fn scan(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
 /// context's random source); nil when there is none.
 fn randomkey(ctx: &mut Ctx, _args: &[Bytes]) -> CmdResult {
     let r = ctx.rand_u64();
-    let slot = (r % 16384) as u16;
+    let (first, last) = ctx.slot_range();
+    let slot = first + (r % (u64::from(last - first) + 1)) as u16;
     let mut pos = slot.to_be_bytes().to_vec();
     pos.extend_from_slice(&ctx.rand_u64().to_be_bytes());
     let mut found = first_live(ctx, &pos, None)?;

@@ -89,6 +89,7 @@ pub const COMMANDS: &[CommandSpec] = &[
         Kind::Server,
     ),
     spec("role", 1, CONN, (0, 0, 0), Kind::Server),
+    spec("cluster", -2, 0, (0, 0, 0), Kind::Server),
     spec(
         "readonly",
         1,
@@ -239,6 +240,19 @@ pub const PUBSUB_SUBCOMMANDS: &[SubSpec] = &[
     sub("shardnumsub", -2, flag::PUBSUB | LOADING_STALE),
 ];
 
+pub const CLUSTER_SUBCOMMANDS: &[SubSpec] = &[
+    sub("countkeysinslot", 3, LOADING_STALE),
+    sub("getkeysinslot", 4, LOADING_STALE),
+    sub("help", 2, LOADING_STALE),
+    sub("info", 2, LOADING_STALE),
+    sub("keyslot", 3, LOADING_STALE),
+    sub("myid", 2, LOADING_STALE),
+    sub("myshardid", 2, LOADING_STALE),
+    sub("nodes", 2, LOADING_STALE),
+    sub("shards", 2, LOADING_STALE),
+    sub("slots", 2, LOADING_STALE),
+];
+
 /// The subcommand table of a container command, by its lower-case name.
 pub fn subcommands(container: &str) -> Option<&'static [SubSpec]> {
     match container {
@@ -246,6 +260,7 @@ pub fn subcommands(container: &str) -> Option<&'static [SubSpec]> {
         "config" => Some(CONFIG_SUBCOMMANDS),
         "command" => Some(COMMAND_SUBCOMMANDS),
         "pubsub" => Some(PUBSUB_SUBCOMMANDS),
+        "cluster" => Some(CLUSTER_SUBCOMMANDS),
         _ => None,
     }
 }

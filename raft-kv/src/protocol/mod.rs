@@ -2,6 +2,7 @@
 //! matching (shared by KEYS, SCAN MATCH, PSUBSCRIBE and CONFIG GET).
 
 pub mod frame;
+pub mod frame_codec;
 pub mod glob;
 pub mod int;
 pub mod parser;

@@ -64,19 +64,37 @@ pub fn format_cluster(members: &[Member]) -> String {
 
 const IDENTITY: &str = "IDENTITY";
 
+/// What a data directory was initialised with.
+#[derive(Debug, PartialEq)]
+pub struct Identity {
+    /// The membership (the stored one once the directory is initialised).
+    pub members: Vec<Member>,
+    /// The number of shards the cluster started with.
+    pub initial_shards: usize,
+    /// Whether the directory was initialised just now.
+    pub fresh: bool,
+}
+
 /// Loads the identity of an existing data directory, or writes it on first start.
-/// Returns the membership to use (the stored one once the directory is initialised).
+/// `initial_shards` is only used by a new directory (one written before sharding has 1).
 pub fn load_or_init_identity(
     dir: &Path,
     node: &str,
     members: Vec<Member>,
-) -> Result<(Vec<Member>, bool), String> {
+    initial_shards: usize,
+) -> Result<Identity, String> {
     let path = dir.join(IDENTITY);
     match std::fs::read_to_string(&path) {
         Ok(text) => {
             let mut stored_node = None;
             let mut stored_cluster = None;
+            let mut shards = 1;
             for line in text.lines() {
+                if let Some(v) = line.strip_prefix("initial_shards=") {
+                    shards = v
+                        .parse()
+                        .map_err(|_| format!("{} is corrupt", path.display()))?;
+                }
                 if let Some(v) = line.strip_prefix("node_id=") {
                     stored_node = Some(v.to_string());
                 } else if let Some(v) = line.strip_prefix("cluster=") {
@@ -106,15 +124,32 @@ pub fn load_or_init_identity(
                     format_cluster(&members)
                 ));
             }
-            Ok((stored, false))
+            if shards != initial_shards {
+                tracing::info!(
+                    stored = shards,
+                    "--initial-shards ignored: the data directory was initialised with {shards}"
+                );
+            }
+            Ok(Identity {
+                members: stored,
+                initial_shards: shards,
+                fresh: false,
+            })
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let text = format!("node_id={node}\ncluster={}\n", format_cluster(&members));
+            let text = format!(
+                "node_id={node}\ncluster={}\ninitial_shards={initial_shards}\n",
+                format_cluster(&members)
+            );
             let tmp = dir.join("IDENTITY.tmp");
             std::fs::write(&tmp, text)
                 .and_then(|_| std::fs::rename(&tmp, &path))
                 .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-            Ok((members, true))
+            Ok(Identity {
+                members,
+                initial_shards,
+                fresh: true,
+            })
         }
         Err(e) => Err(format!("cannot read {}: {e}", path.display())),
     }
@@ -140,17 +175,18 @@ mod tests {
     fn identity_pins_the_directory_to_one_node() {
         let dir = tempfile::tempdir().expect("tempdir");
         let m = parse_cluster("n1=127.0.0.1:1,n2=127.0.0.1:2").expect("parse");
-        let (got, fresh) = load_or_init_identity(dir.path(), "n1", m.clone()).expect("init");
-        assert!(fresh);
-        assert_eq!(got, m);
+        let id = load_or_init_identity(dir.path(), "n1", m.clone(), 4).expect("init");
+        assert!(id.fresh);
+        assert_eq!(id.members, m);
         let moved = parse_cluster("n2=127.0.0.1:4,n1=127.0.0.1:3").expect("parse");
-        let (got, fresh) = load_or_init_identity(dir.path(), "n1", moved).expect("reload");
-        assert!(!fresh);
-        assert_eq!(got, m, "the stored membership wins");
+        let id = load_or_init_identity(dir.path(), "n1", moved, 8).expect("reload");
+        assert!(!id.fresh);
+        assert_eq!(id.members, m, "the stored membership wins");
+        assert_eq!(id.initial_shards, 4, "the stored shard count wins");
         let other = parse_cluster("n1=127.0.0.1:1").expect("parse");
-        let err = load_or_init_identity(dir.path(), "n1", other).expect_err("other cluster");
+        let err = load_or_init_identity(dir.path(), "n1", other, 4).expect_err("other cluster");
         assert!(err.contains("belongs to the cluster"), "{err}");
-        let err = load_or_init_identity(dir.path(), "n2", m).expect_err("wrong node");
+        let err = load_or_init_identity(dir.path(), "n2", m, 4).expect_err("wrong node");
         assert!(err.contains("belongs to node"), "{err}");
     }
 }

@@ -14,7 +14,7 @@
 //! request's deadline; a request that never found a leader gets TRYAGAIN, and one whose
 //! attempt is still undecided at the deadline gets an "outcome unknown" error, never a guess.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
@@ -43,13 +43,8 @@ use crate::store::{StoreStats, WriteOp};
 const MAX_INBOX_PER_ROUND: usize = 4096;
 const INBOX_CAPACITY: usize = 65536;
 
-/// A group (shard) hosted on this node and the slots it owns.
-#[derive(Clone, Debug)]
-pub struct GroupSpec {
-    pub id: u64,
-    pub first_slot: u16,
-    pub last_slot: u16,
-}
+/// A group (shard) hosted on this node: its slots, epoch and initial replicas.
+pub type GroupSpec = crate::routing::ShardSpec;
 
 struct Pending {
     reply: oneshot::Sender<Frame>,
@@ -83,6 +78,10 @@ struct Peer {
     /// Ready (or a newer one supersedes them).
     incoming_snapshots: BTreeMap<u64, Vec<u8>>,
     last_status: GroupStatus,
+    /// Runtime tick of the last client request or applied entry (for quiescence).
+    last_active_tick: u64,
+    /// Runtime tick at which this node last became the group's leader.
+    leader_since_tick: Option<u64>,
 }
 
 pub struct Runtime {
@@ -100,7 +99,15 @@ pub struct Runtime {
     next_req: u64,
     outbox: HashMap<u64, Vec<GroupMessage>>,
     shutdown: Option<oneshot::Sender<()>>,
+    /// Groups that may have a Ready: touched by a message, request or tick since their last
+    /// Ready was handled. Idle groups cost nothing per round.
+    active: BTreeSet<u64>,
+    /// Ticks since start.
+    ticks: u64,
 }
+
+/// Ticks a leader waits without client activity before putting its group to sleep.
+const QUIESCE_AFTER_TICKS: u64 = 20;
 
 fn encode_ctx(node: u64, req: u64) -> Vec<u8> {
     let mut c = Vec::with_capacity(16);
@@ -131,7 +138,7 @@ fn fatal(what: &str) -> ! {
 pub struct StartOptions {
     pub metrics: Arc<Metrics>,
     pub node_id: u64,
-    pub voters: Vec<u64>,
+    /// The groups this node hosts (their replicas are the initial voters).
     pub groups: Vec<GroupSpec>,
     pub opts: RaftOptions,
     pub engine: Arc<Engine>,
@@ -157,7 +164,7 @@ pub fn start(
                 // First start: every member bootstraps the same initial configuration.
                 let a = ApplyState {
                     conf_state: raft::eraftpb::ConfState {
-                        voters: so.voters.clone(),
+                        voters: spec.replicas.clone(),
                         ..Default::default()
                     },
                     ..Default::default()
@@ -170,7 +177,7 @@ pub fn start(
                     .db()
                     .write_opt(wb, &wo)
                     .map_err(|e| format!("cannot bootstrap group {}: {e}", spec.id))?;
-                tracing::info!(group = spec.id, voters = ?so.voters, "bootstrapped group");
+                tracing::info!(group = spec.id, voters = ?spec.replicas, "bootstrapped group");
                 a
             }
         };
@@ -218,10 +225,17 @@ pub fn start(
                 reads_inflight: HashMap::new(),
                 reads_ready: Vec::new(),
                 incoming_snapshots: BTreeMap::new(),
-                last_status: GroupStatus::default(),
+                // Never equal to a real status: the first round publishes every group.
+                last_status: GroupStatus {
+                    term: u64::MAX,
+                    ..Default::default()
+                },
+                last_active_tick: 0,
+                leader_since_tick: None,
             },
         );
     }
+    let peers_ids: BTreeSet<u64> = peers.keys().copied().collect();
     let thread: Arc<parking_lot::Mutex<Option<std::thread::JoinHandle<()>>>> = Default::default();
     let handle = RaftHandle {
         tx,
@@ -246,6 +260,8 @@ pub fn start(
         next_req: 1,
         outbox: HashMap::new(),
         shutdown: None,
+        active: peers_ids,
+        ticks: 0,
     };
     let joiner = std::thread::Builder::new()
         .name("raftstore".into())
@@ -316,6 +332,8 @@ impl Runtime {
                 let req = self.next_req;
                 self.next_req += 1;
                 self.metrics.raft_proposals.inc();
+                peer.last_active_tick = self.ticks;
+                self.active.insert(group);
                 peer.pending.insert(
                     req,
                     Pending {
@@ -328,10 +346,14 @@ impl Runtime {
                 propose(self.node_id, peer, req, &mut self.outbox, &self.transport);
             }
             Inbox::Read { group, reply } => match self.peers.get_mut(&group) {
-                Some(peer) => peer.reads_new.push(ReadWaiter {
-                    reply,
-                    deadline: now + self.opts.request_timeout,
-                }),
+                Some(peer) => {
+                    peer.last_active_tick = self.ticks;
+                    self.active.insert(group);
+                    peer.reads_new.push(ReadWaiter {
+                        reply,
+                        deadline: now + self.opts.request_timeout,
+                    })
+                }
                 None => {
                     let _ = reply.send(Err(tryagain("this node does not serve that shard")));
                 }
@@ -341,6 +363,7 @@ impl Runtime {
                     let (Some(peer), Some(msg)) = (self.peers.get_mut(&gm.group_id), gm.msg) else {
                         continue;
                     };
+                    self.active.insert(gm.group_id);
                     if msg.msg_type() == MessageType::MsgPropose {
                         // A follower forwarded its client's write. Only the leader of the
                         // term the follower saw takes it (see `fail_superseded`).
@@ -360,6 +383,7 @@ impl Runtime {
                 }
             }
             Inbox::Snapshot { group, msg, data } => {
+                self.active.insert(group);
                 if let Some(peer) = self.peers.get_mut(&group) {
                     let index = msg
                         .snapshot
@@ -385,16 +409,29 @@ impl Runtime {
                 self.metrics.snapshots.with_label_values(&[kind]).inc();
                 if let Some(peer) = self.peers.get_mut(&group) {
                     peer.raw.report_snapshot(to, ok);
+                    self.active.insert(group);
                 }
             }
             Inbox::Unreachable(node) => {
-                for peer in self.peers.values_mut() {
+                for (group, peer) in self.peers.iter_mut() {
+                    if !peer.raw.store().apply.conf_state.voters.contains(&node)
+                        && !peer.raw.store().apply.conf_state.learners.contains(&node)
+                    {
+                        continue;
+                    }
                     peer.raw.report_unreachable(node);
+                    // A suspected peer (maybe the sleeping leader) must not leave the group
+                    // asleep: woken, followers time out and elect if the leader is gone.
+                    if peer.raw.is_hibernating() {
+                        peer.raw.wake();
+                    }
+                    self.active.insert(*group);
                 }
             }
             Inbox::TransferLeader { group, to } => {
                 if let Some(peer) = self.peers.get_mut(&group) {
                     peer.raw.transfer_leader(to);
+                    self.active.insert(group);
                 }
             }
             Inbox::Shutdown(done) => self.shutdown = Some(done),
@@ -403,8 +440,46 @@ impl Runtime {
 
     fn tick_all(&mut self, now: Instant) {
         let election = self.opts.tick * self.opts.election_ticks as u32;
-        for peer in self.peers.values_mut() {
+        self.ticks += 1;
+        let ticks = self.ticks;
+        let election_ticks = self.opts.election_ticks as u64;
+        for (group, peer) in self.peers.iter_mut() {
+            let idle = peer.pending.is_empty()
+                && peer.reads_new.is_empty()
+                && peer.reads_inflight.is_empty()
+                && peer.reads_ready.is_empty();
+            if peer.raw.role() == StateRole::Leader {
+                let since = *peer.leader_since_tick.get_or_insert(ticks);
+                if balance_leader(self.node_id, peer, ticks, since, election_ticks) {
+                    self.active.insert(*group);
+                }
+            } else {
+                peer.leader_since_tick = None;
+            }
+            if idle && peer.raw.is_hibernating() {
+                continue;
+            }
             peer.raw.tick();
+            self.active.insert(*group);
+            if peer.raw.role() == StateRole::Leader {
+                // A leader that is not the preferred one stays awake a few election timeouts
+                // so balancing can hand the group over first (it needs live heartbeats).
+                let settled = peer.spec.replicas.first() == Some(&self.node_id)
+                    || peer
+                        .leader_since_tick
+                        .is_some_and(|t| ticks >= t + 3 * election_ticks);
+                if idle
+                    && settled
+                    && ticks.saturating_sub(peer.last_active_tick) >= QUIESCE_AFTER_TICKS
+                    && peer.raw.can_hibernate()
+                    && peer.raw.hibernate()
+                {
+                    tracing::debug!(group, "group quiescent");
+                }
+            }
+            if idle {
+                continue;
+            }
             // Retry proposals that found no leader or certainly failed.
             for req in std::mem::take(&mut peer.waiting) {
                 propose(self.node_id, peer, req, &mut self.outbox, &self.transport);
@@ -546,7 +621,7 @@ impl Runtime {
         let mut log_batch = LogBatch::default();
         let mut sync = false;
         let mut readies = Vec::new();
-        let groups: Vec<u64> = self.peers.keys().copied().collect();
+        let groups: Vec<u64> = std::mem::take(&mut self.active).into_iter().collect();
         for group in &groups {
             let Some(peer) = self.peers.get_mut(group) else {
                 continue;
@@ -637,6 +712,7 @@ impl Runtime {
             }
             let committed = std::mem::take(&mut rd.committed_entries);
             let mut apply = peer.raw.store().apply.clone();
+            ctx.set_shard(group, peer.spec.first_slot, peer.spec.last_slot);
             let mut group_ops = apply_entries(
                 self.node_id,
                 peer,
@@ -664,6 +740,7 @@ impl Runtime {
                 applied_groups.push((group, apply));
             }
             if group_ops > 0 {
+                peer.last_active_tick = self.ticks;
                 self.metrics
                     .shard_writes
                     .with_label_values(&[&group.to_string()])
@@ -698,8 +775,10 @@ impl Runtime {
             }
         } else {
             drop(ctx);
-            for peer in self.peers.values_mut() {
-                peer.raw.advance_apply();
+            for group in &groups {
+                if let Some(peer) = self.peers.get_mut(group) {
+                    peer.raw.advance_apply();
+                }
             }
         }
         for (reply, frame) in replies {
@@ -716,6 +795,13 @@ impl Runtime {
                     .shard_reads
                     .with_label_values(&[&group.to_string()])
                     .inc_by(served);
+            }
+        }
+        // Anything left to do (e.g. entries committed by this round's acks) is picked up by
+        // the next round.
+        for group in groups {
+            if self.peers.get(&group).is_some_and(|p| p.raw.has_ready()) {
+                self.active.insert(group);
             }
         }
         self.compact_logs();
@@ -766,6 +852,19 @@ impl Runtime {
         let mut changed = Vec::new();
         for (group, peer) in self.peers.iter_mut() {
             let ps = peer.raw.store();
+            let last = &peer.last_status;
+            // Compare in place first: most groups change nothing in most rounds.
+            if last.leader == peer.raw.leader_id()
+                && last.is_leader == (peer.raw.role() == StateRole::Leader)
+                && last.term == peer.raw.term()
+                && last.commit == peer.raw.commit_index()
+                && last.applied == ps.apply.applied_index
+                && last.first_index == ps.first_index()
+                && last.last_index == ps.last_index
+                && last.voters == ps.apply.conf_state.voters
+            {
+                continue;
+            }
             let s = GroupStatus {
                 leader: peer.raw.leader_id(),
                 is_leader: peer.raw.role() == StateRole::Leader,
@@ -792,6 +891,42 @@ impl Runtime {
             }
         }
     }
+}
+
+/// Hands leadership to the shard's preferred leader (its first replica) once that replica is
+/// caught up, so leaders spread evenly over the nodes (and return after a failover). Checked
+/// once per election timeout, after this node led for a full one.
+fn balance_leader(node: u64, peer: &mut Peer, ticks: u64, since: u64, election_ticks: u64) -> bool {
+    let Some(&preferred) = peer.spec.replicas.first() else {
+        return false;
+    };
+    if preferred == node
+        || ticks < since + election_ticks
+        || !(ticks - since).is_multiple_of(election_ticks)
+        || !peer
+            .raw
+            .store()
+            .apply
+            .conf_state
+            .voters
+            .contains(&preferred)
+    {
+        return false;
+    }
+    let status = peer.raw.status();
+    let caught_up = status
+        .progress
+        .get(&preferred)
+        .is_some_and(|p| p.matched == status.last_index && p.recent_active);
+    if caught_up {
+        tracing::info!(
+            group = peer.spec.id,
+            to = preferred,
+            "transferring leadership to the shard's preferred leader"
+        );
+        peer.raw.transfer_leader(preferred);
+    }
+    caught_up
 }
 
 fn queue_msgs(outbox: &mut HashMap<u64, Vec<GroupMessage>>, group: u64, msgs: Vec<Message>) {
@@ -873,6 +1008,11 @@ fn apply_entries(
         match e.entry_type() {
             EntryType::EntryNormal if !e.data.is_empty() => {
                 reply = Some(match WriteOp::decode(&e.data) {
+                    // Routed with a stale layout: refused on every replica alike, so the
+                    // client may retry it with a fresh route.
+                    Ok(op) if op.epoch != 0 && op.epoch != peer.spec.epoch => {
+                        tryagain("the shard changed since the request was routed; retry")
+                    }
                     Ok(op) => {
                         ops += 1;
                         apply_op(ctx, e.index, &op)

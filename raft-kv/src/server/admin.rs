@@ -122,7 +122,9 @@ impl Conn {
                 Frame::Array(vec![]),
             ])
             .into(),
-            "readonly" | "readwrite" => err("ERR This instance has cluster support disabled"),
+            "readonly" => self.cmd_readonly(true),
+            "readwrite" => self.cmd_readonly(false),
+            "cluster" => self.cmd_cluster(&args).await,
             "multi" => self.cmd_multi(),
             "exec" => err("ERR EXEC without MULTI"),
             "discard" => {

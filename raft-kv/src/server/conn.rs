@@ -23,7 +23,6 @@ use super::Server;
 use crate::cmd::server_cmds::{lookup_sub, sub_arity_ok, subcommands};
 use crate::cmd::{self, flag, CmdError, CommandSpec, Kind};
 use crate::protocol::{Frame, Parser};
-use crate::store::OpKind;
 
 /// Read buffer growth step.
 const READ_CHUNK: usize = 16 * 1024;
@@ -73,6 +72,10 @@ pub struct Conn {
     pub psubs: HashSet<Bytes>,
     pub ssubs: HashSet<Bytes>,
     pub reply_off: bool,
+    /// Asked for the cluster topology (or READONLY): gets -MOVED instead of proxying.
+    pub cluster_aware: bool,
+    /// READONLY: reads may be served by a replica of the shard.
+    pub readonly: bool,
     /// CLIENT REPLY SKIP was just executed: skip the next command's reply.
     pub skip_armed: bool,
     skip_this: bool,
@@ -108,6 +111,8 @@ pub async fn handle(srv: Arc<Server>, mut stream: TcpStream, peer: SocketAddr) {
         rbuf: BytesMut::new(),
         out: BytesMut::new(),
         proto: 2,
+        cluster_aware: false,
+        readonly: false,
         authed,
         closing: false,
         multi: None,
@@ -519,7 +524,15 @@ impl Conn {
         match spec.kind {
             Kind::Server => self.server_command(spec, args).await,
             _ if spec.flags & flag::BLOCKING != 0 => self.blocking(spec, args).await,
-            _ => Ok(self.srv.store.execute(args).await.into()),
+            _ => {
+                if let Some(moved) = self.redirect(spec, &args) {
+                    return Ok(moved.into());
+                }
+                if self.is_cluster_aware() && crate::routing::plan::is_keyspace_wide(spec.name) {
+                    return Ok(self.srv.store.execute_led(args).await.into());
+                }
+                Ok(self.srv.store.execute(args).await.into())
+            }
         }
     }
 
@@ -595,7 +608,8 @@ impl Conn {
         if watched.is_empty() {
             return false;
         }
-        if self.srv.store.read_barrier().await.is_err() {
+        let keys: Vec<Bytes> = watched.iter().map(|(k, _)| k.clone()).collect();
+        if self.srv.store.read_barrier_keys(&keys).await.is_err() {
             // Without the barrier the check could miss writes; the apply-time check remains.
             return false;
         }
@@ -637,15 +651,7 @@ impl Conn {
         let data: Vec<Vec<Bytes>> = queued.iter().filter(|a| !is_server(a)).cloned().collect();
         let mut data_replies = Vec::new();
         if !data.is_empty() || !watched.is_empty() {
-            match self
-                .srv
-                .store
-                .propose(OpKind::Multi {
-                    watched,
-                    cmds: data,
-                })
-                .await
-            {
+            match self.srv.store.exec_multi(watched, data).await {
                 Frame::Array(v) => data_replies = v,
                 Frame::NullArray => return Ok(Frame::NullArray.into()),
                 other => return Ok(other.into()),
@@ -952,41 +958,20 @@ impl Conn {
 }
 
 /// Proposes every command without waiting for the previous reply. Each proposal is sent on
-/// its future's first poll, and the futures are first polled in order (the store's queue is
+/// its future's first poll, and the futures are first polled in order (the runtime's inbox is
 /// FIFO and its send permits are handed out fairly), so the ops are applied in pipeline order.
+/// Commands for shards hosted elsewhere go through the proxy, whose requests may overtake
+/// each other, so a pipeline with any of those runs one command at a time.
 async fn propose_in_order(store: &crate::store::Store, cmds: Vec<Vec<Bytes>>) -> Vec<Frame> {
-    use std::future::Future;
-    use std::pin::Pin;
-    use std::task::Poll;
-    let mut futs: Vec<Pin<Box<dyn Future<Output = Frame> + Send + '_>>> = cmds
-        .into_iter()
-        .map(|args| {
-            Box::pin(store.propose(OpKind::Command(args)))
-                as Pin<Box<dyn Future<Output = Frame> + Send + '_>>
-        })
-        .collect();
-    let mut results: Vec<Option<Frame>> = vec![None; futs.len()];
-    std::future::poll_fn(|cx| {
-        let mut pending = false;
-        for (fut, slot) in futs.iter_mut().zip(results.iter_mut()) {
-            if slot.is_none() {
-                match fut.as_mut().poll(cx) {
-                    Poll::Ready(v) => *slot = Some(v),
-                    Poll::Pending => pending = true,
-                }
-            }
-        }
-        if pending {
-            Poll::Pending
-        } else {
-            Poll::Ready(())
-        }
-    })
-    .await;
-    results
-        .into_iter()
-        .map(|r| r.unwrap_or_else(|| Frame::Error("ERR missing reply".into())))
-        .collect()
+    if cmds.iter().all(|c| store.is_local(c)) {
+        let futs: Vec<_> = cmds.into_iter().map(|args| store.write(args)).collect();
+        return crate::store::join_in_order(futs).await;
+    }
+    let mut out = Vec::with_capacity(cmds.len());
+    for args in cmds {
+        out.push(store.write(args).await);
+    }
+    out
 }
 
 /// The timeout of a blocking command (`None`: XREAD without BLOCK, which doesn't block).

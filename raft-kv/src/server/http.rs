@@ -25,6 +25,7 @@ struct AppState {
 }
 
 pub fn router(srv: Arc<Server>, transport: Option<Arc<Transport>>) -> Router {
+    let node_srv = srv.clone();
     let state = AppState {
         srv,
         transport: transport.clone(),
@@ -40,6 +41,7 @@ pub fn router(srv: Arc<Server>, transport: Option<Arc<Transport>>) -> Router {
     let admin = admin.with_state(state);
     let app = match transport {
         Some(t) => tonic::service::Routes::new(t.service())
+            .add_service(super::node_rpc::service(node_srv))
             .into_axum_router()
             .merge(admin),
         None => admin,

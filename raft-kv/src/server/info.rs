@@ -301,7 +301,13 @@ async fn section(srv: &Arc<Server>, name: &str) -> Option<String> {
         "errorstats" => s.push_str("# Errorstats\r\n"),
         "commandstats" => s.push_str("# Commandstats\r\n"),
         "latencystats" => s.push_str("# Latencystats\r\n"),
-        "cluster" => s.push_str("# Cluster\r\ncluster_enabled:0\r\n"),
+        "cluster" => {
+            let sharded = srv.members.len() > 1 || srv.store.layout().shards().len() > 1;
+            s.push_str(&format!(
+                "# Cluster\r\ncluster_enabled:{}\r\n",
+                u8::from(sharded)
+            ))
+        }
         "keyspace" => {
             let engine = srv.store.engine().clone();
             let now = now_ms();

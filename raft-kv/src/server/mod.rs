@@ -9,10 +9,12 @@
 pub mod admin;
 pub mod blocked;
 pub mod clients;
+pub mod cluster;
 pub mod command_info;
 pub mod conn;
 pub mod http;
 pub mod info;
+pub mod node_rpc;
 pub mod pubsub;
 pub mod settings;
 
@@ -25,12 +27,14 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::config::Config;
+use crate::config::{Config, RouteMode};
 use crate::metrics::Metrics;
 use crate::raftstore::log_engine::RocksLogEngine;
 use crate::raftstore::members::{format_cluster, load_or_init_identity, raft_id, Member};
-use crate::raftstore::runtime::{self, GroupSpec, StartOptions};
+use crate::raftstore::runtime::{self, StartOptions};
 use crate::raftstore::transport::Transport;
+use crate::routing::proxy::Proxy;
+use crate::routing::Layout;
 use crate::storage::{Engine, EngineOptions};
 use crate::store::{self, Store};
 use blocked::Blocked;
@@ -91,6 +95,8 @@ pub struct Server {
     pub redis_addr: SocketAddr,
     pub http_port: u16,
     pub data_dir: PathBuf,
+    /// Proxy or redirect for requests of non-cluster-aware connections.
+    pub route_mode: RouteMode,
     shutdown: watch::Sender<bool>,
 }
 
@@ -106,6 +112,33 @@ impl Server {
 
     pub fn is_shutting_down(&self) -> bool {
         *self.shutdown.borrow()
+    }
+
+    pub fn node_name(&self) -> &str {
+        self.members
+            .iter()
+            .find(|m| m.id == self.node_id)
+            .map_or("", |m| m.name.as_str())
+    }
+
+    /// `host:port` clients should use for this node's Redis port: the host of its cluster
+    /// address (reachable by peers, unlike a wildcard bind address).
+    pub fn advertised_redis_addr(&self) -> String {
+        let host = self
+            .members
+            .iter()
+            .find(|m| m.id == self.node_id)
+            .and_then(|m| m.addr.rsplit_once(':').map(|(h, _)| h.to_string()))
+            .unwrap_or_else(|| self.redis_addr.ip().to_string());
+        format!("{host}:{}", self.redis_addr.port())
+    }
+
+    /// The Redis address of node `id` (None while a peer has not told us yet).
+    pub fn redis_addr_of(&self, id: u64) -> Option<String> {
+        if id == self.node_id {
+            return Some(self.advertised_redis_addr());
+        }
+        self.store.proxy().and_then(|p| p.redis_addr(id))
     }
 }
 
@@ -167,11 +200,28 @@ async fn serve(config: Config) -> Result<(), String> {
             io_text(&e)
         )
     })?;
-    let (members, fresh) = load_or_init_identity(&data_dir, &config.node_id, config.members()?)?;
+    let identity = load_or_init_identity(
+        &data_dir,
+        &config.node_id,
+        config.members()?,
+        config.initial_shards(),
+    )?;
+    let members = identity.members;
     let node_id = raft_id(&config.node_id);
-    if fresh {
-        tracing::info!(cluster = %format_cluster(&members), "initialising a new data directory");
+    if identity.fresh {
+        tracing::info!(
+            cluster = %format_cluster(&members),
+            shards = identity.initial_shards,
+            "initialising a new data directory"
+        );
     }
+    // Every node derives the same layout: members in name order, not `--cluster` order.
+    let mut by_name: Vec<&Member> = members.iter().collect();
+    by_name.sort_by(|a, b| a.name.cmp(&b.name));
+    let layout = Layout::initial(
+        &by_name.iter().map(|m| m.id).collect::<Vec<_>>(),
+        identity.initial_shards,
+    )?;
     let engine = Engine::open(
         &data_dir.join("kv"),
         EngineOptions {
@@ -194,12 +244,7 @@ async fn serve(config: Config) -> Result<(), String> {
         StartOptions {
             metrics: metrics.clone(),
             node_id,
-            voters: members.iter().map(|m| m.id).collect(),
-            groups: vec![GroupSpec {
-                id: store::DEFAULT_GROUP,
-                first_slot: 0,
-                last_slot: 16383,
-            }],
+            groups: layout.hosted_by(node_id).cloned().collect(),
             opts: config.raft_options()?,
             engine: engine.clone(),
             log,
@@ -207,7 +252,15 @@ async fn serve(config: Config) -> Result<(), String> {
         },
         |inbox| Some(Transport::start(&peers, inbox)),
     )?;
-    let store = Store::new(engine.clone(), raft.clone(), stats);
+    let opts = config.raft_options()?;
+    let proxy = if peers.is_empty() {
+        None
+    } else {
+        let p = Proxy::new(&peers, opts.request_timeout + Duration::from_secs(1))?;
+        tokio::spawn(p.clone().learn_addresses());
+        Some(p)
+    };
+    let store = Store::new(engine.clone(), raft.clone(), stats, layout, proxy);
 
     let local = listener
         .local_addr()
@@ -242,6 +295,7 @@ async fn serve(config: Config) -> Result<(), String> {
         redis_addr: local,
         http_port: config.port,
         data_dir: data_dir.clone(),
+        route_mode: config.route_mode,
         shutdown,
     });
 
@@ -314,21 +368,38 @@ async fn serve(config: Config) -> Result<(), String> {
     Ok(())
 }
 
-/// Before stopping, a leader hands its groups to another voter so clients see no election
+/// Before stopping, a leader hands its groups to other voters so clients see no election
 /// timeout (bounded: a stuck transfer does not hold the shutdown).
 async fn hand_over_leadership(srv: &Server) {
     let raft = srv.store.raft();
-    let st = raft.status(store::DEFAULT_GROUP);
-    let Some(&to) = st.voters.iter().find(|v| **v != srv.node_id) else {
-        return;
+    let led: Vec<(u64, u64)> = {
+        let map = raft.status.read();
+        map.iter()
+            .filter(|(_, st)| st.is_leader)
+            .filter_map(|(g, st)| {
+                // Spread the groups over the other voters.
+                let others: Vec<u64> = st
+                    .voters
+                    .iter()
+                    .copied()
+                    .filter(|v| *v != srv.node_id)
+                    .collect();
+                (!others.is_empty()).then(|| (*g, others[(*g as usize) % others.len()]))
+            })
+            .collect()
     };
-    if !st.is_leader {
+    if led.is_empty() {
         return;
     }
-    tracing::info!(to, "transferring leadership before shutdown");
-    raft.transfer_leader(store::DEFAULT_GROUP, to).await;
+    tracing::info!(
+        groups = led.len(),
+        "transferring leadership before shutdown"
+    );
+    for (g, to) in &led {
+        raft.transfer_leader(*g, *to).await;
+    }
     let deadline = Instant::now() + Duration::from_secs(2);
-    while Instant::now() < deadline && raft.status(store::DEFAULT_GROUP).is_leader {
+    while Instant::now() < deadline && led.iter().any(|(g, _)| raft.status(*g).is_leader) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

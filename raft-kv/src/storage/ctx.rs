@@ -18,6 +18,7 @@ use rocksdb::{Direction, IteratorMode, ReadOptions, SnapshotWithThreadMode, Writ
 
 use super::encoding::{meta_key, sub_prefix, Cf, DataType, Meta};
 use super::engine::Engine;
+use super::slot::SLOT_COUNT;
 use crate::cmd::CmdError;
 
 /// Seeds for read contexts' random numbers.
@@ -35,6 +36,9 @@ pub struct Ctx<'a> {
     seq: u64,
     versions_issued: u64,
     touched: Vec<Bytes>,
+    /// The shard whose state this context works on: its group id and slot range. Keyspace-wide
+    /// commands (KEYS, SCAN, FLUSHALL, ...) see only these slots.
+    shard: (u64, u16, u16),
 }
 
 impl<'a> Ctx<'a> {
@@ -51,6 +55,7 @@ impl<'a> Ctx<'a> {
             seq: 0,
             versions_issued: 0,
             touched: Vec::new(),
+            shard: (0, 0, SLOT_COUNT - 1),
         }
     }
 
@@ -65,6 +70,7 @@ impl<'a> Ctx<'a> {
             seq: 0,
             versions_issued: 0,
             touched: Vec::new(),
+            shard: (0, 0, SLOT_COUNT - 1),
         }
     }
 
@@ -75,6 +81,17 @@ impl<'a> Ctx<'a> {
         self.now_ms = now_ms;
         self.rng = seed;
         self.versions_issued = 0;
+    }
+
+    /// Confines keyspace-wide commands to one shard's slots; its group id keeps collection
+    /// versions unique across shards (a key may move between shards).
+    pub fn set_shard(&mut self, group: u64, first_slot: u16, last_slot: u16) {
+        self.shard = (group, first_slot, last_slot.min(SLOT_COUNT - 1));
+    }
+
+    /// The slot range keyspace-wide commands cover.
+    pub fn slot_range(&self) -> (u16, u16) {
+        (self.shard.1, self.shard.2)
     }
 
     pub fn is_writable(&self) -> bool {
@@ -109,9 +126,11 @@ impl<'a> Ctx<'a> {
 
     /// A version for a newly created collection: unique across the state machine's life,
     /// even for several creations within one op.
+    /// Layout: `seq (40 bits) | group (8 bits) | n (16 bits)`; always above the versions of
+    /// the earlier `seq << 20 | n` layout for the same sequence number.
     pub fn new_version(&mut self) -> u64 {
         self.versions_issued += 1;
-        (self.seq << 20) | self.versions_issued
+        (self.seq << 24) | ((self.shard.0 & 0xff) << 16) | (self.versions_issued & 0xffff)
     }
 
     /// User keys modified since the last `take_touched` (for WATCH and blocked clients).

@@ -13,9 +13,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use rocksdb::WriteBatch;
 
-use super::{now_ms, OpKind, Store};
+use super::{now_ms, Store};
 use crate::protocol::Frame;
 use crate::storage::encoding::{prefix_end, user_key_of_meta, Cf, Meta};
+use crate::storage::slot::key_slot;
 use crate::storage::Engine;
 
 /// Metadata records examined per expiry round.
@@ -30,8 +31,14 @@ pub async fn run_active_expiry(store: Arc<Store>) {
     let mut interval = tokio::time::interval(Duration::from_millis(100));
     loop {
         interval.tick().await;
-        // Only the leader proposes deletions; replicas apply them from the log.
-        if !store.is_leader(super::DEFAULT_GROUP) {
+        // Only a shard's leader proposes its deletions; replicas apply them from the log.
+        let layout = store.layout();
+        let led: Vec<&crate::routing::ShardSpec> = layout
+            .shards()
+            .iter()
+            .filter(|s| store.hosts(s) && store.is_leader(s.id))
+            .collect();
+        if led.is_empty() {
             continue;
         }
         let (due, next) = match find_expired(store.engine(), &cursor, now_ms()) {
@@ -42,12 +49,19 @@ pub async fn run_active_expiry(store: Arc<Store>) {
             }
         };
         cursor = next;
-        for chunk in due.chunks(EXPIRE_KEYS_PER_OP) {
-            if let Frame::Integer(n) = store.propose(OpKind::Expire(chunk.to_vec())).await {
-                store
-                    .stats()
-                    .expired_keys
-                    .fetch_add(n as u64, Ordering::Relaxed);
+        for shard in led {
+            let mine: Vec<Bytes> = due
+                .iter()
+                .filter(|k| shard.contains(key_slot(k)))
+                .cloned()
+                .collect();
+            for chunk in mine.chunks(EXPIRE_KEYS_PER_OP) {
+                if let Frame::Integer(n) = store.expire_keys(shard, chunk.to_vec()).await {
+                    store
+                        .stats()
+                        .expired_keys
+                        .fetch_add(n as u64, Ordering::Relaxed);
+                }
             }
         }
     }

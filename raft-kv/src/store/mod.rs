@@ -16,10 +16,17 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use tokio::sync::broadcast;
 
+use parking_lot::RwLock;
+
 use crate::cmd::{self, args::cmd_name, CmdError, Kind};
 use crate::protocol::Frame;
-use crate::raftstore::RaftHandle;
+use crate::raftstore::transport::pb::exec_request::Kind as ExecKind;
+use crate::raftstore::{tryagain, RaftHandle};
+use crate::routing::proxy::Proxy;
+use crate::routing::{plan, Layout, Plan, ShardSpec, CROSSSLOT};
+use crate::storage::slot::key_slot;
 use crate::storage::{Ctx, Engine};
+use crate::types::keyspace;
 pub use op::{OpKind, WriteOp};
 
 pub struct Store {
@@ -27,10 +34,26 @@ pub struct Store {
     raft: RaftHandle,
     last_ts: AtomicU64,
     stats: Arc<StoreStats>,
+    /// This node's Raft id.
+    node_id: u64,
+    /// The routing table (fixed until shards can change; then swapped as a whole).
+    layout: RwLock<Arc<Layout>>,
+    /// Reaches shards this node does not host (None: a single-node cluster).
+    proxy: Option<Arc<Proxy>>,
 }
 
-/// The one group serving every slot until sharding splits the key space.
+/// Shard 0's group (the only one of a single-shard cluster).
 pub const DEFAULT_GROUP: u64 = 1;
+
+/// A request for one shard.
+pub enum ShardRequest {
+    /// A read command, run behind a read barrier.
+    Read(Vec<Bytes>),
+    /// A write op, proposed to the shard's Raft group.
+    Write(OpKind),
+    /// Current revisions of keys (WATCH).
+    KeyRevs(Vec<Bytes>),
+}
 
 /// Counters for INFO.
 #[derive(Default)]
@@ -48,13 +71,44 @@ pub fn now_ms() -> u64 {
 }
 
 impl Store {
-    pub fn new(engine: Arc<Engine>, raft: RaftHandle, stats: Arc<StoreStats>) -> Arc<Store> {
+    pub fn new(
+        engine: Arc<Engine>,
+        raft: RaftHandle,
+        stats: Arc<StoreStats>,
+        layout: Layout,
+        proxy: Option<Arc<Proxy>>,
+    ) -> Arc<Store> {
         Arc::new(Store {
             engine,
+            node_id: raft.node_id,
             raft,
             last_ts: AtomicU64::new(0),
             stats,
+            layout: RwLock::new(Arc::new(layout)),
+            proxy,
         })
+    }
+
+    pub fn layout(&self) -> Arc<Layout> {
+        self.layout.read().clone()
+    }
+
+    pub fn proxy(&self) -> Option<&Arc<Proxy>> {
+        self.proxy.as_ref()
+    }
+
+    pub fn node_id(&self) -> u64 {
+        self.node_id
+    }
+
+    /// Whether this node holds a replica of `shard`.
+    pub fn hosts(&self, shard: &ShardSpec) -> bool {
+        shard.replicas.contains(&self.node_id)
+    }
+
+    /// The shard owning `key`.
+    pub fn shard_of_key(&self, key: &[u8]) -> ShardSpec {
+        self.layout().shard_of_slot(key_slot(key)).clone()
     }
 
     pub fn engine(&self) -> &Arc<Engine> {
@@ -86,55 +140,446 @@ impl Store {
         now.max(prev)
     }
 
-    /// Executes a read command against a local snapshot, without a linearizability barrier
-    /// (for callers that already passed one).
+    /// Executes a read command against a local snapshot of every slot, without a
+    /// linearizability barrier (for callers that already passed one).
     pub fn read(&self, args: &[Bytes]) -> Frame {
         let mut ctx = Ctx::read(&self.engine, now_ms());
         apply::run_command(&mut ctx, args)
     }
 
-    /// Waits until local reads are linearizable (ReadIndex or lease).
-    pub async fn read_barrier(&self) -> Result<(), Frame> {
-        self.raft.read_barrier(DEFAULT_GROUP).await
+    /// Executes a read command against a local snapshot of one shard's slots.
+    fn read_shard(&self, shard: &ShardSpec, args: &[Bytes]) -> Frame {
+        let mut ctx = Ctx::read(&self.engine, now_ms());
+        ctx.set_shard(shard.id, shard.first_slot, shard.last_slot);
+        apply::run_command(&mut ctx, args)
     }
 
-    /// Executes any data command: reads behind a barrier, writes through Raft.
-    pub async fn execute(&self, args: Vec<Bytes>) -> Frame {
-        match args.first().and_then(|n| cmd::lookup(n)) {
-            Some(spec) if matches!(spec.kind, Kind::Read(_)) => {
-                // Arity and similar errors need no barrier: they depend on no data.
-                if !spec.arity_ok(args.len()) {
-                    return self.read(&args);
-                }
-                match self.read_barrier().await {
-                    Ok(()) => self.read(&args),
-                    Err(e) => e,
-                }
+    /// Waits until local reads of every shard holding one of `keys` are linearizable.
+    pub async fn read_barrier_keys(&self, keys: &[Bytes]) -> Result<(), Frame> {
+        let layout = self.layout();
+        let mut shards: Vec<u64> = keys
+            .iter()
+            .map(|k| layout.shard_of_slot(key_slot(k)).id)
+            .collect();
+        shards.sort_unstable();
+        shards.dedup();
+        for s in shards {
+            if layout.shard(s).is_some_and(|s| self.hosts(s)) {
+                self.raft.read_barrier(s).await?;
             }
-            Some(spec) if spec.is_write() => self.propose(OpKind::Command(args)).await,
-            Some(_) => CmdError::Other(format!("ERR '{}' is not a data command", cmd_name(&args)))
-                .to_frame(),
-            None => CmdError::err("unknown command").to_frame(),
+        }
+        Ok(())
+    }
+
+    /// Executes any data command: routed to its shard (or split across shards, or run on
+    /// every shard), reads behind a barrier, writes through Raft.
+    pub async fn execute(&self, args: Vec<Bytes>) -> Frame {
+        let Some(spec) = args.first().and_then(|n| cmd::lookup(n)) else {
+            return CmdError::err("unknown command").to_frame();
+        };
+        let write = match spec.kind {
+            Kind::Read(_) => false,
+            Kind::Write(_) => true,
+            Kind::Server => {
+                return CmdError::Other(format!("ERR '{}' is not a data command", cmd_name(&args)))
+                    .to_frame()
+            }
+        };
+        // Arity and similar errors need no barrier: they depend on no data.
+        if !spec.arity_ok(args.len()) {
+            return self.read(&args);
+        }
+        let layout = self.layout();
+        match plan::plan(&layout, spec, &args) {
+            Plan::One { shard, .. } => {
+                let Some(shard) = layout.shard(shard) else {
+                    return tryagain("the shard moved; retry");
+                };
+                let req = if write {
+                    ShardRequest::Write(OpKind::Command(args))
+                } else {
+                    ShardRequest::Read(args)
+                };
+                self.on_shard(shard, req).await
+            }
+            Plan::CrossSlot => Frame::Error(CROSSSLOT.into()),
+            Plan::Split(parts) => {
+                let merge = plan::merge_kind(spec.name).unwrap_or(plan::Merge::Sum);
+                let futs = parts.iter().map(|p| {
+                    let req = if write {
+                        ShardRequest::Write(OpKind::Command(p.args.clone()))
+                    } else {
+                        ShardRequest::Read(p.args.clone())
+                    };
+                    let shard = layout.shard(p.shard).cloned();
+                    async move {
+                        match shard {
+                            Some(s) => self.on_shard(&s, req).await,
+                            None => tryagain("the shard moved; retry"),
+                        }
+                    }
+                });
+                let replies = join_in_order(futs.collect()).await;
+                plan::merge(merge, &parts, replies)
+            }
+            Plan::AllShards => self.all_shards(spec.name, args, layout.shards()).await,
         }
     }
 
-    /// Proposes a write op and waits for its reply (once applied on this node).
-    pub async fn propose(&self, kind: OpKind) -> Frame {
-        let op = WriteOp {
-            ts_ms: self.next_ts(),
-            seed: rand::random(),
-            kind,
+    /// A keyspace-wide command over only the shards this node leads (a cluster-aware
+    /// client sends it to every master and combines the replies itself).
+    pub async fn execute_led(&self, args: Vec<Bytes>) -> Frame {
+        let Some(spec) = args.first().and_then(|n| cmd::lookup(n)) else {
+            return CmdError::err("unknown command").to_frame();
         };
-        self.raft.propose(DEFAULT_GROUP, op.encode()).await
+        if !spec.arity_ok(args.len()) {
+            return self.read(&args);
+        }
+        let layout = self.layout();
+        let led: Vec<ShardSpec> = layout
+            .shards()
+            .iter()
+            .filter(|s| self.hosts(s) && self.is_leader(s.id))
+            .cloned()
+            .collect();
+        self.all_shards(spec.name, args, &led).await
     }
 
-    /// Current revisions of keys, for WATCH (behind a read barrier).
-    pub async fn key_revs(&self, keys: &[Bytes]) -> Result<Vec<u64>, Frame> {
-        self.read_barrier().await?;
-        let ctx = Ctx::read(&self.engine, now_ms());
+    /// KEYS, SCAN, DBSIZE, RANDOMKEY, FLUSHALL/FLUSHDB over every shard.
+    /// `shards` are in slot order.
+    async fn all_shards(&self, name: &str, args: Vec<Bytes>, shards: &[ShardSpec]) -> Frame {
+        match name {
+            "scan" => {
+                // The cursor is a position in key order, which starts with the slot: continue
+                // in the shard owning that slot; at its end, go on at the next shard.
+                let Some(cursor) = keyspace::parse_cursor(&args[1]) else {
+                    return CmdError::err("invalid cursor").to_frame();
+                };
+                let slot = cursor >> keyspace::CURSOR_SLOT_SHIFT;
+                let Some(i) = shards.iter().position(|s| u64::from(s.last_slot) >= slot) else {
+                    return Frame::Array(vec![
+                        Frame::Bulk(Bytes::from_static(b"0")),
+                        Frame::Array(vec![]),
+                    ]);
+                };
+                let shard = &shards[i];
+                let mut args = args;
+                if slot < u64::from(shard.first_slot) {
+                    // Skipped shards (not ours): start at this one's first slot.
+                    let start = u64::from(shard.first_slot) << keyspace::CURSOR_SLOT_SHIFT;
+                    args[1] = Bytes::from(start.to_string());
+                }
+                let reply = self.on_shard(shard, ShardRequest::Read(args)).await;
+                match (reply, shards.get(i + 1)) {
+                    (Frame::Array(mut v), Some(next)) if v.len() == 2 => {
+                        if v[0] == Frame::Bulk(Bytes::from_static(b"0")) {
+                            let c = u64::from(next.first_slot) << keyspace::CURSOR_SLOT_SHIFT;
+                            v[0] = Frame::Bulk(Bytes::from(c.to_string()));
+                        }
+                        Frame::Array(v)
+                    }
+                    (other, _) => other,
+                }
+            }
+            "randomkey" => {
+                let mut shards = shards.to_vec();
+                let start = rand::random::<usize>() % shards.len().max(1);
+                shards.rotate_left(start);
+                for s in shards {
+                    let r = self.on_shard(&s, ShardRequest::Read(args.clone())).await;
+                    if r != Frame::Null {
+                        return r;
+                    }
+                }
+                Frame::Null
+            }
+            _ => {
+                let write = name.starts_with("flush");
+                let futs = shards.iter().map(|s| {
+                    let req = if write {
+                        ShardRequest::Write(OpKind::Command(args.clone()))
+                    } else {
+                        ShardRequest::Read(args.clone())
+                    };
+                    async move { self.on_shard(s, req).await }
+                });
+                let replies = join_in_order(futs.collect()).await;
+                if let Some(e) = replies.iter().find(|r| r.is_error()) {
+                    return e.clone();
+                }
+                match name {
+                    "dbsize" => Frame::Integer(
+                        replies
+                            .iter()
+                            .map(|r| if let Frame::Integer(n) = r { *n } else { 0 })
+                            .sum(),
+                    ),
+                    "keys" => Frame::Array(
+                        replies
+                            .into_iter()
+                            .flat_map(|r| match r {
+                                Frame::Array(v) => v,
+                                _ => Vec::new(),
+                            })
+                            .collect(),
+                    ),
+                    _ => Frame::ok(),
+                }
+            }
+        }
+    }
+
+    /// Runs a request on one shard: here if this node hosts it, else on a node that does.
+    pub async fn on_shard(&self, shard: &ShardSpec, req: ShardRequest) -> Frame {
+        if self.hosts(shard) {
+            return self.on_local_shard(shard, req).await;
+        }
+        let Some(proxy) = &self.proxy else {
+            return tryagain("no node serving this shard is known");
+        };
+        let (kind, payload) = match req {
+            ShardRequest::Read(args) => (ExecKind::Read, encode_args(&args)),
+            ShardRequest::KeyRevs(keys) => (ExecKind::KeyRevs, encode_args(&keys)),
+            ShardRequest::Write(kind) => (ExecKind::Write, self.new_op(shard, kind).encode()),
+        };
+        // The leader saves a hop; any replica would forward.
+        let to = self
+            .leader_hint(shard)
+            .unwrap_or_else(|| shard.replicas.first().copied().unwrap_or(0));
+        proxy
+            .execute(to, shard.id, shard.epoch, kind, payload)
+            .await
+    }
+
+    /// The shard's leader if a local replica knows it.
+    fn leader_hint(&self, shard: &ShardSpec) -> Option<u64> {
+        let st = self.raft.status(shard.id);
+        (st.leader != 0 && shard.replicas.contains(&st.leader)).then_some(st.leader)
+    }
+
+    /// Runs a request on a shard this node hosts.
+    async fn on_local_shard(&self, shard: &ShardSpec, req: ShardRequest) -> Frame {
+        match req {
+            ShardRequest::Read(args) => match self.raft.read_barrier(shard.id).await {
+                Ok(()) => self.read_shard(shard, &args),
+                Err(e) => e,
+            },
+            ShardRequest::Write(kind) => {
+                let op = self.new_op(shard, kind);
+                self.raft.propose(shard.id, op.encode()).await
+            }
+            ShardRequest::KeyRevs(keys) => {
+                if let Err(e) = self.raft.read_barrier(shard.id).await {
+                    return e;
+                }
+                let ctx = Ctx::read(&self.engine, now_ms());
+                match keys
+                    .iter()
+                    .map(|k| ctx.key_rev(k).map(|r| Frame::Integer(r as i64)))
+                    .collect::<Result<Vec<_>, _>>()
+                {
+                    Ok(v) => Frame::Array(v),
+                    Err(e) => e.to_frame(),
+                }
+            }
+        }
+    }
+
+    /// Serves a request proxied from another node: the routing epoch must be current.
+    pub async fn serve_proxied(
+        &self,
+        shard: u64,
+        epoch: u64,
+        kind: ExecKind,
+        payload: &[u8],
+    ) -> Frame {
+        let Some(spec) = self.layout().shard(shard).cloned() else {
+            return tryagain("unknown shard");
+        };
+        if !self.hosts(&spec) {
+            return tryagain("this node does not host the shard");
+        }
+        if epoch != 0 && epoch != spec.epoch {
+            return tryagain("the shard changed; refresh the routing and retry");
+        }
+        match kind {
+            ExecKind::Write => match WriteOp::decode(payload) {
+                Ok(op) => self.raft.propose(spec.id, op.encode()).await,
+                Err(e) => CmdError::Other(format!("ERR bad proxied write: {e}")).to_frame(),
+            },
+            ExecKind::Read | ExecKind::KeyRevs => match decode_args(payload) {
+                Ok(args) if kind == ExecKind::Read => {
+                    self.on_local_shard(&spec, ShardRequest::Read(args)).await
+                }
+                Ok(keys) => {
+                    self.on_local_shard(&spec, ShardRequest::KeyRevs(keys))
+                        .await
+                }
+                Err(e) => CmdError::Other(format!("ERR bad proxied request: {e}")).to_frame(),
+            },
+        }
+    }
+
+    fn new_op(&self, shard: &ShardSpec, kind: OpKind) -> WriteOp {
+        WriteOp {
+            ts_ms: self.next_ts(),
+            seed: rand::random(),
+            epoch: shard.epoch,
+            kind,
+        }
+    }
+
+    /// A write command of a pipeline: routed like `execute`.
+    pub async fn write(&self, args: Vec<Bytes>) -> Frame {
+        self.execute(args).await
+    }
+
+    /// Whether every key of `args` lives in a shard hosted here (so pipelined writes keep
+    /// their order through the local runtime's FIFO inbox).
+    pub fn is_local(&self, args: &[Bytes]) -> bool {
+        let Some(spec) = args.first().and_then(|n| cmd::lookup(n)) else {
+            return true;
+        };
+        let layout = self.layout();
+        let keys = spec.key_indexes(args);
+        if keys.is_empty() {
+            return layout.shards().iter().all(|s| self.hosts(s));
+        }
         keys.iter()
-            .map(|k| ctx.key_rev(k))
-            .collect::<Result<_, _>>()
-            .map_err(|e| e.to_frame())
+            .all(|&i| self.hosts(layout.shard_of_slot(key_slot(&args[i]))))
+    }
+
+    /// MULTI/EXEC: every watched and written key must be in one shard.
+    pub async fn exec_multi(&self, watched: Vec<(Bytes, u64)>, cmds: Vec<Vec<Bytes>>) -> Frame {
+        let layout = self.layout();
+        let mut shard: Option<u64> = None;
+        let mut keys: Vec<&Bytes> = watched.iter().map(|(k, _)| k).collect();
+        for c in &cmds {
+            if let Some(spec) = c.first().and_then(|n| cmd::lookup(n)) {
+                if plan::is_keyspace_wide(spec.name) && layout.shards().len() > 1 {
+                    return Frame::Error(format!(
+                        "ERR {} is not allowed in a transaction on a cluster with several shards",
+                        spec.name.to_uppercase()
+                    ));
+                }
+                keys.extend(spec.keys(c));
+            }
+        }
+        for k in keys {
+            let s = layout.shard_of_slot(key_slot(k)).id;
+            if shard.is_some_and(|x| x != s) {
+                return Frame::Error(CROSSSLOT.into());
+            }
+            shard = Some(s);
+        }
+        let id = shard.unwrap_or_else(|| layout.shard_of_slot(0).id);
+        let Some(spec) = layout.shard(id).cloned() else {
+            return tryagain("the shard moved; retry");
+        };
+        self.on_shard(&spec, ShardRequest::Write(OpKind::Multi { watched, cmds }))
+            .await
+    }
+
+    /// The live keys of one slot, in key order (CLUSTER COUNTKEYSINSLOT / GETKEYSINSLOT).
+    pub async fn keys_in_slot(&self, slot: u16) -> Result<Vec<Bytes>, Frame> {
+        let shard = self.layout().shard_of_slot(slot).clone();
+        let args = vec![Bytes::from_static(b"keys"), Bytes::from_static(b"*")];
+        match self.on_shard(&shard, ShardRequest::Read(args)).await {
+            Frame::Array(v) => Ok(v
+                .into_iter()
+                .filter_map(|f| match f {
+                    Frame::Bulk(k) if key_slot(&k) == slot => Some(k),
+                    _ => None,
+                })
+                .collect()),
+            e if e.is_error() => Err(e),
+            _ => Err(Frame::Error("ERR unexpected reply from a shard".into())),
+        }
+    }
+
+    /// Active expiry: deletes `keys` (all in `shard`) if still expired when applied.
+    pub async fn expire_keys(&self, shard: &ShardSpec, keys: Vec<Bytes>) -> Frame {
+        self.on_local_shard(shard, ShardRequest::Write(OpKind::Expire(keys)))
+            .await
+    }
+
+    /// Current revisions of keys, for WATCH (behind a read barrier of their shards).
+    pub async fn key_revs(&self, keys: &[Bytes]) -> Result<Vec<u64>, Frame> {
+        let layout = self.layout();
+        let mut out = vec![0u64; keys.len()];
+        let mut by_shard: Vec<(u64, Vec<usize>)> = Vec::new();
+        for (i, k) in keys.iter().enumerate() {
+            let s = layout.shard_of_slot(key_slot(k)).id;
+            match by_shard.iter_mut().find(|(id, _)| *id == s) {
+                Some((_, v)) => v.push(i),
+                None => by_shard.push((s, vec![i])),
+            }
+        }
+        for (s, idx) in by_shard {
+            let Some(spec) = layout.shard(s) else {
+                return Err(tryagain("the shard moved; retry"));
+            };
+            let ks: Vec<Bytes> = idx.iter().map(|&i| keys[i].clone()).collect();
+            match self.on_shard(spec, ShardRequest::KeyRevs(ks)).await {
+                Frame::Array(revs) if revs.len() == idx.len() => {
+                    for (&i, r) in idx.iter().zip(revs) {
+                        if let Frame::Integer(r) = r {
+                            out[i] = r as u64;
+                        }
+                    }
+                }
+                e if e.is_error() => return Err(e),
+                _ => return Err(Frame::Error("ERR unexpected reply from a shard".into())),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Polls every future in order on each wake-up: each one's request is sent on its first
+/// poll, so requests leave in order (the runtime's inbox is FIFO) and run concurrently.
+pub async fn join_in_order<'a>(
+    futs: Vec<impl std::future::Future<Output = Frame> + Send + 'a>,
+) -> Vec<Frame> {
+    use std::task::Poll;
+    let mut futs: Vec<_> = futs.into_iter().map(Box::pin).collect();
+    let mut results: Vec<Option<Frame>> = vec![None; futs.len()];
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (fut, slot) in futs.iter_mut().zip(results.iter_mut()) {
+            if slot.is_none() {
+                match fut.as_mut().poll(cx) {
+                    Poll::Ready(v) => *slot = Some(v),
+                    Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
+    })
+    .await;
+    results
+        .into_iter()
+        .map(|r| r.unwrap_or_else(|| Frame::Error("ERR missing reply".into())))
+        .collect()
+}
+
+fn encode_args(args: &[Bytes]) -> Vec<u8> {
+    WriteOp {
+        ts_ms: 0,
+        seed: 0,
+        epoch: 0,
+        kind: OpKind::Command(args.to_vec()),
+    }
+    .encode()
+}
+
+fn decode_args(raw: &[u8]) -> Result<Vec<Bytes>, String> {
+    match WriteOp::decode(raw)?.kind {
+        OpKind::Command(args) => Ok(args),
+        _ => Err("expected a command".into()),
     }
 }

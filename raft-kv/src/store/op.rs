@@ -1,11 +1,12 @@
 //! The write op: what the state machine applies (and, later, what the Raft log carries).
 //!
-//! Encoding (version 1): `0x01 | ts_ms u64 | seed u64 | kind u8 | body`, integers big-endian;
-//! a command is `argc u32 | (len u32 | bytes)*`.
+//! Encoding (version 2): `0x02 | ts_ms u64 | seed u64 | epoch u64 | kind u8 | body`, integers
+//! big-endian; a command is `argc u32 | (len u32 | bytes)*`. Version 1 (no epoch) is still
+//! read: entries written before sharding carry epoch 0, which is never checked.
 
 use bytes::Bytes;
 
-const FORMAT_VERSION: u8 = 1;
+const FORMAT_VERSION: u8 = 2;
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum OpKind {
@@ -26,6 +27,9 @@ pub struct WriteOp {
     pub ts_ms: u64,
     /// Seed for any randomness the command needs (SPOP, SRANDMEMBER ...).
     pub seed: u64,
+    /// The shard epoch the op was routed with (0: not checked). The state machine refuses an
+    /// op whose epoch is not the shard's current one: its route is stale.
+    pub epoch: u64,
     pub kind: OpKind,
 }
 
@@ -35,6 +39,7 @@ impl WriteOp {
         out.push(FORMAT_VERSION);
         out.extend_from_slice(&self.ts_ms.to_be_bytes());
         out.extend_from_slice(&self.seed.to_be_bytes());
+        out.extend_from_slice(&self.epoch.to_be_bytes());
         match &self.kind {
             OpKind::Command(args) => {
                 out.push(1);
@@ -63,11 +68,12 @@ impl WriteOp {
     pub fn decode(raw: &[u8]) -> Result<WriteOp, String> {
         let mut r = Reader { buf: raw, pos: 0 };
         let version = r.u8()?;
-        if version != FORMAT_VERSION {
+        if version != FORMAT_VERSION && version != 1 {
             return Err(format!("unknown write op format version {version}"));
         }
         let ts_ms = r.u64()?;
         let seed = r.u64()?;
+        let epoch = if version == 1 { 0 } else { r.u64()? };
         let kind = match r.u8()? {
             1 => OpKind::Command(r.args()?),
             2 => {
@@ -90,7 +96,12 @@ impl WriteOp {
         if r.pos != raw.len() {
             return Err("trailing bytes after write op".into());
         }
-        Ok(WriteOp { ts_ms, seed, kind })
+        Ok(WriteOp {
+            ts_ms,
+            seed,
+            epoch,
+            kind,
+        })
     }
 }
 
@@ -157,11 +168,13 @@ mod tests {
             WriteOp {
                 ts_ms: 1,
                 seed: 2,
+                epoch: 0,
                 kind: OpKind::Command(vec![Bytes::from("SET"), Bytes::from("k"), Bytes::new()]),
             },
             WriteOp {
                 ts_ms: 3,
                 seed: 4,
+                epoch: 9,
                 kind: OpKind::Multi {
                     watched: vec![(Bytes::from("w"), 7)],
                     cmds: vec![vec![Bytes::from("INCR"), Bytes::from("x")]],
@@ -170,6 +183,7 @@ mod tests {
             WriteOp {
                 ts_ms: 5,
                 seed: 6,
+                epoch: 1,
                 kind: OpKind::Expire(vec![Bytes::from("a")]),
             },
         ];
@@ -179,6 +193,15 @@ mod tests {
             assert!(WriteOp::decode(&enc[..enc.len() - 1]).is_err());
         }
         assert!(WriteOp::decode(&[9]).is_err());
+        // Version 1 (before epochs) still decodes.
+        let mut v1 = vec![1u8];
+        v1.extend_from_slice(&[0; 16]);
+        v1.push(3);
+        v1.extend_from_slice(&0u32.to_be_bytes());
+        assert_eq!(
+            WriteOp::decode(&v1).map(|o| (o.epoch, o.kind)),
+            Ok((0, OpKind::Expire(vec![])))
+        );
         assert!(WriteOp::decode(&[]).is_err());
     }
 }

@@ -100,7 +100,23 @@ pub fn walk_meta(
     lower: &[u8],
     mut f: impl FnMut(&[u8], &[u8], &Meta) -> Result<bool, CmdError>,
 ) -> Result<(), CmdError> {
-    ctx.scan(Cf::Meta, lower, &[], false, |k, v| {
+    // Only the context's shard: from its first slot (or `lower`) to the end of its last.
+    let (first, last) = ctx.slot_range();
+    let start = first.to_be_bytes();
+    let lower = if lower < &start[..] {
+        &start[..]
+    } else {
+        lower
+    };
+    let upper = if last >= 16383 {
+        Vec::new()
+    } else {
+        (last + 1).to_be_bytes().to_vec()
+    };
+    if !upper.is_empty() && lower >= &upper[..] {
+        return Ok(());
+    }
+    ctx.scan(Cf::Meta, lower, &upper, false, |k, v| {
         let user = user_key_of_meta(k);
         let m = Meta::decode(v).ok_or_else(|| corrupt(user))?;
         f(user, k, &m)
@@ -119,6 +135,8 @@ pub fn walk_meta(
 
 const USER_BYTES: usize = 6;
 const CODE_BITS: u32 = 49;
+/// A cursor's slot is `cursor >> CURSOR_SLOT_SHIFT`.
+pub const CURSOR_SLOT_SHIFT: u32 = CODE_BITS;
 
 /// `sum(256^i for i < len)`: first code of the user prefixes of length `len`.
 fn code_offset(len: usize) -> u64 {

@@ -167,8 +167,13 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    /// Starts `n` nodes named n1..nN with `extra` flags on each.
+    /// Starts `n` nodes named n1..nN with `extra` flags on each (one shard unless `extra`
+    /// says `--initial-shards`).
     pub fn start(n: usize, extra: &[&str]) -> Cluster {
+        let mut extra: Vec<&str> = extra.to_vec();
+        if !extra.contains(&"--initial-shards") {
+            extra.extend(["--initial-shards", "1"]);
+        }
         let tmp = tempfile::tempdir().expect("temp dir");
         let ports: Vec<(u16, u16)> = (0..n).map(|_| (free_port(), free_port())).collect();
         let cluster = (0..n)
@@ -210,6 +215,21 @@ impl Cluster {
                 panic!("no leader within {within:?}\n{}", self.logs());
             }
             std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits until every running node reports every shard it hosts has a leader.
+    pub fn wait_ready(&self, within: Duration) {
+        let deadline = Instant::now() + within;
+        for n in self.nodes.iter().filter(|n| n.child.is_some()) {
+            while !http_get_opt(n.http_port, "/ready")
+                .is_some_and(|(line, _)| line.contains(" 200 "))
+            {
+                if Instant::now() > deadline {
+                    panic!("{} not ready within {within:?}\n{}", n.name, self.logs());
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
         }
     }
 

@@ -1,0 +1,101 @@
+//! Requests for shards this node does not host go to a node that does, over the `Node` gRPC
+//! service (one lazily connected HTTP/2 channel per peer). The reply comes back as an encoded
+//! frame and is written to the client in its own protocol here.
+//!
+//! Peers also tell each other their Redis address (`Hello`), for `CLUSTER SLOTS` and
+//! `-MOVED` replies.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::RwLock;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::protocol::{frame_codec, Frame};
+use crate::raftstore::transport::pb::exec_request::Kind as ExecKind;
+use crate::raftstore::transport::pb::node_client::NodeClient;
+use crate::raftstore::transport::pb::{ExecRequest, HelloRequest};
+use crate::raftstore::tryagain;
+
+pub struct Proxy {
+    channels: HashMap<u64, Channel>,
+    /// Redis addresses of peers, learned from `Hello`.
+    redis_addrs: RwLock<HashMap<u64, String>>,
+    timeout: Duration,
+}
+
+impl Proxy {
+    /// `peers`: (Raft id, gRPC address) of every other member. Must run inside tokio.
+    pub fn new(peers: &[(u64, String)], timeout: Duration) -> Result<Arc<Proxy>, String> {
+        let mut channels = HashMap::new();
+        for (id, addr) in peers {
+            let ep = Endpoint::from_shared(format!("http://{addr}"))
+                .map_err(|e| format!("bad peer address {addr}: {e}"))?
+                .connect_timeout(Duration::from_millis(500))
+                .tcp_nodelay(true);
+            channels.insert(*id, ep.connect_lazy());
+        }
+        Ok(Arc::new(Proxy {
+            channels,
+            redis_addrs: RwLock::new(HashMap::new()),
+            timeout,
+        }))
+    }
+
+    /// Runs a request on node `to`. A failed read is a TRYAGAIN; a write that failed in
+    /// transit may still have been proposed there, so its outcome is unknown.
+    pub async fn execute(
+        &self,
+        to: u64,
+        shard: u64,
+        epoch: u64,
+        kind: ExecKind,
+        op: Vec<u8>,
+    ) -> Frame {
+        let Some(ch) = self.channels.get(&to) else {
+            return tryagain("the shard's replicas are unknown to this node");
+        };
+        let mut client = NodeClient::new(ch.clone()).max_decoding_message_size(1 << 30);
+        let req = ExecRequest {
+            shard,
+            epoch,
+            kind: kind as i32,
+            op: op.into(),
+        };
+        match tokio::time::timeout(self.timeout, client.execute(req)).await {
+            Ok(Ok(reply)) => frame_codec::decode(&reply.into_inner().frame)
+                .unwrap_or_else(|e| Frame::Error(format!("ERR bad reply from a peer: {e}"))),
+            Ok(Err(status)) if kind != ExecKind::Write => {
+                tryagain(&format!("proxied read failed: {}", status.message()))
+            }
+            _ if kind != ExecKind::Write => tryagain("proxied read timed out"),
+            _ => crate::raftstore::unknown_outcome(),
+        }
+    }
+
+    pub fn redis_addr(&self, node: u64) -> Option<String> {
+        self.redis_addrs.read().get(&node).cloned()
+    }
+
+    /// Asks every peer for its Redis address until all answered (then every 10 s, as a peer
+    /// may restart on another port).
+    pub async fn learn_addresses(self: Arc<Self>) {
+        loop {
+            let mut missing = false;
+            for (&id, ch) in &self.channels {
+                let mut client = NodeClient::new(ch.clone());
+                let fut = client.hello(HelloRequest {});
+                match tokio::time::timeout(Duration::from_secs(1), fut).await {
+                    Ok(Ok(info)) => {
+                        let info = info.into_inner();
+                        self.redis_addrs.write().insert(id, info.redis_addr);
+                    }
+                    _ => missing = true,
+                }
+            }
+            let wait = if missing { 200 } else { 10_000 };
+            tokio::time::sleep(Duration::from_millis(wait)).await;
+        }
+    }
+}

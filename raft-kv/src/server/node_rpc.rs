@@ -1,0 +1,44 @@
+//! The `Node` gRPC service: requests proxied from other nodes, and this node's addresses.
+
+use std::sync::Arc;
+
+use tonic::{Request, Response, Status};
+
+use super::Server;
+use crate::protocol::frame_codec;
+use crate::raftstore::transport::pb::exec_request::Kind as ExecKind;
+use crate::raftstore::transport::pb::node_server::{Node, NodeServer};
+use crate::raftstore::transport::pb::{ExecReply, ExecRequest, HelloRequest, NodeInfo};
+
+pub struct NodeService {
+    srv: Arc<Server>,
+}
+
+pub fn service(srv: Arc<Server>) -> NodeServer<NodeService> {
+    NodeServer::new(NodeService { srv }).max_decoding_message_size(1 << 30)
+}
+
+#[tonic::async_trait]
+impl Node for NodeService {
+    async fn execute(&self, request: Request<ExecRequest>) -> Result<Response<ExecReply>, Status> {
+        let req = request.into_inner();
+        let kind = ExecKind::try_from(req.kind)
+            .map_err(|_| Status::invalid_argument(format!("unknown request kind {}", req.kind)))?;
+        let frame = self
+            .srv
+            .store
+            .serve_proxied(req.shard, req.epoch, kind, &req.op)
+            .await;
+        Ok(Response::new(ExecReply {
+            frame: frame_codec::encode(&frame).into(),
+        }))
+    }
+
+    async fn hello(&self, _: Request<HelloRequest>) -> Result<Response<NodeInfo>, Status> {
+        Ok(Response::new(NodeInfo {
+            node_id: self.srv.node_id,
+            name: self.srv.node_name().to_string(),
+            redis_addr: self.srv.advertised_redis_addr(),
+        }))
+    }
+}

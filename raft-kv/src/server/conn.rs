@@ -76,6 +76,8 @@ pub struct Conn {
     pub cluster_aware: bool,
     /// READONLY: reads may be served by a replica of the shard.
     pub readonly: bool,
+    /// The shard of the keys queued in the current MULTI so far.
+    pub multi_shard: Option<u64>,
     /// CLIENT REPLY SKIP was just executed: skip the next command's reply.
     pub skip_armed: bool,
     skip_this: bool,
@@ -113,6 +115,7 @@ pub async fn handle(srv: Arc<Server>, mut stream: TcpStream, peer: SocketAddr) {
         proto: 2,
         cluster_aware: false,
         readonly: false,
+        multi_shard: None,
         authed,
         closing: false,
         multi: None,
@@ -314,7 +317,11 @@ impl Conn {
         }
         match args.first().and_then(|n| cmd::lookup(n)) {
             Some(spec) => {
-                spec.is_write() && spec.flags & flag::BLOCKING == 0 && spec.arity_ok(args.len())
+                spec.is_write()
+                    && spec.flags & flag::BLOCKING == 0
+                    && spec.arity_ok(args.len())
+                    // A redirected command is answered by `dispatch`.
+                    && self.redirect(spec, args).is_none()
             }
             None => false,
         }
@@ -506,7 +513,7 @@ impl Conn {
                 "ERR Can't execute '{fullname}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context"
             )));
         }
-        if let Some(queue) = self.multi.as_mut() {
+        if self.multi.is_some() {
             if !matches!(
                 spec.name,
                 "exec" | "discard" | "multi" | "watch" | "quit" | "reset"
@@ -515,6 +522,24 @@ impl Conn {
                     self.multi_error = true;
                     return Ok(err("ERR Command not allowed inside a transaction"));
                 }
+                // Redis Cluster refuses, at queue time, a command whose keys are in another
+                // shard than the transaction's first keys; EXEC then aborts.
+                if !matches!(spec.kind, Kind::Server) {
+                    let layout = self.srv.store.layout();
+                    for k in spec.keys(&args) {
+                        let shard = layout.shard_of_slot(crate::storage::slot::key_slot(k)).id;
+                        match self.multi_shard {
+                            Some(s) if s != shard => {
+                                self.multi_error = true;
+                                return Ok(Frame::Error(crate::routing::CROSSSLOT.into()).into());
+                            }
+                            _ => self.multi_shard = Some(shard),
+                        }
+                    }
+                }
+                let Some(queue) = self.multi.as_mut() else {
+                    return Ok(err("ERR EXEC without MULTI"));
+                };
                 queue.push(args);
                 let n = queue.len() as i64;
                 self.handle.fields.lock().multi = n;
@@ -544,6 +569,7 @@ impl Conn {
         }
         self.multi = Some(Vec::new());
         self.multi_error = false;
+        self.multi_shard = None;
         self.handle.fields.lock().multi = 0;
         Frame::ok().into()
     }

@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# Throughput against the number of shards: redis-benchmark SET, GET, INCR and MSET (10 keys)
+# with -c CLIENTS at -P 1 and -P 16 against one redis-server and 3-node RaftKV clusters with
+# 1, 4, 8 and 16 shards, both cluster-aware (redis-benchmark --cluster: straight to each
+# shard's leader) and proxy (every request to node 1, which routes it). Medians of RUNS runs;
+# ratios against redis-server and against 1 shard at the end.
+#
+#   bench/shards.sh                       # RUNS=3 N=20000 CLIENTS=50 SHARDS="1 4 8 16"
+#   RUNS=5 N=100000 SHARDS="1 8" TESTS="set get" bench/shards.sh
+#
+# Needs redis-server, redis-benchmark and redis-cli (Debian: redis-server, redis-tools).
+# Builds the release binary unless RAFTKV_BIN points at one. Loopback only.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+RUNS=${RUNS:-3}
+N=${N:-20000}
+CLIENTS=${CLIENTS:-50}
+SHARDS=${SHARDS:-"1 4 8 16"}
+TESTS=${TESTS:-"set get incr mset"}
+PIPELINES=${PIPELINES:-"1 16"}
+BIN=${RAFTKV_BIN:-target/release/raft-kv}
+BASE=${BASE_PORT:-18000}
+
+for tool in redis-server redis-benchmark redis-cli curl; do
+  command -v "$tool" >/dev/null || { echo "missing $tool (apt-get install redis-server redis-tools curl)"; exit 1; }
+done
+if [ -z "${RAFTKV_BIN:-}" ]; then
+  cargo build --release -p raft-kv >&2
+fi
+
+WORK=$(mktemp -d)
+PIDS=()
+stop_all() {
+  for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  PIDS=()
+}
+trap 'stop_all; rm -rf "$WORK"' EXIT
+
+wait_port() {
+  for _ in $(seq 1 200); do
+    redis-cli -p "$1" PING >/dev/null 2>&1 && return 0
+    sleep 0.05
+  done
+  echo "port $1 did not come up" >&2; exit 1
+}
+
+# Prints "rps p50 p99" of one redis-benchmark run.
+one() { # port test pipeline [--cluster]
+  redis-benchmark -p "$1" -t "$2" -n "$N" -c "$CLIENTS" -P "$3" -r 100000 ${4:-} --csv -q 2>/dev/null |
+    awk -F'","' -v t="$(echo "$2" | tr a-z A-Z)" '
+      { gsub(/"/, "", $1); gsub(/"/, "", $NF); split($1, name, " ") }
+      name[1] == t { print $2, $5, $7 }'
+}
+
+median() { sort -n | awk '{ a[NR] = $1 } END { if (NR == 0) print "nan"; else print a[int((NR + 1) / 2)] }'; }
+
+declare -A RESULT
+TARGETS=()
+measure() { # name port [--cluster]
+  TARGETS+=("$1")
+  for p in $PIPELINES; do
+    for t in $TESTS; do
+      : >"$WORK/runs"
+      for _ in $(seq 1 "$RUNS"); do one "$2" "$t" "$p" "${3:-}" >>"$WORK/runs" || true; done
+      RESULT[$1.$t.$p]="$(awk '{print $1}' "$WORK/runs" | median) $(awk '{print $2}' "$WORK/runs" | median) $(awk '{print $3}' "$WORK/runs" | median)"
+      echo "  $1 $t -P $p: ${RESULT[$1.$t.$p]}" >&2
+    done
+  done
+}
+
+# Reference: redis-server without persistence.
+redis-server --port "$BASE" --bind 127.0.0.1 --save '' --appendonly no --dir "$WORK" >/dev/null 2>&1 &
+PIDS+=($!)
+wait_port "$BASE"
+echo "redis-server" >&2
+measure redis "$BASE"
+stop_all
+
+for s in $SHARDS; do
+  CLUSTER=""
+  for i in 1 2 3; do CLUSTER+="${CLUSTER:+,}n$i=127.0.0.1:$((BASE + 10 + i))"; done
+  rm -rf "$WORK"/n*
+  for i in 1 2 3; do
+    "$BIN" --node-id n$i --data-dir "$WORK/n$i" --port $((BASE + 10 + i)) \
+      --redis-port $((BASE + 20 + i)) --cluster "$CLUSTER" --initial-shards "$s" \
+      --log-level warn ${RAFTKV_FLAGS:-} >"$WORK/n$i.log" 2>&1 &
+    PIDS+=($!)
+  done
+  for i in 1 2 3; do wait_port $((BASE + 20 + i)); done
+  # Every shard has a leader, and leaders had time to move to their preferred nodes.
+  for i in 1 2 3; do
+    for _ in $(seq 1 200); do
+      curl -sf "http://127.0.0.1:$((BASE + 10 + i))/ready" >/dev/null && break
+      sleep 0.1
+    done
+  done
+  sleep 3
+  echo "raftkv $s shard(s)" >&2
+  measure "raftkv-$s-cluster" $((BASE + 21)) --cluster
+  measure "raftkv-$s-proxy" $((BASE + 21))
+  stop_all
+done
+
+printf '\nredis-benchmark -n %s -c %s, median of %s runs; 3-node RaftKV on this machine\n' "$N" "$CLIENTS" "$RUNS"
+for p in $PIPELINES; do
+  printf '\n-P %s\n%-22s' "$p" target
+  for t in $TESTS; do printf '%26s' "$t ops/s (p50/p99 ms)"; done
+  printf '\n'
+  for name in "${TARGETS[@]}"; do
+    printf '%-22s' "$name"
+    for t in $TESTS; do
+      read -r rps p50 p99 <<<"${RESULT[$name.$t.$p]}"
+      printf '%26s' "$(printf '%.0f (%s/%s)' "$rps" "$p50" "$p99")"
+    done
+    printf '\n'
+  done
+done
+
+first=${SHARDS%% *}
+printf '\nratios, ops/s: vs redis-server | vs %s shard(s) in the same mode\n' "$first"
+for p in $PIPELINES; do
+  for name in "${TARGETS[@]}"; do
+    [ "$name" = redis ] && continue
+    mode=${name##*-}
+    printf '%-22s -P %-3s' "$name" "$p"
+    for t in $TESTS; do
+      read -r a _ _ <<<"${RESULT[$name.$t.$p]}"
+      read -r r _ _ <<<"${RESULT[redis.$t.$p]}"
+      read -r b _ _ <<<"${RESULT[raftkv-$first-$mode.$t.$p]}"
+      awk -v a="$a" -v r="$r" -v b="$b" -v t="$t" 'BEGIN { printf "  %s %.2fx | %.2fx", t, a / r, a / b }'
+    done
+    printf '\n'
+  done
+done

@@ -1,0 +1,483 @@
+//! Many shards per cluster, with real processes: plain clients on any node see one keyspace
+//! (multi-key commands split across shards, CROSSSLOT where atomicity needs one shard,
+//! keyspace-wide commands over every shard), cluster-aware clients get CLUSTER SLOTS and
+//! follow -MOVED to shard leaders, and nodes that host no replica of a shard proxy to one
+//! that does.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::cluster::Cluster;
+use common::{redis_cli, TEST_TIMEOUT};
+use raft_kv::storage::slot::key_slot;
+use redis::AsyncCommands;
+
+async fn retry<T, F, Fut>(within: Duration, mut op: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = redis::RedisResult<T>>,
+{
+    let deadline = Instant::now() + within;
+    loop {
+        match op().await {
+            Ok(v) => return v,
+            Err(e) if Instant::now() < deadline => {
+                eprintln!("retrying after: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("still failing after {within:?}: {e}"),
+        }
+    }
+}
+
+/// The error text, lower-cased (the client spells CROSSSLOT as "CrossSlot").
+fn err_text(r: redis::RedisResult<redis::Value>) -> String {
+    match r {
+        Ok(v) => panic!("expected an error, got {v:?}"),
+        Err(e) => e.to_string().to_lowercase(),
+    }
+}
+
+/// Waits until every node leads some shard: leaders move to their preferred nodes about an
+/// election timeout after the first elections (which the first node started tends to win).
+async fn wait_balanced(c: &Cluster, within: Duration) {
+    let mut conn = c.nodes[0].conn().await;
+    let deadline = Instant::now() + within;
+    loop {
+        let text: String = redis::cmd("CLUSTER")
+            .arg("NODES")
+            .query_async(&mut conn)
+            .await
+            .expect("cluster nodes");
+        let leading = text
+            .lines()
+            .filter(|l| l.split(' ').nth(8).is_some())
+            .count();
+        if leading == c.nodes.len() {
+            return;
+        }
+        assert!(Instant::now() < deadline, "leaders not spread:\n{text}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_clients_see_one_keyspace_across_shards() {
+    tokio::time::timeout(TEST_TIMEOUT, async {
+        let c = Cluster::start(3, &["--initial-shards", "8"]);
+        c.wait_ready(Duration::from_secs(20));
+        let mut conns = Vec::new();
+        for n in &c.nodes {
+            conns.push(n.conn().await);
+        }
+        // Single-key writes through every node land in all eight shards.
+        for i in 0..120 {
+            let mut conn = conns[i % 3].clone();
+            let _: () = retry(Duration::from_secs(10), || {
+                let mut conn = conn.clone();
+                async move { conn.set(format!("key:{i}"), i).await }
+            })
+            .await;
+            let _ = &mut conn;
+        }
+        let shards: BTreeSet<u16> = (0..120)
+            .map(|i| key_slot(format!("key:{i}").as_bytes()) / 2048)
+            .collect();
+        assert_eq!(shards.len(), 8, "the keys cover every shard");
+        for conn in conns.iter_mut() {
+            let v: i64 = conn.get("key:77").await.expect("get");
+            assert_eq!(v, 77);
+            let n: i64 = redis::cmd("DBSIZE")
+                .query_async(conn)
+                .await
+                .expect("dbsize");
+            assert_eq!(n, 120, "DBSIZE counts every shard");
+        }
+
+        // MGET/MSET/DEL/EXISTS/TOUCH split per shard and merge in key order.
+        let conn = &mut conns[1];
+        let _: () = redis::cmd("MSET")
+            .arg(&["m:a", "1", "m:b", "2", "m:c", "3", "m:d", "4"])
+            .query_async(conn)
+            .await
+            .expect("mset across shards");
+        let got: Vec<Option<String>> = redis::cmd("MGET")
+            .arg(&["m:d", "missing", "m:a", "m:c", "m:b"])
+            .query_async(conn)
+            .await
+            .expect("mget across shards");
+        assert_eq!(
+            got,
+            [Some("4"), None, Some("1"), Some("3"), Some("2")]
+                .map(|v| v.map(String::from))
+                .to_vec()
+        );
+        let n: i64 = redis::cmd("EXISTS")
+            .arg(&["m:a", "m:b", "m:a", "nope"])
+            .query_async(conn)
+            .await
+            .expect("exists");
+        assert_eq!(n, 3);
+        let n: i64 = redis::cmd("TOUCH")
+            .arg(&["m:a", "m:c", "nope"])
+            .query_async(conn)
+            .await
+            .expect("touch");
+        assert_eq!(n, 2);
+        let n: i64 = redis::cmd("DEL")
+            .arg(&["m:a", "m:b", "m:c", "m:d", "nope"])
+            .query_async(conn)
+            .await
+            .expect("del");
+        assert_eq!(n, 4);
+
+        // Commands that must be atomic need one shard (hash tags put keys together).
+        assert_ne!(key_slot(b"{a}") / 2048, key_slot(b"{b}") / 2048);
+        for cmd in [
+            vec!["RENAME", "{a}1", "{b}1"],
+            vec!["MSETNX", "{a}1", "x", "{b}1", "y"],
+            vec!["SINTERSTORE", "{a}dst", "{b}s"],
+            vec!["SMOVE", "{a}s", "{b}s", "m"],
+            vec!["BLMOVE", "{a}l", "{b}l", "LEFT", "LEFT", "0.1"],
+        ] {
+            let e = err_text(redis::cmd(cmd[0]).arg(&cmd[1..]).query_async(conn).await);
+            assert!(e.contains("crossslot"), "{cmd:?}: {e}");
+        }
+        let _: () = conn.set("{a}1", "v").await.expect("set");
+        let _: () = redis::cmd("RENAME")
+            .arg(&["{a}1", "{a}2"])
+            .query_async(conn)
+            .await
+            .expect("rename within a shard");
+        let (x, y): (String, i64) = redis::pipe()
+            .atomic()
+            .get("{a}2")
+            .incr("{a}n", 5)
+            .query_async(conn)
+            .await
+            .expect("MULTI within a shard");
+        assert_eq!((x.as_str(), y), ("v", 5));
+        // A transaction across shards: the command that crosses is refused when queued, and
+        // EXEC aborts, as in Redis Cluster.
+        let mut tx = c.nodes[1].conn().await;
+        let _: () = redis::cmd("MULTI")
+            .query_async(&mut tx)
+            .await
+            .expect("multi");
+        let q: String = redis::cmd("SET")
+            .arg(&["{a}x", "1"])
+            .query_async(&mut tx)
+            .await
+            .expect("queued");
+        assert_eq!(q, "QUEUED");
+        let e = err_text(
+            redis::cmd("SET")
+                .arg(&["{b}x", "1"])
+                .query_async(&mut tx)
+                .await,
+        );
+        assert!(e.contains("crossslot"), "MULTI across shards: {e}");
+        let e = err_text(redis::cmd("EXEC").query_async(&mut tx).await);
+        assert!(e.contains("execabort"), "{e}");
+        let v: Option<String> = conn.get("{a}x").await.expect("get");
+        assert_eq!(v, None, "a refused transaction applies nothing");
+
+        // SCAN walks every shard exactly once; KEYS sees them all.
+        let mut all = BTreeSet::new();
+        let mut cursor = 0u64;
+        for _ in 0..1000 {
+            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("COUNT")
+                .arg(7)
+                .query_async(conn)
+                .await
+                .expect("scan");
+            for k in keys {
+                assert!(all.insert(k.clone()), "{k} returned twice");
+            }
+            cursor = next;
+            if cursor == 0 {
+                break;
+            }
+        }
+        assert_eq!(cursor, 0, "SCAN finished");
+        let keys: Vec<String> = conn.keys("*").await.expect("keys");
+        assert_eq!(keys.len(), all.len());
+        assert_eq!(keys.into_iter().collect::<BTreeSet<_>>(), all);
+        assert!(all.contains("key:0") && all.contains("{a}2") && all.len() == 122);
+
+        // CLUSTER KEYSLOT / COUNTKEYSINSLOT / GETKEYSINSLOT.
+        let slot: i64 = redis::cmd("CLUSTER")
+            .arg(&["KEYSLOT", "{a}2"])
+            .query_async(conn)
+            .await
+            .expect("keyslot");
+        assert_eq!(slot, key_slot(b"a") as i64);
+        let n: i64 = redis::cmd("CLUSTER")
+            .arg("COUNTKEYSINSLOT")
+            .arg(slot)
+            .query_async(conn)
+            .await
+            .expect("countkeysinslot");
+        assert_eq!(n, 2, "{{a}}2 and {{a}}n");
+        let ks: Vec<String> = redis::cmd("CLUSTER")
+            .arg("GETKEYSINSLOT")
+            .arg(slot)
+            .arg(1)
+            .query_async(conn)
+            .await
+            .expect("getkeysinslot");
+        assert_eq!(ks.len(), 1);
+
+        // FLUSHALL empties every shard, seen from every node.
+        let _: () = redis::cmd("FLUSHALL")
+            .query_async(&mut conns[2])
+            .await
+            .expect("flushall");
+        for conn in conns.iter_mut() {
+            let n: i64 = redis::cmd("DBSIZE")
+                .query_async(conn)
+                .await
+                .expect("dbsize");
+            assert_eq!(n, 0);
+        }
+    })
+    .await
+    .expect("test timed out");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_aware_clients_are_redirected_to_shard_leaders() {
+    tokio::time::timeout(TEST_TIMEOUT, async {
+        let c = Cluster::start(3, &["--initial-shards", "6"]);
+        c.wait_ready(Duration::from_secs(20));
+        wait_balanced(&c, Duration::from_secs(20)).await;
+        let ports: Vec<u16> = c.nodes.iter().map(|n| n.redis_port).collect();
+        let mut conn = c.nodes[0].conn().await;
+
+        // CLUSTER SLOTS: six contiguous ranges, each with three replicas on our nodes.
+        let slots: Vec<(i64, i64, Vec<(String, i64, String)>)> = {
+            let raw: Vec<Vec<redis::Value>> = redis::cmd("CLUSTER")
+                .arg("SLOTS")
+                .query_async(&mut conn)
+                .await
+                .expect("cluster slots");
+            raw.into_iter()
+                .map(|e| {
+                    let first: i64 = redis::from_redis_value(&e[0]).expect("first");
+                    let last: i64 = redis::from_redis_value(&e[1]).expect("last");
+                    let nodes = e[2..]
+                        .iter()
+                        .map(|n| {
+                            let (h, p, id, _): (String, i64, String, Vec<String>) =
+                                redis::from_redis_value(n).expect("node");
+                            (h, p, id)
+                        })
+                        .collect();
+                    (first, last, nodes)
+                })
+                .collect()
+        };
+        assert_eq!(slots.len(), 6);
+        assert_eq!((slots[0].0, slots[5].1), (0, 16383));
+        for (_, _, nodes) in &slots {
+            assert_eq!(nodes.len(), 3);
+            for (h, p, id) in nodes {
+                assert_eq!(h, "127.0.0.1");
+                assert!(ports.contains(&(*p as u16)), "port {p}");
+                assert_eq!(id.len(), 40);
+            }
+        }
+        // Preferred leaders spread over the nodes.
+        let masters: BTreeSet<i64> = slots.iter().map(|(_, _, n)| n[0].1).collect();
+        assert!(masters.len() >= 2, "leaders on {masters:?}");
+
+        // This connection asked for the topology: keys led elsewhere get -MOVED, and the
+        // named node takes them.
+        let mut moved = 0;
+        for i in 0..40 {
+            let key = format!("user:{i}");
+            match redis::cmd("SET")
+                .arg(&key)
+                .arg(i)
+                .query_async::<redis::Value>(&mut conn)
+                .await
+            {
+                Ok(_) => {}
+                Err(e) if e.kind() == redis::ErrorKind::Moved => {
+                    moved += 1;
+                    let (addr, slot) = e.redirect_node().expect("MOVED target");
+                    assert_eq!(slot as u16, key_slot(key.as_bytes()), "{e}");
+                    let port: u16 = addr
+                        .rsplit(':')
+                        .next()
+                        .and_then(|p| p.parse().ok())
+                        .expect("port");
+                    assert!(ports.contains(&port), "{addr}");
+                    let mut there = redis::Client::open(format!("redis://{addr}"))
+                        .expect("client")
+                        .get_multiplexed_async_connection()
+                        .await
+                        .expect("connect");
+                    let _: () = retry(Duration::from_secs(10), || {
+                        let mut there = there.clone();
+                        let key = key.clone();
+                        async move { there.set(key, i).await }
+                    })
+                    .await;
+                    let _ = &mut there;
+                }
+                Err(e) => panic!("SET {key}: {e}"),
+            }
+        }
+        assert!(moved > 0, "node 1 leads only some shards");
+        // Keys in several shards: CROSSSLOT, as Redis Cluster answers.
+        let e = err_text(
+            redis::cmd("MGET")
+                .arg(&["{a}", "{b}"])
+                .query_async(&mut conn)
+                .await,
+        );
+        assert!(e.contains("crossslot"), "{e}");
+        // READONLY lets a replica serve reads of its shard.
+        let _: () = redis::cmd("READONLY")
+            .query_async(&mut conn)
+            .await
+            .expect("readonly");
+        for i in 0..40 {
+            let v: i64 = conn
+                .get(format!("user:{i}"))
+                .await
+                .expect("read at a replica");
+            assert_eq!(v, i);
+        }
+
+        // redis-cli -c follows redirects (every connection redirects with --route-mode
+        // redirect; here the plain connection is proxied, so both paths answer).
+        if let Some(out) = redis_cli(ports[1], &["-c", "GET", "user:7"]) {
+            assert_eq!(out.trim(), "7");
+        }
+        // redis-py's RedisCluster, when installed (CI installs python3-redis).
+        let script = format!(
+            "import redis.cluster as c\n\
+             rc = c.RedisCluster(host='127.0.0.1', port={})\n\
+             for i in range(100): rc.set('py:%d' % i, i)\n\
+             assert [int(rc.get('py:%d' % i)) for i in range(100)] == list(range(100))\n\
+             assert rc.mget_nonatomic(['py:1', 'py:2', 'nope']) == [b'1', b'2', None]\n\
+             assert rc.dbsize() == 140, rc.dbsize()\n\
+             assert len(rc.keys()) == 140\n\
+             print('ok')\n",
+            ports[2]
+        );
+        match Command::new("python3").arg("-c").arg(&script).output() {
+            Ok(out) if String::from_utf8_lossy(&out.stderr).contains("No module named") => {
+                eprintln!("note: redis-py not installed; skipping RedisCluster");
+            }
+            Ok(out) => assert_eq!(
+                String::from_utf8_lossy(&out.stdout).trim(),
+                "ok",
+                "RedisCluster: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ),
+            Err(_) => eprintln!("note: python3 not installed; skipping RedisCluster"),
+        }
+    })
+    .await
+    .expect("test timed out");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redirect_mode_and_redis_cli_cluster_mode() {
+    tokio::time::timeout(TEST_TIMEOUT, async {
+        let c = Cluster::start(3, &["--initial-shards", "4", "--route-mode", "redirect"]);
+        c.wait_ready(Duration::from_secs(20));
+        wait_balanced(&c, Duration::from_secs(20)).await;
+        let port = c.nodes[0].redis_port;
+        let Some(_) = redis_cli(port, &["PING"]) else {
+            return;
+        };
+        let mut saw_moved = false;
+        for i in 0..20 {
+            let key = format!("r:{i}");
+            let plain = redis_cli(port, &["SET", &key, "x"]).unwrap_or_default();
+            saw_moved |= plain.starts_with("MOVED");
+            assert!(
+                plain.trim() == "OK" || plain.starts_with("MOVED"),
+                "{plain}"
+            );
+            let out = redis_cli(port, &["-c", "SET", &key, &i.to_string()]).unwrap_or_default();
+            assert_eq!(out.trim(), "OK", "redis-cli -c SET {key}");
+            let out = redis_cli(port, &["-c", "GET", &key]).unwrap_or_default();
+            assert_eq!(out.trim(), i.to_string());
+        }
+        assert!(
+            saw_moved,
+            "a plain connection is redirected in redirect mode"
+        );
+    })
+    .await
+    .expect("test timed out");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_without_a_replica_proxy_to_one_that_has_it() {
+    tokio::time::timeout(TEST_TIMEOUT, async {
+        // Five nodes, four shards of three replicas: every node misses some shards.
+        let c = Cluster::start(5, &["--initial-shards", "4"]);
+        c.wait_ready(Duration::from_secs(20));
+        let mut conns = Vec::new();
+        for n in &c.nodes {
+            conns.push(n.conn().await);
+        }
+        for i in 0..60 {
+            let mut conn = conns[i % 5].clone();
+            let _: () = retry(Duration::from_secs(10), || {
+                let mut conn = conn.clone();
+                async move { conn.rpush(format!("list:{i}"), i).await }
+            })
+            .await;
+            let _ = &mut conn;
+        }
+        for conn in conns.iter_mut() {
+            for i in 0..60 {
+                let v: Vec<i64> = conn
+                    .lrange(format!("list:{i}"), 0, -1)
+                    .await
+                    .expect("lrange");
+                assert_eq!(v, vec![i as i64]);
+            }
+            let n: i64 = redis::cmd("DBSIZE")
+                .query_async(conn)
+                .await
+                .expect("dbsize");
+            assert_eq!(n, 60);
+            // MGET answers nil for a key of another type, as Redis does.
+            let got: Vec<Option<i64>> = redis::cmd("MGET")
+                .arg(&["list:1", "nope"])
+                .query_async(conn)
+                .await
+                .expect("mget");
+            assert_eq!(got, vec![None, None]);
+        }
+        // WATCH/MULTI through a node that may not host the shard.
+        let conn = &mut conns[4];
+        let _: () = redis::cmd("WATCH")
+            .arg("{t}w")
+            .query_async(conn)
+            .await
+            .expect("watch");
+        let r: Option<(i64,)> = redis::pipe()
+            .atomic()
+            .incr("{t}w", 1)
+            .query_async(conn)
+            .await
+            .expect("exec");
+        assert_eq!(r, Some((1,)));
+    })
+    .await
+    .expect("test timed out");
+}

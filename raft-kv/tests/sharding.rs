@@ -260,7 +260,8 @@ async fn cluster_aware_clients_are_redirected_to_shard_leaders() {
         let mut conn = c.nodes[0].conn().await;
 
         // CLUSTER SLOTS: six contiguous ranges, each with three replicas on our nodes.
-        let slots: Vec<(i64, i64, Vec<(String, i64, String)>)> = {
+        type Range = (i64, i64, Vec<(String, i64, String)>);
+        let slots: Vec<Range> = {
             let raw: Vec<Vec<redis::Value>> = redis::cmd("CLUSTER")
                 .arg("SLOTS")
                 .query_async(&mut conn)
@@ -311,7 +312,7 @@ async fn cluster_aware_clients_are_redirected_to_shard_leaders() {
                 Err(e) if e.kind() == redis::ErrorKind::Moved => {
                     moved += 1;
                     let (addr, slot) = e.redirect_node().expect("MOVED target");
-                    assert_eq!(slot as u16, key_slot(key.as_bytes()), "{e}");
+                    assert_eq!(slot, key_slot(key.as_bytes()), "{e}");
                     let port: u16 = addr
                         .rsplit(':')
                         .next()

@@ -513,38 +513,38 @@ impl Conn {
                 "ERR Can't execute '{fullname}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context"
             )));
         }
-        if self.multi.is_some() {
-            if !matches!(
+        if self.multi.is_some()
+            && !matches!(
                 spec.name,
                 "exec" | "discard" | "multi" | "watch" | "quit" | "reset"
-            ) {
-                if flags & flag::NO_MULTI != 0 {
-                    self.multi_error = true;
-                    return Ok(err("ERR Command not allowed inside a transaction"));
-                }
-                // Redis Cluster refuses, at queue time, a command whose keys are in another
-                // shard than the transaction's first keys; EXEC then aborts.
-                if !matches!(spec.kind, Kind::Server) {
-                    let layout = self.srv.store.layout();
-                    for k in spec.keys(&args) {
-                        let shard = layout.shard_of_slot(crate::storage::slot::key_slot(k)).id;
-                        match self.multi_shard {
-                            Some(s) if s != shard => {
-                                self.multi_error = true;
-                                return Ok(Frame::Error(crate::routing::CROSSSLOT.into()).into());
-                            }
-                            _ => self.multi_shard = Some(shard),
+            )
+        {
+            if flags & flag::NO_MULTI != 0 {
+                self.multi_error = true;
+                return Ok(err("ERR Command not allowed inside a transaction"));
+            }
+            // Redis Cluster refuses, at queue time, a command whose keys are in another
+            // shard than the transaction's first keys; EXEC then aborts.
+            if !matches!(spec.kind, Kind::Server) {
+                let layout = self.srv.store.layout();
+                for k in spec.keys(&args) {
+                    let shard = layout.shard_of_slot(crate::storage::slot::key_slot(k)).id;
+                    match self.multi_shard {
+                        Some(s) if s != shard => {
+                            self.multi_error = true;
+                            return Ok(Frame::Error(crate::routing::CROSSSLOT.into()).into());
                         }
+                        _ => self.multi_shard = Some(shard),
                     }
                 }
-                let Some(queue) = self.multi.as_mut() else {
-                    return Ok(err("ERR EXEC without MULTI"));
-                };
-                queue.push(args);
-                let n = queue.len() as i64;
-                self.handle.fields.lock().multi = n;
-                return Ok(Frame::Simple("QUEUED".into()).into());
             }
+            let Some(queue) = self.multi.as_mut() else {
+                return Ok(err("ERR EXEC without MULTI"));
+            };
+            queue.push(args);
+            let n = queue.len() as i64;
+            self.handle.fields.lock().multi = n;
+            return Ok(Frame::Simple("QUEUED".into()).into());
         }
         match spec.kind {
             Kind::Server => self.server_command(spec, args).await,

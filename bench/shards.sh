@@ -2,7 +2,7 @@
 # Throughput against the number of shards: redis-benchmark SET, GET, INCR and MSET (10 keys)
 # with -c CLIENTS at -P 1 and -P 16 against one redis-server and 3-node RaftKV clusters with
 # 1, 4, 8 and 16 shards, both cluster-aware (redis-benchmark --cluster: straight to each
-# shard's leader) and proxy (every request to node 1, which routes it). Medians of RUNS runs;
+# shard's leader; with one shard, plain redis-benchmark against its leader) and proxy (every request to node 1, which routes it). Medians of RUNS runs;
 # ratios against redis-server and against 1 shard at the end.
 #
 #   bench/shards.sh                       # RUNS=3 N=20000 CLIENTS=50 SHARDS="1 4 8 16"
@@ -98,7 +98,17 @@ for s in $SHARDS; do
   done
   sleep 3
   echo "raftkv $s shard(s)" >&2
-  measure "raftkv-$s-cluster" $((BASE + 21)) --cluster
+  if [ "$s" = 1 ]; then
+    # redis-benchmark --cluster needs two masters or more; with one shard, "cluster-aware"
+    # means talking to its leader directly.
+    LEADER=$((BASE + 21))
+    for i in 1 2 3; do
+      redis-cli -p $((BASE + 20 + i)) INFO replication | grep -q 'raft_role:leader' && LEADER=$((BASE + 20 + i))
+    done
+    measure "raftkv-$s-cluster" "$LEADER"
+  else
+    measure "raftkv-$s-cluster" $((BASE + 21)) --cluster
+  fi
   measure "raftkv-$s-proxy" $((BASE + 21))
   stop_all
 done

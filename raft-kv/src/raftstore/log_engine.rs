@@ -205,10 +205,14 @@ impl LogEngine for RocksLogEngine {
         let mut out = Vec::with_capacity((high - low).min(1024) as usize);
         let mut size = 0u64;
         let end = entry_key(group, high);
-        let iter = self.db.iterator(IteratorMode::From(
-            &entry_key(group, low),
-            Direction::Forward,
-        ));
+        // Bounded: without an upper bound the iterator would walk on into the next group's
+        // key range, over every entry compaction deleted there.
+        let mut ro = rocksdb::ReadOptions::default();
+        ro.set_iterate_upper_bound(end.to_vec());
+        let iter = self.db.iterator_opt(
+            IteratorMode::From(&entry_key(group, low), Direction::Forward),
+            ro,
+        );
         for (expect, item) in (low..).zip(iter) {
             let (k, v) = item.map_err(|e| format!("raft log read failed: {e}"))?;
             if k.as_ref() >= &end[..] {
@@ -245,10 +249,12 @@ impl LogEngine for RocksLogEngine {
     }
 
     fn last_entry(&self, group: u64) -> Result<Option<(u64, u64)>, String> {
-        let mut iter = self.db.iterator(IteratorMode::From(
-            &entry_key(group, u64::MAX),
-            Direction::Reverse,
-        ));
+        let mut ro = rocksdb::ReadOptions::default();
+        ro.set_iterate_lower_bound(entry_key(group, 0).to_vec());
+        let mut iter = self.db.iterator_opt(
+            IteratorMode::From(&entry_key(group, u64::MAX), Direction::Reverse),
+            ro,
+        );
         match iter.next() {
             Some(Ok((k, v)))
                 if k.len() == 17 && k[0] == ENTRY && k[1..9] == group.to_be_bytes() =>

@@ -212,6 +212,23 @@ impl Storage for PeerStorage {
         if low >= high {
             return Ok(Vec::new());
         }
+        // The tail is in memory: appends to followers and committed entries to apply are
+        // served from here, not read back from the log engine.
+        if self.cached(low).is_some() {
+            let mut out = Vec::with_capacity((high - low).min(1024) as usize);
+            let mut size = 0u64;
+            for idx in low..high {
+                let Some(e) = self.cached(idx) else { break };
+                size += (e.data.len() + e.context.len()) as u64;
+                if !out.is_empty() && max_size.is_some_and(|m| size > m) {
+                    break;
+                }
+                out.push(e.clone());
+            }
+            if out.len() as u64 == high - low || max_size.is_some_and(|m| size > m) {
+                return Ok(out);
+            }
+        }
         self.log
             .entries(self.group, low, high, max_size)
             .map_err(other)

@@ -143,6 +143,11 @@ impl Transport {
         Ok(())
     }
 
+    /// Whether the fault hook cuts this node off from `node` (the proxy honours it too).
+    pub fn is_partitioned(&self, node: u64) -> bool {
+        self.partitioned.read().contains(&node)
+    }
+
     /// Test-only fault hook: drop all traffic to and from these nodes (empty = heal).
     pub fn set_partitioned(&self, nodes: HashSet<u64>) {
         *self.partitioned.write() = nodes;

@@ -343,9 +343,21 @@ impl Store {
             ShardRequest::Write(kind) => (ExecKind::Write, self.new_op(shard, kind).encode()),
         };
         // The leader saves a hop; any replica would forward.
-        let to = self
+        // (The test fault hook's partitions apply to proxied requests too.)
+        let cut = |n: &u64| {
+            self.raft
+                .transport
+                .as_ref()
+                .is_some_and(|t| t.is_partitioned(*n))
+        };
+        let Some(to) = self
             .leader_hint(shard)
-            .unwrap_or_else(|| shard.replicas.first().copied().unwrap_or(0));
+            .into_iter()
+            .chain(shard.replicas.iter().copied())
+            .find(|n| !cut(n))
+        else {
+            return tryagain("no node serving this shard is reachable");
+        };
         proxy
             .execute(to, shard.id, shard.epoch, kind, payload)
             .await

@@ -7,6 +7,8 @@
 #
 #   bench/shards.sh                       # RUNS=3 N=20000 CLIENTS=50 SHARDS="1 4 8 16"
 #   RUNS=5 N=100000 SHARDS="1 8" TESTS="set get" bench/shards.sh
+#   NODE_CPU=0.5 bench/shards.sh          # cap each node at half a core (cgroups, root):
+#                                         # one small machine per node, as in a real cluster
 #
 # Needs redis-server, redis-benchmark and redis-cli (Debian: redis-server, redis-tools).
 # Builds the release binary unless RAFTKV_BIN points at one. Loopback only.
@@ -29,6 +31,8 @@ if [ -z "${RAFTKV_BIN:-}" ]; then
   cargo build --release -p raft-kv >&2
 fi
 
+NODE_CPU=${NODE_CPU:-}
+
 WORK=$(mktemp -d)
 PIDS=()
 stop_all() {
@@ -36,7 +40,29 @@ stop_all() {
   for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
   PIDS=()
 }
-trap 'stop_all; rm -rf "$WORK"' EXIT
+cleanup_cgroups() {
+  for i in 1 2 3; do
+    rmdir "/sys/fs/cgroup/cpu/raftkv-bench-n$i" "/sys/fs/cgroup/raftkv-bench-n$i" 2>/dev/null || true
+  done
+}
+trap 'stop_all; cleanup_cgroups; rm -rf "$WORK"' EXIT
+
+# Puts node i's process in a cgroup limited to NODE_CPU cores (cgroup v1 or v2).
+cap_cpu() { # i pid
+  [ -n "$NODE_CPU" ] || return 0
+  local quota
+  quota=$(awk -v c="$NODE_CPU" 'BEGIN { printf "%d", c * 100000 }')
+  if [ -d /sys/fs/cgroup/cpu ] && [ -w /sys/fs/cgroup/cpu ]; then
+    local g=/sys/fs/cgroup/cpu/raftkv-bench-n$1
+    mkdir -p "$g"; echo 100000 >"$g/cpu.cfs_period_us"; echo "$quota" >"$g/cpu.cfs_quota_us"
+    echo "$2" >"$g/cgroup.procs"
+  elif grep -qw cpu /sys/fs/cgroup/cgroup.controllers 2>/dev/null; then
+    local g=/sys/fs/cgroup/raftkv-bench-n$1
+    mkdir -p "$g"; echo "$quota 100000" >"$g/cpu.max"; echo "$2" >"$g/cgroup.procs"
+  else
+    echo "NODE_CPU needs a writable cpu cgroup (run as root)" >&2; exit 1
+  fi
+}
 
 wait_port() {
   for _ in $(seq 1 200); do
@@ -87,6 +113,7 @@ for s in $SHARDS; do
       --redis-port $((BASE + 20 + i)) --cluster "$CLUSTER" --initial-shards "$s" \
       --log-level warn ${RAFTKV_FLAGS:-} >"$WORK/n$i.log" 2>&1 &
     PIDS+=($!)
+    cap_cpu "$i" $!
   done
   for i in 1 2 3; do wait_port $((BASE + 20 + i)); done
   # Every shard has a leader, and leaders had time to move to their preferred nodes.
@@ -113,7 +140,8 @@ for s in $SHARDS; do
   stop_all
 done
 
-printf '\nredis-benchmark -n %s -c %s, median of %s runs; 3-node RaftKV on this machine\n' "$N" "$CLIENTS" "$RUNS"
+printf '\nredis-benchmark -n %s -c %s, median of %s runs; 3-node RaftKV on this machine%s\n' "$N" "$CLIENTS" "$RUNS" \
+  "${NODE_CPU:+, each node capped at $NODE_CPU cores}"
 for p in $PIPELINES; do
   printf '\n-P %s\n%-22s' "$p" target
   for t in $TESTS; do printf '%26s' "$t ops/s (p50/p99 ms)"; done

@@ -9,7 +9,8 @@
 //! version numbers) comes from the write op through this context, never from the local clock or
 //! an OS RNG, so replicas applying the same log reach identical states.
 
-use std::collections::BTreeMap;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -24,6 +25,8 @@ use crate::cmd::CmdError;
 /// Seeds for read contexts' random numbers.
 static READ_SEEDS: AtomicU64 = AtomicU64::new(0x2545_F491_4F6C_DD1D);
 
+/// Engine records read by a write context, by (column family, key).
+type ReadCache = HashMap<(Cf, Vec<u8>), Option<Vec<u8>>>;
 type Overlay = BTreeMap<(Cf, Vec<u8>), Option<Vec<u8>>>;
 type OverlayIter<'o> = Box<dyn Iterator<Item = (&'o (Cf, Vec<u8>), &'o Option<Vec<u8>>)> + 'o>;
 
@@ -39,6 +42,11 @@ pub struct Ctx<'a> {
     /// The shard whose state this context works on: its group id and slot range. Keyspace-wide
     /// commands (KEYS, SCAN, FLUSHALL, ...) see only these slots.
     shard: (u64, u16, u16),
+    /// Write contexts: records already read from the engine in this batch. The engine does
+    /// not change while a batch is built (writes go to the overlay, which is checked first),
+    /// so a command that reads a key twice (SET: its options, then the overwrite) pays for
+    /// one engine lookup.
+    read_cache: Option<RefCell<ReadCache>>,
 }
 
 impl<'a> Ctx<'a> {
@@ -56,6 +64,7 @@ impl<'a> Ctx<'a> {
             versions_issued: 0,
             touched: Vec::new(),
             shard: (0, 0, SLOT_COUNT - 1),
+            read_cache: None,
         }
     }
 
@@ -71,6 +80,7 @@ impl<'a> Ctx<'a> {
             versions_issued: 0,
             touched: Vec::new(),
             shard: (0, 0, SLOT_COUNT - 1),
+            read_cache: Some(RefCell::new(HashMap::new())),
         }
     }
 
@@ -168,15 +178,36 @@ impl<'a> Ctx<'a> {
     // ---- raw record access ----
 
     pub fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, CmdError> {
-        if let Some(overlay) = &self.overlay {
-            if let Some(v) = overlay.get(&(cf, key.to_vec())) {
-                return Ok(v.clone());
-            }
+        let Some(overlay) = &self.overlay else {
+            return Ok(self
+                .engine
+                .db()
+                .get_cf_opt(self.engine.cf(cf), key, &self.read_opts())?);
+        };
+        let k = (cf, key.to_vec());
+        if let Some(v) = overlay.get(&k) {
+            return Ok(v.clone());
         }
-        Ok(self
+        if let Some(v) = self
+            .read_cache
+            .as_ref()
+            .and_then(|c| c.borrow().get(&k).cloned())
+        {
+            return Ok(v);
+        }
+        let v = self
             .engine
             .db()
-            .get_cf_opt(self.engine.cf(cf), key, &self.read_opts())?)
+            .get_cf_opt(self.engine.cf(cf), key, &self.read_opts())?;
+        // Large values are not kept: the cache must not double a batch's memory.
+        if let Some(c) = self
+            .read_cache
+            .as_ref()
+            .filter(|_| v.as_ref().is_none_or(|v| v.len() <= 16 << 10))
+        {
+            c.borrow_mut().insert(k, v.clone());
+        }
+        Ok(v)
     }
 
     pub fn put(&mut self, cf: Cf, key: Vec<u8>, value: Vec<u8>) -> Result<(), CmdError> {

@@ -59,6 +59,12 @@ impl Engine {
             bb.set_bloom_filter(10.0, false);
             o.set_block_based_table_factory(&bb);
             o.set_compression_type(rocksdb::DBCompressionType::Lz4);
+            if *cf == Cf::Meta {
+                // Every write command looks its key up first; a memtable bloom filter answers
+                // "absent" (new keys) without walking the memtable's skiplist.
+                o.set_memtable_whole_key_filtering(true);
+                o.set_memtable_prefix_bloom_ratio(0.05);
+            }
             ColumnFamilyDescriptor::new(cf.name(), o)
         });
         let db =

@@ -21,7 +21,7 @@ fi
 
 WORK=$(mktemp -d)
 PIDS=()
-trap 'for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done; rm -rf "$WORK"' EXIT
+trap 'for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; rm -rf "$WORK"' EXIT
 
 CLUSTER=""
 for i in 1 2 3; do CLUSTER+="${CLUSTER:+,}n$i=127.0.0.1:$((BASE + 10 + i))"; done

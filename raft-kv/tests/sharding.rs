@@ -233,6 +233,27 @@ async fn plain_clients_see_one_keyspace_across_shards() {
             .expect("getkeysinslot");
         assert_eq!(ks.len(), 1);
 
+        // Bad input gets Redis' errors and leaves the connection and data intact.
+        for (cmd, want) in [
+            (
+                vec!["MSET", "{a}1", "x", "{b}1"],
+                "wrong number of arguments",
+            ),
+            (vec!["CLUSTER", "NOPE"], "unknown subcommand"),
+            (vec!["CLUSTER", "COUNTKEYSINSLOT", "16384"], "invalid slot"),
+            (
+                vec!["CLUSTER", "GETKEYSINSLOT", "1", "-1"],
+                "invalid number of keys",
+            ),
+            (vec!["CLUSTER", "KEYSLOT"], "wrong number of arguments"),
+            (vec!["SCAN", "x"], "invalid cursor"),
+        ] {
+            let e = err_text(redis::cmd(cmd[0]).arg(&cmd[1..]).query_async(conn).await);
+            assert!(e.contains(want), "{cmd:?}: {e}");
+        }
+        let v: String = conn.get("{a}2").await.expect("still serving");
+        assert_eq!(v, "v");
+
         // FLUSHALL empties every shard, seen from every node.
         let _: () = redis::cmd("FLUSHALL")
             .query_async(&mut conns[2])

@@ -97,6 +97,14 @@ pub fn plan(layout: &Layout, spec: &CommandSpec, args: &[Bytes]) -> Plan {
     let Some((values, _)) = splittable(spec.name) else {
         return Plan::CrossSlot;
     };
+    if keys.iter().any(|&i| i + values >= args.len()) {
+        // A key without its value (MSET with an odd count): the command answers with its
+        // arity error wherever it runs.
+        return Plan::One {
+            shard: first,
+            slot: first_slot,
+        };
+    }
     let mut parts: Vec<SplitPart> = Vec::new();
     for (order, &i) in keys.iter().enumerate() {
         let shard = shard_of(i);
@@ -194,6 +202,11 @@ mod tests {
         assert_eq!(parts[0].args, args(&["mset", "{a}1", "x", "{a}2", "z"]));
         assert_eq!(parts[0].key_order, vec![0, 2]);
         assert_eq!(parts[1].args, args(&["mset", "{b}1", "y"]));
+        // A malformed MSET is not split (its own error comes back from one shard).
+        assert!(matches!(
+            plan_of(&l, &["mset", "{a}1", "x", "{b}1"]),
+            Plan::One { .. }
+        ));
     }
 
     #[test]

@@ -73,6 +73,8 @@ pub struct Identity {
     pub initial_shards: usize,
     /// Whether the directory was initialised just now.
     pub fresh: bool,
+    /// Initialised before sharding: one group with every member as a voter.
+    pub legacy: bool,
 }
 
 /// Loads the identity of an existing data directory, or writes it on first start.
@@ -89,8 +91,10 @@ pub fn load_or_init_identity(
             let mut stored_node = None;
             let mut stored_cluster = None;
             let mut shards = 1;
+            let mut legacy = true;
             for line in text.lines() {
                 if let Some(v) = line.strip_prefix("initial_shards=") {
+                    legacy = false;
                     shards = v
                         .parse()
                         .map_err(|_| format!("{} is corrupt", path.display()))?;
@@ -134,6 +138,7 @@ pub fn load_or_init_identity(
                 members: stored,
                 initial_shards: shards,
                 fresh: false,
+                legacy,
             })
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -149,6 +154,7 @@ pub fn load_or_init_identity(
                 members,
                 initial_shards,
                 fresh: true,
+                legacy: false,
             })
         }
         Err(e) => Err(format!("cannot read {}: {e}", path.display())),
@@ -186,7 +192,17 @@ mod tests {
         let other = parse_cluster("n1=127.0.0.1:1").expect("parse");
         let err = load_or_init_identity(dir.path(), "n1", other, 4).expect_err("other cluster");
         assert!(err.contains("belongs to the cluster"), "{err}");
-        let err = load_or_init_identity(dir.path(), "n2", m, 4).expect_err("wrong node");
+        assert!(!id.legacy);
+        let err = load_or_init_identity(dir.path(), "n2", m.clone(), 4).expect_err("wrong node");
         assert!(err.contains("belongs to node"), "{err}");
+        // A directory written before sharding: one shard, every member a voter.
+        let old = tempfile::tempdir().expect("tempdir");
+        std::fs::write(
+            old.path().join(IDENTITY),
+            format!("node_id=n1\ncluster={}\n", format_cluster(&m)),
+        )
+        .expect("write");
+        let id = load_or_init_identity(old.path(), "n1", m, 8).expect("legacy");
+        assert_eq!((id.initial_shards, id.legacy), (1, true));
     }
 }

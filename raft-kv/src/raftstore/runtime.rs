@@ -104,6 +104,8 @@ pub struct Runtime {
     active: BTreeSet<u64>,
     /// Ticks since start.
     ticks: u64,
+    /// Tick at which the transport last reported each peer node unreachable.
+    unreachable_at: HashMap<u64, u64>,
 }
 
 /// Ticks a leader waits without client activity before putting its group to sleep.
@@ -262,6 +264,7 @@ pub fn start(
         shutdown: None,
         active: peers_ids,
         ticks: 0,
+        unreachable_at: HashMap::new(),
     };
     let joiner = std::thread::Builder::new()
         .name("raftstore".into())
@@ -413,6 +416,7 @@ impl Runtime {
                 }
             }
             Inbox::Unreachable(node) => {
+                self.unreachable_at.insert(node, self.ticks);
                 for (group, peer) in self.peers.iter_mut() {
                     if !peer.raw.store().apply.conf_state.voters.contains(&node)
                         && !peer.raw.store().apply.conf_state.learners.contains(&node)
@@ -421,8 +425,9 @@ impl Runtime {
                     }
                     peer.raw.report_unreachable(node);
                     // A suspected peer (maybe the sleeping leader) must not leave the group
-                    // asleep: woken, followers time out and elect if the leader is gone.
-                    if peer.raw.is_hibernating() {
+                    // asleep: woken, followers time out and elect if the leader is gone. A
+                    // sleeping leader stays asleep: losing a follower changes nothing for it.
+                    if peer.raw.is_hibernating() && peer.raw.role() != StateRole::Leader {
                         peer.raw.wake();
                     }
                     self.active.insert(*group);
@@ -450,7 +455,17 @@ impl Runtime {
                 && peer.reads_ready.is_empty();
             if peer.raw.role() == StateRole::Leader {
                 let since = *peer.leader_since_tick.get_or_insert(ticks);
-                if balance_leader(self.node_id, peer, ticks, since, election_ticks) {
+                // Never towards a node the transport recently could not reach (`wake` marks
+                // every peer recently active, so Raft's own view is not enough).
+                let reachable = |n: u64| {
+                    self.unreachable_at
+                        .get(&n)
+                        .is_none_or(|&t| ticks > t + 2 * election_ticks)
+                };
+                if !peer.raw.is_hibernating()
+                    && peer.spec.replicas.first().is_some_and(|&p| reachable(p))
+                    && balance_leader(self.node_id, peer, ticks, since, election_ticks)
+                {
                     self.active.insert(*group);
                 }
             } else {

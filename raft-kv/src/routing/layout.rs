@@ -70,6 +70,15 @@ impl Layout {
     /// The layout of a new cluster: `count` shards over `members` (Raft ids, in `--cluster`
     /// order).
     pub fn initial(members: &[u64], count: usize) -> Result<Layout, String> {
+        Layout::initial_with_replicas(members, count, REPLICATION_FACTOR)
+    }
+
+    /// As `initial`, with `rf` replicas per shard (capped at the member count).
+    pub fn initial_with_replicas(
+        members: &[u64],
+        count: usize,
+        rf: usize,
+    ) -> Result<Layout, String> {
         if count == 0 || count > SLOT_COUNT as usize {
             return Err(format!(
                 "--initial-shards must be between 1 and {SLOT_COUNT}, got {count}"
@@ -78,7 +87,7 @@ impl Layout {
         if members.is_empty() {
             return Err("a cluster needs at least one member".into());
         }
-        let rf = REPLICATION_FACTOR.min(members.len());
+        let rf = rf.clamp(1, members.len());
         let total = SLOT_COUNT as usize;
         let shards = (0..count)
             .map(|i| ShardSpec {

@@ -125,7 +125,29 @@ pub fn plan(layout: &Layout, spec: &CommandSpec, args: &[Bytes]) -> Plan {
     Plan::Split(parts)
 }
 
-/// Combines the replies of a split command (one per part, in part order).
+/// The error a command run on several shards answers with, if any part failed. A read (or a
+/// write no part of which was applied: every part refused with TRYAGAIN) answers with the
+/// first error. A write that some shards applied and others did not, or may not have, must
+/// not claim "not applied": it answers UNCERTAIN.
+pub fn first_failure(write: bool, replies: &[Frame]) -> Option<Frame> {
+    let first = replies.iter().find(|r| r.is_error())?;
+    let not_applied = |r: &Frame| matches!(r, Frame::Error(e) if e.starts_with("TRYAGAIN"));
+    if !write || replies.iter().all(not_applied) {
+        return Some(first.clone());
+    }
+    let done = replies.iter().filter(|r| !r.is_error()).count();
+    Some(Frame::Error(format!(
+        "UNCERTAIN the command spans {} shards: {done} applied it, the others failed or may          not have ({}); check before retrying",
+        replies.len(),
+        match first {
+            Frame::Error(e) => e.as_str(),
+            _ => "",
+        }
+    )))
+}
+
+/// Combines the replies of a split command (one per part, in part order); errors are
+/// handled by `first_failure` first.
 pub fn merge(kind: Merge, parts: &[SplitPart], replies: Vec<Frame>) -> Frame {
     if let Some(e) = replies.iter().find(|r| r.is_error()) {
         return e.clone();
@@ -237,5 +259,18 @@ mod tests {
             vec![Frame::ok(), Frame::Error("TRYAGAIN x".into())],
         );
         assert!(err.is_error());
+        // Partly applied writes are UNCERTAIN, never TRYAGAIN; reads keep their error.
+        let partial = [Frame::ok(), Frame::Error("TRYAGAIN no leader".into())];
+        assert!(matches!(first_failure(true, &partial),
+            Some(Frame::Error(e)) if e.starts_with("UNCERTAIN")));
+        assert!(matches!(first_failure(false, &partial),
+            Some(Frame::Error(e)) if e.starts_with("TRYAGAIN")));
+        let none = [
+            Frame::Error("TRYAGAIN a".into()),
+            Frame::Error("TRYAGAIN b".into()),
+        ];
+        assert!(matches!(first_failure(true, &none),
+            Some(Frame::Error(e)) if e == "TRYAGAIN a"));
+        assert_eq!(first_failure(true, &[Frame::ok(), Frame::ok()]), None);
     }
 }

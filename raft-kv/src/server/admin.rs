@@ -283,6 +283,9 @@ impl Conn {
         self.unsubscribe_everything();
         self.proto = 2;
         self.reply_off = false;
+        // RESET also does READWRITE.
+        self.readonly = false;
+        self.cluster_aware = false;
         self.skip_armed = false;
         self.authed = self.srv.settings.requirepass().is_none();
         {

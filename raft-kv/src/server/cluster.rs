@@ -47,6 +47,19 @@ pub fn shard_leader(srv: &Server, shard: &ShardSpec) -> u64 {
     }
 }
 
+/// The shards this node advertises itself as master of (CLUSTER SLOTS/NODES): a
+/// cluster-aware client sends it their keyspace-wide commands (DBSIZE, KEYS, SCAN, ...), so
+/// it answers for exactly those, even a shard whose leader it no longer is.
+pub fn advertised_shards(srv: &Server) -> Vec<ShardSpec> {
+    srv.store
+        .layout()
+        .shards()
+        .iter()
+        .filter(|s| shard_leader(srv, s) == srv.node_id)
+        .cloned()
+        .collect()
+}
+
 /// Replicas with the leader first.
 fn ordered_replicas(srv: &Server, shard: &ShardSpec) -> Vec<u64> {
     let leader = shard_leader(srv, shard);

@@ -546,15 +546,16 @@ impl Conn {
             self.handle.fields.lock().multi = n;
             return Ok(Frame::Simple("QUEUED".into()).into());
         }
+        if let Some(moved) = self.redirect(spec, &args) {
+            return Ok(moved.into());
+        }
         match spec.kind {
             Kind::Server => self.server_command(spec, args).await,
             _ if spec.flags & flag::BLOCKING != 0 => self.blocking(spec, args).await,
             _ => {
-                if let Some(moved) = self.redirect(spec, &args) {
-                    return Ok(moved.into());
-                }
                 if self.is_cluster_aware() && crate::routing::plan::is_keyspace_wide(spec.name) {
-                    return Ok(self.srv.store.execute_led(args).await.into());
+                    let mine = super::cluster::advertised_shards(&self.srv);
+                    return Ok(self.srv.store.execute_on(args, &mine).await.into());
                 }
                 Ok(self.srv.store.execute(args).await.into())
             }
@@ -725,7 +726,7 @@ impl Conn {
             return Ok(self.srv.store.execute(args).await.into());
         };
         if spec.name == "xread" || spec.name == "xreadgroup" {
-            self.resolve_dollar_ids(&mut args);
+            self.resolve_dollar_ids(&mut args).await;
         }
         if let Some((positions, group)) = fifo_keys(spec.name, &args) {
             return self
@@ -827,7 +828,7 @@ impl Conn {
                     .execute(args_with_keys(name, &args, &pos, &[p]))
                     .await;
                 let (outcome, reply) = if tried {
-                    self.judge_retry(name, &args[p], r)
+                    self.judge_retry(name, &args[p], r).await
                 } else if matches!(r, Frame::Null | Frame::NullArray) {
                     (Outcome::Empty, r)
                 } else {
@@ -854,20 +855,24 @@ impl Conn {
 
     /// What a retry on `key` means, as Redis serves a client when its key is ready: nothing
     /// (empty), not this client's type (skipped: it stays blocked), or its reply.
-    fn judge_retry(&self, name: &str, key: &Bytes, r: Frame) -> (Outcome, Frame) {
+    async fn judge_retry(&self, name: &str, key: &Bytes, r: Frame) -> (Outcome, Frame) {
         if matches!(r, Frame::Null | Frame::NullArray) {
             return (Outcome::Empty, r);
         }
         let Frame::Error(msg) = &r else {
             return (Outcome::Served, r);
         };
-        let key_type = || match self
-            .srv
-            .store
-            .read(&[Bytes::from_static(b"TYPE"), key.clone()])
-        {
-            Frame::Simple(t) => t,
-            _ => String::new(),
+        // Routed (the key's shard may live on another node) and behind a read barrier.
+        let key_type = || async {
+            match self
+                .srv
+                .store
+                .execute(vec![Bytes::from_static(b"TYPE"), key.clone()])
+                .await
+            {
+                Frame::Simple(t) => t,
+                _ => String::new(),
+            }
         };
         if name == "xreadgroup" {
             let gone = "UNBLOCKED the stream key no longer exists";
@@ -875,7 +880,7 @@ impl Conn {
                 return (Outcome::Served, Frame::Error(gone.into()));
             }
             if msg.starts_with("NOGROUP") {
-                let msg = if key_type() == "stream" {
+                let msg = if key_type().await == "stream" {
                     "NOGROUP the consumer group this client was blocked on no longer exists"
                 } else {
                     gone
@@ -890,7 +895,7 @@ impl Conn {
             } else {
                 "list"
             };
-            if key_type() != want {
+            if key_type().await != want {
                 return (Outcome::Skip, r);
             }
         }
@@ -945,7 +950,7 @@ impl Conn {
 
     /// XREAD's `$` means "entries added after now": pin it to the stream's current last id so
     /// retries don't move the goalpost.
-    fn resolve_dollar_ids(&self, args: &mut [Bytes]) {
+    async fn resolve_dollar_ids(&self, args: &mut [Bytes]) {
         let Some(streams) = args.iter().position(|a| a.eq_ignore_ascii_case(b"streams")) else {
             return;
         };
@@ -960,14 +965,19 @@ impl Conn {
             if args[id_idx].as_ref() != b"$" {
                 continue;
             }
-            let last = self.srv.store.read(&[
-                Bytes::from_static(b"XREVRANGE"),
-                args[key_idx].clone(),
-                Bytes::from_static(b"+"),
-                Bytes::from_static(b"-"),
-                Bytes::from_static(b"COUNT"),
-                Bytes::from_static(b"1"),
-            ]);
+            // Routed and behind a read barrier: the stream may live on another node.
+            let last = self
+                .srv
+                .store
+                .execute(vec![
+                    Bytes::from_static(b"XREVRANGE"),
+                    args[key_idx].clone(),
+                    Bytes::from_static(b"+"),
+                    Bytes::from_static(b"-"),
+                    Bytes::from_static(b"COUNT"),
+                    Bytes::from_static(b"1"),
+                ])
+                .await;
             let id = match last {
                 Frame::Array(entries) => match entries.first() {
                     Some(Frame::Array(entry)) => match entry.first() {

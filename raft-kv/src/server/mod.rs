@@ -218,9 +218,16 @@ async fn serve(config: Config) -> Result<(), String> {
     // Every node derives the same layout: members in name order, not `--cluster` order.
     let mut by_name: Vec<&Member> = members.iter().collect();
     by_name.sort_by(|a, b| a.name.cmp(&b.name));
-    let layout = Layout::initial(
+    // A directory from before sharding has one group on every member: keep it that way.
+    let replicas = if identity.legacy {
+        members.len()
+    } else {
+        crate::routing::layout::REPLICATION_FACTOR
+    };
+    let layout = Layout::initial_with_replicas(
         &by_name.iter().map(|m| m.id).collect::<Vec<_>>(),
         identity.initial_shards,
+        replicas,
     )?;
     let engine = Engine::open(
         &data_dir.join("kv"),

@@ -136,11 +136,12 @@ impl<'a> Ctx<'a> {
 
     /// A version for a newly created collection: unique across the state machine's life,
     /// even for several creations within one op.
-    /// Layout: `seq (40 bits) | group (8 bits) | n (16 bits)`; always above the versions of
-    /// the earlier `seq << 20 | n` layout for the same sequence number.
+    /// Layout: `seq (36 bits) | group (8 bits) | n (20 bits)`; always above the versions of
+    /// the earlier `seq << 20 | n` layout for the same sequence number. (Group ids above 255
+    /// share the 8 bits; that matters only once keys move between shards, #6.)
     pub fn new_version(&mut self) -> u64 {
         self.versions_issued += 1;
-        (self.seq << 24) | ((self.shard.0 & 0xff) << 16) | (self.versions_issued & 0xffff)
+        (self.seq << 28) | ((self.shard.0 & 0xff) << 20) | (self.versions_issued & 0xf_ffff)
     }
 
     /// User keys modified since the last `take_touched` (for WATCH and blocked clients).

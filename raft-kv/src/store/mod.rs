@@ -220,29 +220,26 @@ impl Store {
                     }
                 });
                 let replies = join_in_order(futs.collect()).await;
+                if let Some(e) = plan::first_failure(write, &replies) {
+                    return e;
+                }
                 plan::merge(merge, &parts, replies)
             }
             Plan::AllShards => self.all_shards(spec.name, args, layout.shards()).await,
         }
     }
 
-    /// A keyspace-wide command over only the shards this node leads (a cluster-aware
-    /// client sends it to every master and combines the replies itself).
-    pub async fn execute_led(&self, args: Vec<Bytes>) -> Frame {
+    /// A keyspace-wide command over only `shards` (in slot order): the ones a cluster-aware
+    /// client was told this node is master of (it sends the command to every master and
+    /// combines the replies itself).
+    pub async fn execute_on(&self, args: Vec<Bytes>, shards: &[ShardSpec]) -> Frame {
         let Some(spec) = args.first().and_then(|n| cmd::lookup(n)) else {
             return CmdError::err("unknown command").to_frame();
         };
         if !spec.arity_ok(args.len()) {
             return self.read(&args);
         }
-        let layout = self.layout();
-        let led: Vec<ShardSpec> = layout
-            .shards()
-            .iter()
-            .filter(|s| self.hosts(s) && self.is_leader(s.id))
-            .cloned()
-            .collect();
-        self.all_shards(spec.name, args, &led).await
+        self.all_shards(spec.name, args, shards).await
     }
 
     /// KEYS, SCAN, DBSIZE, RANDOMKEY, FLUSHALL/FLUSHDB over every shard.
@@ -304,8 +301,8 @@ impl Store {
                     async move { self.on_shard(s, req).await }
                 });
                 let replies = join_in_order(futs.collect()).await;
-                if let Some(e) = replies.iter().find(|r| r.is_error()) {
-                    return e.clone();
+                if let Some(e) = plan::first_failure(write, &replies) {
+                    return e;
                 }
                 match name {
                     "dbsize" => Frame::Integer(

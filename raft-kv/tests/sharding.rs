@@ -485,6 +485,37 @@ async fn nodes_without_a_replica_proxy_to_one_that_has_it() {
                 .expect("mget");
             assert_eq!(got, vec![None, None]);
         }
+        // A client blocked on a node without a replica of the key's shard is served when
+        // another node pushes (its applies are not seen locally, so that node polls).
+        let ids: Vec<u64> = (1..=5)
+            .map(|i| raft_kv::raftstore::members::raft_id(&format!("n{i}")))
+            .collect();
+        let layout = raft_kv::routing::Layout::initial(&ids, 4).expect("layout");
+        let shard = layout.shard_of_slot(key_slot(b"queue"));
+        let outsider = (0..5)
+            .find(|&i| !shard.replicas.contains(&ids[i]))
+            .expect("a node without a replica");
+        let mut blocked = c.nodes[outsider].conn().await;
+        let waiter = tokio::spawn(async move {
+            let r: Option<(String, String)> = redis::cmd("BLPOP")
+                .arg("queue")
+                .arg(10)
+                .query_async(&mut blocked)
+                .await
+                .expect("blpop");
+            r
+        });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let pusher = (outsider + 1) % 5;
+        let _: i64 = conns[pusher].rpush("queue", "job").await.expect("rpush");
+        let started = Instant::now();
+        let got = waiter.await.expect("task");
+        assert_eq!(got, Some(("queue".to_string(), "job".to_string())));
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "served by polling, not the timeout"
+        );
+
         // WATCH/MULTI through a node that may not host the shard.
         let conn = &mut conns[4];
         let _: () = redis::cmd("WATCH")

@@ -137,6 +137,9 @@ pub async fn handle(srv: Arc<Server>, mut stream: TcpStream, peer: SocketAddr) {
 }
 
 /// Waits forever: the disabled branch of a select.
+/// How often a client blocked on keys of a shard hosted elsewhere retries.
+const REMOTE_POLL: Duration = Duration::from_millis(100);
+
 async fn never<T>() -> T {
     std::future::pending().await
 }
@@ -744,12 +747,17 @@ impl Conn {
         self.flush().await?;
         self.handle.fields.lock().blocked = true;
         let deadline = (!timeout.is_zero()).then(|| tokio::time::Instant::now() + timeout);
+        let remote = !self.remote_keys(&keys).is_empty();
         let result = loop {
             let woken = async {
-                match touched.recv().await {
-                    Ok(changed) => Some(changed.iter().any(|k| keys.contains(k))),
-                    Err(broadcast::error::RecvError::Lagged(_)) => Some(true),
-                    Err(broadcast::error::RecvError::Closed) => None,
+                tokio::select! {
+                    t = touched.recv() => match t {
+                        Ok(changed) => Some(changed.iter().any(|k| keys.contains(k))),
+                        Err(broadcast::error::RecvError::Lagged(_)) => Some(true),
+                        Err(broadcast::error::RecvError::Closed) => None,
+                    },
+                    // Writes applied on other nodes are not seen here: poll.
+                    _ = tokio::time::sleep(REMOTE_POLL), if remote => Some(true),
                 }
             };
             match self.block_wait(deadline, &first, woken).await? {
@@ -796,6 +804,9 @@ impl Conn {
             }
         }
         self.handle.unblock_with_error();
+        let wait_keys: Vec<Bytes> = keys.iter().map(|k| k.key.clone()).collect();
+        let remote = self.remote_keys(&wait_keys);
+        let srv = self.srv.clone();
         // Earlier replies go out first: a client slow to read them must not hold a turn.
         self.flush().await?;
         let waiter = self.srv.blocked.register(keys);
@@ -841,7 +852,14 @@ impl Conn {
                 }
             }
             let woken = async {
-                waiter.notified().await;
+                tokio::select! {
+                    _ = waiter.notified() => {}
+                    // Keys of shards hosted elsewhere: their writes are not applied here, so
+                    // their queues are woken by polling.
+                    _ = tokio::time::sleep(REMOTE_POLL), if !remote.is_empty() => {
+                        srv.blocked.touch(&remote);
+                    }
+                }
                 Some(true)
             };
             if let Err(reply) = self.block_wait(deadline, &null, woken).await? {
@@ -938,6 +956,15 @@ impl Conn {
                 Ok(Ok(false))
             }
         }
+    }
+
+    /// Keys whose shard has no replica on this node (its applies are not seen here).
+    fn remote_keys(&self, keys: &[Bytes]) -> Vec<Bytes> {
+        let store = &self.srv.store;
+        keys.iter()
+            .filter(|k| !store.hosts(&store.shard_of_key(k)))
+            .cloned()
+            .collect()
     }
 
     fn unblocked_reply(&self, null: &Frame) -> Reply {

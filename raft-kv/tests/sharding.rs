@@ -449,7 +449,7 @@ async fn redirect_mode_and_redis_cli_cluster_mode() {
 async fn nodes_without_a_replica_proxy_to_one_that_has_it() {
     tokio::time::timeout(TEST_TIMEOUT, async {
         // Five nodes, four shards of three replicas: every node misses some shards.
-        let c = Cluster::start(5, &["--initial-shards", "4"]);
+        let mut c = Cluster::start(5, &["--initial-shards", "4"]);
         c.wait_ready(Duration::from_secs(20));
         let mut conns = Vec::new();
         for n in &c.nodes {
@@ -530,6 +530,55 @@ async fn nodes_without_a_replica_proxy_to_one_that_has_it() {
             .await
             .expect("exec");
         assert_eq!(r, Some((1,)));
+
+        // A node without a replica of a shard still advertises its real leader (learned
+        // from peers), the same master a replica advertises, also after the preferred
+        // leader died.
+        let master_of = |port: u16| async move {
+            let mut conn = redis::Client::open(format!("redis://127.0.0.1:{port}/"))
+                .expect("client")
+                .get_multiplexed_async_connection()
+                .await
+                .expect("connect");
+            let slots: Vec<Vec<redis::Value>> = redis::cmd("CLUSTER")
+                .arg("SLOTS")
+                .query_async(&mut conn)
+                .await
+                .expect("cluster slots");
+            let slot = i64::from(key_slot(b"queue"));
+            slots
+                .into_iter()
+                .find(|e| {
+                    let a: i64 = redis::from_redis_value(&e[0]).unwrap_or(-1);
+                    let b: i64 = redis::from_redis_value(&e[1]).unwrap_or(-1);
+                    (a..=b).contains(&slot)
+                })
+                .and_then(|e| {
+                    redis::from_redis_value::<(String, i64, String, Vec<String>)>(&e[2]).ok()
+                })
+                .map(|(_, port, _, _)| port)
+        };
+        let preferred = (0..5)
+            .find(|&i| ids[i] == shard.replicas[0])
+            .expect("preferred");
+        c.nodes[preferred].kill9();
+        let replica = (0..5)
+            .find(|&i| i != preferred && shard.replicas.contains(&ids[i]))
+            .expect("a live replica");
+        let dead_port = i64::from(c.nodes[preferred].redis_port);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let here = master_of(c.nodes[outsider].redis_port).await;
+            let there = master_of(c.nodes[replica].redis_port).await;
+            if here.is_some() && here == there && here != Some(dead_port) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "outsider says {here:?}, replica says {there:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     })
     .await
     .expect("test timed out");

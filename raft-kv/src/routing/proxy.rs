@@ -22,6 +22,9 @@ pub struct Proxy {
     channels: HashMap<u64, Channel>,
     /// Redis addresses of peers, learned from `Hello`.
     redis_addrs: RwLock<HashMap<u64, String>>,
+    /// Leaders of shards as peers report them: shard -> (term, node). Only used for shards
+    /// this node hosts no replica of (its own replicas know better).
+    leaders: RwLock<HashMap<u64, (u64, u64)>>,
     timeout: Duration,
 }
 
@@ -39,6 +42,7 @@ impl Proxy {
         Ok(Arc::new(Proxy {
             channels,
             redis_addrs: RwLock::new(HashMap::new()),
+            leaders: RwLock::new(HashMap::new()),
             timeout,
         }))
     }
@@ -78,8 +82,13 @@ impl Proxy {
         self.redis_addrs.read().get(&node).cloned()
     }
 
-    /// Asks every peer for its Redis address until all answered (then every 10 s, as a peer
-    /// may restart on another port).
+    /// The leader of `shard` as last reported by a peer (highest term wins).
+    pub fn reported_leader(&self, shard: u64) -> Option<u64> {
+        self.leaders.read().get(&shard).map(|&(_, node)| node)
+    }
+
+    /// Asks every peer for its Redis address and the shards it leads, every second (every
+    /// 200 ms until all peers answered once). A peer that does not answer loses its claims.
     pub async fn learn_addresses(self: Arc<Self>) {
         loop {
             let mut missing = false;
@@ -90,11 +99,22 @@ impl Proxy {
                     Ok(Ok(info)) => {
                         let info = info.into_inner();
                         self.redis_addrs.write().insert(id, info.redis_addr);
+                        let mut leaders = self.leaders.write();
+                        leaders.retain(|_, (_, node)| *node != id);
+                        for l in info.leading {
+                            let newer = leaders.get(&l.shard).is_none_or(|(t, _)| *t <= l.term);
+                            if newer {
+                                leaders.insert(l.shard, (l.term, id));
+                            }
+                        }
                     }
-                    _ => missing = true,
+                    _ => {
+                        missing = !self.redis_addrs.read().contains_key(&id) || missing;
+                        self.leaders.write().retain(|_, (_, node)| *node != id);
+                    }
                 }
             }
-            let wait = if missing { 200 } else { 10_000 };
+            let wait = if missing { 200 } else { 1_000 };
             tokio::time::sleep(Duration::from_millis(wait)).await;
         }
     }

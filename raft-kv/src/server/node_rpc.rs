@@ -8,7 +8,9 @@ use super::Server;
 use crate::protocol::frame_codec;
 use crate::raftstore::transport::pb::exec_request::Kind as ExecKind;
 use crate::raftstore::transport::pb::node_server::{Node, NodeServer};
-use crate::raftstore::transport::pb::{ExecReply, ExecRequest, HelloRequest, NodeInfo};
+use crate::raftstore::transport::pb::{
+    ExecReply, ExecRequest, HelloRequest, NodeInfo, ShardLeader,
+};
 
 pub struct NodeService {
     srv: Arc<Server>,
@@ -35,10 +37,21 @@ impl Node for NodeService {
     }
 
     async fn hello(&self, _: Request<HelloRequest>) -> Result<Response<NodeInfo>, Status> {
+        let leading = {
+            let map = self.srv.store.raft().status.read();
+            map.iter()
+                .filter(|(_, st)| st.is_leader)
+                .map(|(id, st)| ShardLeader {
+                    shard: *id,
+                    term: st.term,
+                })
+                .collect()
+        };
         Ok(Response::new(NodeInfo {
             node_id: self.srv.node_id,
             name: self.srv.node_name().to_string(),
             redis_addr: self.srv.advertised_redis_addr(),
+            leading,
         }))
     }
 }

@@ -360,10 +360,16 @@ impl Store {
             .await
     }
 
-    /// The shard's leader if a local replica knows it.
+    /// The shard's leader if a local replica knows it, else as peers last reported it.
     fn leader_hint(&self, shard: &ShardSpec) -> Option<u64> {
         let st = self.raft.status(shard.id);
-        (st.leader != 0 && shard.replicas.contains(&st.leader)).then_some(st.leader)
+        if st.leader != 0 && shard.replicas.contains(&st.leader) {
+            return Some(st.leader);
+        }
+        self.proxy
+            .as_ref()
+            .and_then(|p| p.reported_leader(shard.id))
+            .filter(|l| shard.replicas.contains(l))
     }
 
     /// Runs a request on a shard this node hosts.

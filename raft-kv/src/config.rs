@@ -74,6 +74,10 @@ pub struct Config {
     /// connections (after CLUSTER SLOTS/SHARDS/NODES or READONLY) always get -MOVED.
     #[arg(long, value_enum, default_value = "proxy")]
     pub route_mode: RouteMode,
+    /// File holding the cluster secret: node-to-node gRPC and the admin HTTP routes then
+    /// require it (every member must use the same). `RAFTKV_CLUSTER_SECRET` sets it too.
+    #[arg(long)]
+    pub cluster_secret_file: Option<PathBuf>,
 }
 
 /// How requests for shards led by another node are answered.
@@ -111,6 +115,24 @@ impl Config {
             return Err("--node-id must not be empty".into());
         }
         Ok(members)
+    }
+
+    /// The cluster secret from `--cluster-secret-file` or `RAFTKV_CLUSTER_SECRET` (not a
+    /// flag of its own: command lines are visible to every user of the machine).
+    pub fn cluster_secret(&self) -> Result<Option<String>, String> {
+        if let Some(path) = &self.cluster_secret_file {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                format!("cannot read --cluster-secret-file {}: {e}", path.display())
+            })?;
+            let secret = text.trim().to_string();
+            if secret.is_empty() {
+                return Err(format!("--cluster-secret-file {} is empty", path.display()));
+            }
+            return Ok(Some(secret));
+        }
+        Ok(std::env::var("RAFTKV_CLUSTER_SECRET")
+            .ok()
+            .filter(|s| !s.is_empty()))
     }
 
     /// `--initial-shards`, or the default for this cluster's size.

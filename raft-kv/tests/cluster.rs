@@ -391,3 +391,79 @@ async fn metrics_ready_and_info_describe_the_cluster() {
     .await
     .expect("test timed out");
 }
+
+/// An HTTP GET with extra header lines: the status line.
+fn http_status_with(port: u16, path: &str, headers: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect http");
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    s.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n{headers}Connection: close\r\n\r\n")
+            .as_bytes(),
+    )
+    .expect("write");
+    let mut resp = String::new();
+    let _ = s.read_to_string(&mut resp);
+    resp.lines().next().unwrap_or("").to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_secret_guards_node_to_node_and_admin_traffic() {
+    use raft_kv::raftstore::transport::pb::node_client::NodeClient;
+    use raft_kv::raftstore::transport::pb::HelloRequest;
+    tokio::time::timeout(TEST_TIMEOUT, async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let secret_file = dir.path().join("secret");
+        std::fs::write(&secret_file, "correct horse\n").expect("write secret");
+        let path = secret_file.to_string_lossy().to_string();
+        let c = Cluster::start(
+            3,
+            &["--cluster-secret-file", &path, "--initial-shards", "2"],
+        );
+        c.wait_ready(Duration::from_secs(20));
+        // Members that share the secret replicate as usual.
+        let mut a = c.nodes[0].conn().await;
+        let mut b = c.nodes[2].conn().await;
+        let _: () = retry(Duration::from_secs(10), || {
+            let mut a = a.clone();
+            async move { a.set("guarded", "yes").await }
+        })
+        .await;
+        let v: String = b.get("guarded").await.expect("get");
+        assert_eq!(v, "yes");
+        let _ = &mut a;
+
+        // A gRPC client without the secret is refused; with it, answered.
+        let port = c.nodes[1].http_port;
+        let mut client = NodeClient::connect(format!("http://127.0.0.1:{port}"))
+            .await
+            .expect("grpc connect");
+        let err = client.hello(HelloRequest {}).await.expect_err("no secret");
+        assert_eq!(err.code(), tonic::Code::Unauthenticated);
+        let mut req = tonic::Request::new(HelloRequest {});
+        req.metadata_mut().insert(
+            raft_kv::raftstore::auth::GRPC_HEADER,
+            "correct horse".parse().expect("metadata"),
+        );
+        let info = client
+            .hello(req)
+            .await
+            .expect("with the secret")
+            .into_inner();
+        assert_eq!(info.name, "n2");
+
+        // Admin routes need the bearer token; probes and scrapes do not.
+        assert!(http_status_with(port, "/status", "").contains(" 401 "));
+        let auth = "Authorization: Bearer correct horse\r\n";
+        assert!(http_status_with(port, "/status", auth).contains(" 200 "));
+        assert!(
+            http_status_with(port, "/status", "Authorization: Bearer nope\r\n").contains(" 401 ")
+        );
+        for open in ["/health", "/ready", "/metrics"] {
+            assert!(http_status_with(port, open, "").contains(" 200 "), "{open}");
+        }
+    })
+    .await
+    .expect("test timed out");
+}

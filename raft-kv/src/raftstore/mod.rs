@@ -13,6 +13,7 @@
 //! linearizable). Any node serves both: a follower forwards the proposal to the leader and
 //! replies from its own applied state, and confirms reads with the leader's ReadIndex.
 
+pub mod auth;
 pub mod log_engine;
 pub mod members;
 pub mod peer_storage;

@@ -19,6 +19,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Endpoint;
 use tonic::{Request, Response, Status, Streaming};
 
+use super::auth::ClusterSecret;
 use super::Inbox;
 
 #[allow(clippy::all, missing_docs)]
@@ -42,18 +43,29 @@ pub struct Transport {
     partitioned: RwLock<HashSet<u64>>,
     inbox: mpsc::Sender<Inbox>,
     rt: tokio::runtime::Handle,
+    secret: ClusterSecret,
 }
 
 impl Transport {
     /// Starts one link task per peer (must be called inside the tokio runtime).
-    pub fn start(peers: &[(u64, String)], inbox: mpsc::Sender<Inbox>) -> Arc<Transport> {
+    pub fn start(
+        peers: &[(u64, String)],
+        inbox: mpsc::Sender<Inbox>,
+        secret: ClusterSecret,
+    ) -> Arc<Transport> {
         let mut links = HashMap::new();
         let mut addrs = HashMap::new();
         for (id, addr) in peers {
             let (tx, rx) = mpsc::channel(LINK_QUEUE);
             links.insert(*id, tx);
             addrs.insert(*id, addr.clone());
-            tokio::spawn(run_link(*id, addr.clone(), rx, inbox.clone()));
+            tokio::spawn(run_link(
+                *id,
+                addr.clone(),
+                rx,
+                inbox.clone(),
+                secret.clone(),
+            ));
         }
         Arc::new(Transport {
             links,
@@ -61,6 +73,7 @@ impl Transport {
             partitioned: RwLock::new(HashSet::new()),
             inbox,
             rt: tokio::runtime::Handle::current(),
+            secret,
         })
     }
 
@@ -133,13 +146,12 @@ impl Transport {
             }
             offset = end;
         }
-        tokio::time::timeout(
-            Duration::from_secs(60),
-            client.snapshot(tokio_stream::iter(chunks)),
-        )
-        .await
-        .map_err(|_| "timed out".to_string())?
-        .map_err(|e| e.message().to_string())?;
+        let mut req = Request::new(tokio_stream::iter(chunks));
+        self.secret.attach(&mut req);
+        tokio::time::timeout(Duration::from_secs(60), client.snapshot(req))
+            .await
+            .map_err(|_| "timed out".to_string())?
+            .map_err(|e| e.message().to_string())?;
         Ok(())
     }
 
@@ -177,6 +189,7 @@ async fn run_link(
     addr: String,
     mut rx: mpsc::Receiver<MessageBatch>,
     inbox: mpsc::Sender<Inbox>,
+    secret: ClusterSecret,
 ) {
     let mut backoff = Duration::from_millis(50);
     let mut was_up = true;
@@ -207,7 +220,9 @@ async fn run_link(
         backoff = Duration::from_millis(50);
         let mut client = RaftTransportClient::new(channel).max_encoding_message_size(MAX_MESSAGE);
         let (stx, srx) = mpsc::channel::<MessageBatch>(256);
-        let mut call = Box::pin(client.raft(ReceiverStream::new(srx)));
+        let mut req = Request::new(ReceiverStream::new(srx));
+        secret.attach(&mut req);
+        let mut call = Box::pin(client.raft(req));
         loop {
             tokio::select! {
                 res = &mut call => {
@@ -241,6 +256,7 @@ impl RaftTransport for TransportService {
         &self,
         request: Request<Streaming<MessageBatch>>,
     ) -> Result<Response<Done>, Status> {
+        self.transport.secret.check(&request)?;
         let mut stream = request.into_inner();
         while let Some(batch) = stream.message().await? {
             let msgs: Vec<GroupMessage> = {
@@ -265,6 +281,7 @@ impl RaftTransport for TransportService {
         &self,
         request: Request<Streaming<SnapshotChunk>>,
     ) -> Result<Response<Done>, Status> {
+        self.transport.secret.check(&request)?;
         let mut stream = request.into_inner();
         let mut head: Option<(u64, Message)> = None;
         let mut data = Vec::new();

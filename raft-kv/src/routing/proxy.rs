@@ -13,6 +13,7 @@ use parking_lot::RwLock;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::protocol::{frame_codec, Frame};
+use crate::raftstore::auth::ClusterSecret;
 use crate::raftstore::transport::pb::exec_request::Kind as ExecKind;
 use crate::raftstore::transport::pb::node_client::NodeClient;
 use crate::raftstore::transport::pb::{ExecRequest, HelloRequest};
@@ -26,11 +27,16 @@ pub struct Proxy {
     /// this node hosts no replica of (its own replicas know better).
     leaders: RwLock<HashMap<u64, (u64, u64)>>,
     timeout: Duration,
+    secret: ClusterSecret,
 }
 
 impl Proxy {
     /// `peers`: (Raft id, gRPC address) of every other member. Must run inside tokio.
-    pub fn new(peers: &[(u64, String)], timeout: Duration) -> Result<Arc<Proxy>, String> {
+    pub fn new(
+        peers: &[(u64, String)],
+        timeout: Duration,
+        secret: ClusterSecret,
+    ) -> Result<Arc<Proxy>, String> {
         let mut channels = HashMap::new();
         for (id, addr) in peers {
             let ep = Endpoint::from_shared(format!("http://{addr}"))
@@ -44,6 +50,7 @@ impl Proxy {
             redis_addrs: RwLock::new(HashMap::new()),
             leaders: RwLock::new(HashMap::new()),
             timeout,
+            secret,
         }))
     }
 
@@ -61,12 +68,13 @@ impl Proxy {
             return tryagain("the shard's replicas are unknown to this node");
         };
         let mut client = NodeClient::new(ch.clone()).max_decoding_message_size(1 << 30);
-        let req = ExecRequest {
+        let mut req = tonic::Request::new(ExecRequest {
             shard,
             epoch,
             kind: kind as i32,
             op: op.into(),
-        };
+        });
+        self.secret.attach(&mut req);
         match tokio::time::timeout(self.timeout, client.execute(req)).await {
             Ok(Ok(reply)) => frame_codec::decode(&reply.into_inner().frame)
                 .unwrap_or_else(|e| Frame::Error(format!("ERR bad reply from a peer: {e}"))),
@@ -94,7 +102,9 @@ impl Proxy {
             let mut missing = false;
             for (&id, ch) in &self.channels {
                 let mut client = NodeClient::new(ch.clone());
-                let fut = client.hello(HelloRequest {});
+                let mut req = tonic::Request::new(HelloRequest {});
+                self.secret.attach(&mut req);
+                let fut = client.hello(req);
                 match tokio::time::timeout(Duration::from_secs(1), fut).await {
                     Ok(Ok(info)) => {
                         let info = info.into_inner();

@@ -1,6 +1,9 @@
 //! The node's `--port`: the HTTP admin API and the node-to-node gRPC service on one listener
 //! (axum routes plain HTTP/1.1 and HTTP/2 requests; gRPC paths go to tonic).
 //!
+//! With a cluster secret, `/status` and `/debug/partition` need `Authorization: Bearer
+//! <secret>` (health, readiness and metrics stay open for probes and scrapers).
+//!
 //! Routes: `GET /health` (live), `GET /ready` (every shard on this node has a leader),
 //! `GET /metrics` (Prometheus text), `GET /status` (JSON: groups, leaders, indexes), and with
 //! `RAFTKV_FAULT_INJECTION=1` the test-only `POST /debug/partition` (body: comma-separated node
@@ -10,7 +13,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use tokio::net::TcpListener;
@@ -71,8 +74,28 @@ fn name_of(srv: &Server, id: u64) -> String {
         .map_or_else(|| id.to_string(), |m| m.name.clone())
 }
 
-async fn status(State(st): State<AppState>) -> Json<serde_json::Value> {
+/// With a cluster secret configured, admin routes need `Authorization: Bearer <secret>`.
+fn authorized(srv: &Server, headers: &HeaderMap) -> Result<(), (StatusCode, String)> {
+    let given = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    if srv.cluster_secret.matches(given) {
+        Ok(())
+    } else {
+        Err((
+            StatusCode::UNAUTHORIZED,
+            "missing or wrong cluster secret (Authorization: Bearer <secret>)\n".into(),
+        ))
+    }
+}
+
+async fn status(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>, (StatusCode, String)> {
     let srv = &st.srv;
+    authorized(srv, &headers)?;
     let groups: Vec<serde_json::Value> = {
         let map = srv.store.raft().status.read();
         let mut ids: Vec<&u64> = map.keys().collect();
@@ -94,11 +117,11 @@ async fn status(State(st): State<AppState>) -> Json<serde_json::Value> {
             })
             .collect()
     };
-    Json(serde_json::json!({
+    Ok(Json(serde_json::json!({
         "node_id": name_of(srv, srv.node_id),
         "redis_addr": srv.redis_addr.to_string(),
         "groups": groups,
-    }))
+    })))
 }
 
 /// Ready when every shard hosted here has a leader (so requests can be served).
@@ -161,7 +184,14 @@ async fn metrics(State(st): State<AppState>) -> ([(&'static str, &'static str); 
     )
 }
 
-async fn partition(State(st): State<AppState>, body: String) -> (StatusCode, String) {
+async fn partition(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    body: String,
+) -> (StatusCode, String) {
+    if let Err(e) = authorized(&st.srv, &headers) {
+        return e;
+    }
     let Some(t) = &st.transport else {
         return (StatusCode::CONFLICT, "no transport".into());
     };

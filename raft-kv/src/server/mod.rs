@@ -29,6 +29,7 @@ use tokio::sync::watch;
 
 use crate::config::{Config, RouteMode};
 use crate::metrics::Metrics;
+use crate::raftstore::auth::ClusterSecret;
 use crate::raftstore::log_engine::RocksLogEngine;
 use crate::raftstore::members::{format_cluster, load_or_init_identity, raft_id, Member};
 use crate::raftstore::runtime::{self, StartOptions};
@@ -97,6 +98,8 @@ pub struct Server {
     pub data_dir: PathBuf,
     /// Proxy or redirect for requests of non-cluster-aware connections.
     pub route_mode: RouteMode,
+    /// Required on node-to-node gRPC and the admin HTTP routes when set.
+    pub cluster_secret: ClusterSecret,
     shutdown: watch::Sender<bool>,
 }
 
@@ -242,6 +245,7 @@ async fn serve(config: Config) -> Result<(), String> {
     let log = Arc::new(RocksLogEngine::open(&data_dir.join("raft"))?);
     let stats = Arc::new(store::StoreStats::default());
     let metrics = Arc::new(Metrics::new());
+    let secret = ClusterSecret::new(config.cluster_secret()?);
     let peers: Vec<(u64, String)> = members
         .iter()
         .filter(|m| m.id != node_id)
@@ -257,13 +261,17 @@ async fn serve(config: Config) -> Result<(), String> {
             log,
             stats: stats.clone(),
         },
-        |inbox| Some(Transport::start(&peers, inbox)),
+        |inbox| Some(Transport::start(&peers, inbox, secret.clone())),
     )?;
     let opts = config.raft_options()?;
     let proxy = if peers.is_empty() {
         None
     } else {
-        let p = Proxy::new(&peers, opts.request_timeout + Duration::from_secs(1))?;
+        let p = Proxy::new(
+            &peers,
+            opts.request_timeout + Duration::from_secs(1),
+            secret.clone(),
+        )?;
         tokio::spawn(p.clone().learn_addresses());
         Some(p)
     };
@@ -303,6 +311,7 @@ async fn serve(config: Config) -> Result<(), String> {
         http_port: config.port,
         data_dir: data_dir.clone(),
         route_mode: config.route_mode,
+        cluster_secret: secret.clone(),
         shutdown,
     });
 

@@ -23,6 +23,7 @@ pub fn service(srv: Arc<Server>) -> NodeServer<NodeService> {
 #[tonic::async_trait]
 impl Node for NodeService {
     async fn execute(&self, request: Request<ExecRequest>) -> Result<Response<ExecReply>, Status> {
+        self.srv.cluster_secret.check(&request)?;
         let req = request.into_inner();
         let kind = ExecKind::try_from(req.kind)
             .map_err(|_| Status::invalid_argument(format!("unknown request kind {}", req.kind)))?;
@@ -36,7 +37,8 @@ impl Node for NodeService {
         }))
     }
 
-    async fn hello(&self, _: Request<HelloRequest>) -> Result<Response<NodeInfo>, Status> {
+    async fn hello(&self, request: Request<HelloRequest>) -> Result<Response<NodeInfo>, Status> {
+        self.srv.cluster_secret.check(&request)?;
         let leading = {
             let map = self.srv.store.raft().status.read();
             map.iter()

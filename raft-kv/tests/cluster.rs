@@ -463,6 +463,29 @@ async fn cluster_secret_guards_node_to_node_and_admin_traffic() {
         for open in ["/health", "/ready", "/metrics"] {
             assert!(http_status_with(port, open, "").contains(" 200 "), "{open}");
         }
+
+        // A member restarted with another secret is cut off: its Raft traffic is refused
+        // both ways, so it cannot serve, while the two others keep the cluster going.
+        let mut c = c;
+        let wrong = dir.path().join("wrong");
+        std::fs::write(&wrong, "battery staple").expect("write secret");
+        c.nodes[2].kill9();
+        for f in c.nodes[2].extra.iter_mut() {
+            if *f == path {
+                *f = wrong.to_string_lossy().to_string();
+            }
+        }
+        c.nodes[2].spawn();
+        let _: () = retry(Duration::from_secs(10), || {
+            let mut a = a.clone();
+            async move { a.set("guarded", "still").await }
+        })
+        .await;
+        let mut outcast = c.nodes[2].conn().await;
+        let r: redis::RedisResult<String> = outcast.get("guarded").await;
+        assert!(r.is_err(), "a node without the secret cannot serve: {r:?}");
+        let log = c.nodes[0].log_text() + &c.nodes[2].log_text();
+        assert!(!log.contains("panicked"), "{log}");
     })
     .await
     .expect("test timed out");

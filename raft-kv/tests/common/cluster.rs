@@ -16,7 +16,7 @@ pub struct Node {
     pub dir: PathBuf,
     log: PathBuf,
     cluster: String,
-    extra: Vec<String>,
+    pub extra: Vec<String>,
     child: Option<Child>,
 }
 

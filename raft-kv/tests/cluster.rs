@@ -490,3 +490,51 @@ async fn cluster_secret_guards_node_to_node_and_admin_traffic() {
     .await
     .expect("test timed out");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quiescent_group_elects_when_its_leader_is_silently_cut_off() {
+    // The partition hook drops traffic without closing connections, so the transport never
+    // reports the leader unreachable: the client's request (stepped into the sleeping
+    // follower's Raft node, which wakes it) must restart the follower's election timer.
+    std::env::set_var("RAFTKV_FAULT_INJECTION", "1");
+    tokio::time::timeout(TEST_TIMEOUT, async {
+        let c = Cluster::start(3, &[]);
+        c.wait_ready(Duration::from_secs(20));
+        let leader = c.wait_leader(Duration::from_secs(15));
+        let mut conn = c.nodes[(leader + 1) % 3].conn().await;
+        let _: () = retry(Duration::from_secs(10), || {
+            let mut conn = conn.clone();
+            async move { conn.set("k", "before").await }
+        })
+        .await;
+        // Idle for 20 ticks (2 s) and more: the group goes to sleep.
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        let names: Vec<String> = c.nodes.iter().map(|n| n.name.clone()).collect();
+        for (i, n) in c.nodes.iter().enumerate() {
+            let body = if i == leader {
+                names
+                    .iter()
+                    .filter(|m| **m != names[leader])
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(",")
+            } else {
+                names[leader].clone()
+            };
+            let (status, _) =
+                common::http_post(n.http_port, "/debug/partition", &body).expect("partition");
+            assert!(status.contains(" 200 "), "{status}");
+        }
+        let started = Instant::now();
+        let r: redis::RedisResult<()> = conn.set("k", "after").await;
+        assert!(
+            r.is_ok() && started.elapsed() < Duration::from_secs(4),
+            "the followers elected a new leader: {r:?} after {:?}",
+            started.elapsed()
+        );
+        let v: String = conn.get("k").await.expect("get");
+        assert_eq!(v, "after");
+    })
+    .await
+    .expect("test timed out");
+}

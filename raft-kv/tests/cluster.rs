@@ -496,9 +496,8 @@ async fn a_quiescent_group_elects_when_its_leader_is_silently_cut_off() {
     // The partition hook drops traffic without closing connections, so the transport never
     // reports the leader unreachable: the client's request (stepped into the sleeping
     // follower's Raft node, which wakes it) must restart the follower's election timer.
-    std::env::set_var("RAFTKV_FAULT_INJECTION", "1");
     tokio::time::timeout(TEST_TIMEOUT, async {
-        let c = Cluster::start(3, &[]);
+        let c = Cluster::start_with_env(3, &[], &[("RAFTKV_FAULT_INJECTION", "1")]);
         c.wait_ready(Duration::from_secs(20));
         let leader = c.wait_leader(Duration::from_secs(15));
         let mut conn = c.nodes[(leader + 1) % 3].conn().await;

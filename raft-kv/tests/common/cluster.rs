@@ -17,6 +17,8 @@ pub struct Node {
     log: PathBuf,
     cluster: String,
     pub extra: Vec<String>,
+    /// Environment variables for this node's process.
+    pub env: Vec<(String, String)>,
     child: Option<Child>,
 }
 
@@ -36,6 +38,7 @@ impl Node {
             .arg("--log-level")
             .arg("info")
             .args(&self.extra)
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(Stdio::null());
         c
@@ -170,6 +173,12 @@ impl Cluster {
     /// Starts `n` nodes named n1..nN with `extra` flags on each (one shard unless `extra`
     /// says `--initial-shards`).
     pub fn start(n: usize, extra: &[&str]) -> Cluster {
+        Cluster::start_with_env(n, extra, &[])
+    }
+
+    /// As `start`, with environment variables for every node (set per process: changing
+    /// this test process's environment would race with other tests spawning processes).
+    pub fn start_with_env(n: usize, extra: &[&str], env: &[(&str, &str)]) -> Cluster {
         let mut extra: Vec<&str> = extra.to_vec();
         if !extra.contains(&"--initial-shards") {
             extra.extend(["--initial-shards", "1"]);
@@ -189,6 +198,10 @@ impl Cluster {
                 log: tmp.path().join(format!("n{}.log", i + 1)),
                 cluster: cluster.clone(),
                 extra: extra.iter().map(|s| s.to_string()).collect(),
+                env: env
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
                 child: None,
             })
             .collect();

@@ -266,6 +266,17 @@ async fn plain_clients_see_one_keyspace_across_shards() {
                 .expect("dbsize");
             assert_eq!(n, 0);
         }
+        // A sparse keyspace: one SCAN call walks on through empty shards instead of handing
+        // out an empty page per shard.
+        let _: () = conns[0].set("lonely", 1).await.expect("set");
+        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(0)
+            .arg("COUNT")
+            .arg(100)
+            .query_async(&mut conns[0])
+            .await
+            .expect("scan");
+        assert_eq!((next, keys), (0, vec!["lonely".to_string()]));
     })
     .await
     .expect("test timed out");

@@ -259,24 +259,49 @@ impl Store {
                         Frame::Array(vec![]),
                     ]);
                 };
-                let shard = &shards[i];
+                // A shard that ends before COUNT keys were found goes on into the next
+                // ones (a few per call, so one call stays bounded), instead of handing the
+                // client an empty page per shard.
+                let want = scan_count(&args);
                 let mut args = args;
-                if slot < u64::from(shard.first_slot) {
-                    // Skipped shards (not ours): start at this one's first slot.
-                    let start = u64::from(shard.first_slot) << keyspace::CURSOR_SLOT_SHIFT;
-                    args[1] = Bytes::from(start.to_string());
-                }
-                let reply = self.on_shard(shard, ShardRequest::Read(args)).await;
-                match (reply, shards.get(i + 1)) {
-                    (Frame::Array(mut v), Some(next)) if v.len() == 2 => {
-                        if v[0] == Frame::Bulk(Bytes::from_static(b"0")) {
-                            let c = u64::from(next.first_slot) << keyspace::CURSOR_SLOT_SHIFT;
-                            v[0] = Frame::Bulk(Bytes::from(c.to_string()));
-                        }
-                        Frame::Array(v)
+                let mut found: Vec<Frame> = Vec::new();
+                for (visited, i) in (0..SCAN_SHARDS_PER_CALL).zip(i..) {
+                    let shard = &shards[i];
+                    if visited > 0 || slot < u64::from(shard.first_slot) {
+                        let start = u64::from(shard.first_slot) << keyspace::CURSOR_SLOT_SHIFT;
+                        args[1] = Bytes::from(start.to_string());
                     }
-                    (other, _) => other,
+                    let (cursor, keys) = match self
+                        .on_shard(shard, ShardRequest::Read(args.clone()))
+                        .await
+                    {
+                        Frame::Array(v) if v.len() == 2 => {
+                            let mut v = v.into_iter();
+                            match (v.next(), v.next()) {
+                                (Some(c), Some(Frame::Array(keys))) => (c, keys),
+                                _ => {
+                                    return Frame::Error("ERR unexpected reply from a shard".into())
+                                }
+                            }
+                        }
+                        other => return other,
+                    };
+                    found.extend(keys);
+                    if cursor != Frame::Bulk(Bytes::from_static(b"0")) {
+                        return Frame::Array(vec![cursor, Frame::Array(found)]);
+                    }
+                    let Some(next) = shards.get(i + 1) else {
+                        return Frame::Array(vec![cursor, Frame::Array(found)]);
+                    };
+                    if found.len() >= want || visited + 1 == SCAN_SHARDS_PER_CALL {
+                        let c = u64::from(next.first_slot) << keyspace::CURSOR_SLOT_SHIFT;
+                        return Frame::Array(vec![
+                            Frame::Bulk(Bytes::from(c.to_string())),
+                            Frame::Array(found),
+                        ]);
+                    }
                 }
+                Frame::Error("ERR scan did not finish".into())
             }
             "randomkey" => {
                 let mut shards = shards.to_vec();
@@ -549,6 +574,19 @@ impl Store {
         }
         Ok(out)
     }
+}
+
+/// Most shards one SCAN call visits when they are (nearly) empty.
+const SCAN_SHARDS_PER_CALL: usize = 16;
+
+/// SCAN's COUNT (default 10; a bad value is reported by the shard that parses it).
+fn scan_count(args: &[Bytes]) -> usize {
+    args.get(2..)
+        .unwrap_or_default()
+        .chunks(2)
+        .find(|w| w.len() == 2 && w[0].eq_ignore_ascii_case(b"count"))
+        .and_then(|w| std::str::from_utf8(&w[1]).ok()?.parse::<usize>().ok())
+        .unwrap_or(10)
 }
 
 /// Polls every future in order on each wake-up: each one's request is sent on its first

@@ -77,10 +77,12 @@ fn ordered_replicas(srv: &Server, shard: &ShardSpec) -> Vec<u64> {
     v
 }
 
+/// A node's Redis address; empty host and port 0 while a peer has not told us yet (Redis
+/// shows a node without a known address the same way, flagged `noaddr`).
 fn node_addr(srv: &Server, id: u64) -> (String, u16) {
     match srv.redis_addr_of(id) {
         Some(a) => split_addr(&a),
-        None => ("?".into(), 0),
+        None => (String::new(), 0),
     }
 }
 
@@ -307,11 +309,16 @@ fn cluster_nodes_text(srv: &Server) -> String {
             })
             .collect();
         let myself = if m.id == srv.node_id { "myself," } else { "" };
+        let noaddr = if port == 0 { ",noaddr" } else { "" };
         // Nodes that lead nothing are listed as masters without slots (Redis Cluster
         // clients only need the masters' slot ranges).
-        let cport = m.addr.rsplit_once(':').map_or("0", |(_, p)| p);
+        let cport = if port == 0 {
+            "0"
+        } else {
+            m.addr.rsplit_once(':').map_or("0", |(_, p)| p)
+        };
         out.push_str(&format!(
-            "{} {host}:{port}@{cport} {myself}master - 0 0 {} connected{}{}\n",
+            "{} {host}:{port}@{cport} {myself}master{noaddr} - 0 0 {} connected{}{}\n",
             cluster_node_id(m.id),
             layout.shards().iter().map(|s| s.epoch).max().unwrap_or(0),
             if led.is_empty() { "" } else { " " },

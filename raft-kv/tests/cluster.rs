@@ -497,7 +497,12 @@ async fn a_quiescent_group_elects_when_its_leader_is_silently_cut_off() {
     // reports the leader unreachable: the client's request (stepped into the sleeping
     // follower's Raft node, which wakes it) must restart the follower's election timer.
     tokio::time::timeout(TEST_TIMEOUT, async {
-        let c = Cluster::start_with_env(3, &[], &[("RAFTKV_FAULT_INJECTION", "1")]);
+        // 50 ms ticks: quiescent after 1 s idle, a new election within 0.5-1 s.
+        let c = Cluster::start_with_env(
+            3,
+            &["--raft-tick-ms", "50"],
+            &[("RAFTKV_FAULT_INJECTION", "1")],
+        );
         c.wait_ready(Duration::from_secs(20));
         let leader = c.wait_leader(Duration::from_secs(15));
         let mut conn = c.nodes[(leader + 1) % 3].conn().await;
@@ -506,7 +511,7 @@ async fn a_quiescent_group_elects_when_its_leader_is_silently_cut_off() {
             async move { conn.set("k", "before").await }
         })
         .await;
-        // Idle for 20 ticks (2 s) and more: the group goes to sleep.
+        // Idle for 20 ticks (1 s) and more: the group goes to sleep.
         tokio::time::sleep(Duration::from_secs(4)).await;
         let names: Vec<String> = c.nodes.iter().map(|n| n.name.clone()).collect();
         for (i, n) in c.nodes.iter().enumerate() {
@@ -526,6 +531,7 @@ async fn a_quiescent_group_elects_when_its_leader_is_silently_cut_off() {
         }
         let started = Instant::now();
         let r: redis::RedisResult<()> = conn.set("k", "after").await;
+        // Had the followers slept on, the write would fail at the 5 s request timeout.
         assert!(
             r.is_ok() && started.elapsed() < Duration::from_secs(4),
             "the followers elected a new leader: {r:?} after {:?}",

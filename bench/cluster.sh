@@ -5,6 +5,9 @@
 #   bench/cluster.sh                 # defaults: RUNS=3 N=50000 CLIENTS=50 PIPELINE=1
 #   RUNS=5 N=200000 CLIENTS=100 PIPELINE=16 bench/cluster.sh
 #
+# One shard by default (one Raft group: "leader" and "follower" are its leader and a
+# follower); SHARDS=8 runs the cluster sharded (bench/shards.sh compares shard counts).
+#
 # Needs redis-server and redis-benchmark (Debian: redis-server, redis-tools). Builds the
 # release binary unless RAFTKV_BIN points at one. Everything listens on 127.0.0.1 only.
 set -euo pipefail
@@ -60,7 +63,8 @@ for i in 1 2 3; do
 done
 for i in 1 2 3; do
   "$BIN" --node-id n$i --data-dir "$WORK/n$i" --port $((BASE + 10 + i)) \
-    --redis-port $((BASE + 20 + i)) --cluster "$CLUSTER" --log-level warn \
+    --redis-port $((BASE + 20 + i)) --cluster "$CLUSTER" --initial-shards "${SHARDS:-1}" \
+    --log-level warn \
     ${RAFTKV_FLAGS:-} >"$WORK/n$i.log" 2>&1 &
   PIDS+=($!)
 done

@@ -80,6 +80,18 @@ pub struct Config {
     pub cluster_secret_file: Option<PathBuf>,
 }
 
+/// The secret travels in gRPC metadata and HTTP headers: printable ASCII only (a secret
+/// that cannot be sent would silently cut the node off from its peers).
+fn check_secret(secret: String, source: &str) -> Result<String, String> {
+    if secret.bytes().all(|b| (0x20..=0x7e).contains(&b)) {
+        Ok(secret)
+    } else {
+        Err(format!(
+            "{source}: the cluster secret must be printable ASCII (it is sent in headers)"
+        ))
+    }
+}
+
 /// How requests for shards led by another node are answered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum RouteMode {
@@ -128,11 +140,14 @@ impl Config {
             if secret.is_empty() {
                 return Err(format!("--cluster-secret-file {} is empty", path.display()));
             }
-            return Ok(Some(secret));
+            return check_secret(secret, "--cluster-secret-file").map(Some);
         }
-        Ok(std::env::var("RAFTKV_CLUSTER_SECRET")
-            .ok()
-            .filter(|s| !s.is_empty()))
+        match std::env::var("RAFTKV_CLUSTER_SECRET") {
+            Ok(s) if !s.trim().is_empty() => {
+                check_secret(s.trim().to_string(), "RAFTKV_CLUSTER_SECRET").map(Some)
+            }
+            _ => Ok(None),
+        }
     }
 
     /// `--initial-shards`, or the default for this cluster's size.
@@ -176,6 +191,9 @@ mod tests {
         assert!(with_cluster("node2=127.0.0.1:5002").members().is_err());
         let multi = with_cluster("node1=127.0.0.1:5001,node2=127.0.0.1:5002");
         assert_eq!(multi.members().map(|m| m.len()), Ok(2));
+        assert!(check_secret("ok secret".into(), "x").is_ok());
+        assert!(check_secret("bad\u{e9}".into(), "x").is_err());
+        assert!(check_secret("bad\nline".into(), "x").is_err());
         let alone = Config::parse_from(["raft-kv", "--node-id", "n9", "--port", "7001"]);
         let m = alone.members().expect("single node");
         assert_eq!(

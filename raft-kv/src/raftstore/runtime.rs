@@ -424,10 +424,14 @@ impl Runtime {
                         continue;
                     }
                     peer.raw.report_unreachable(node);
-                    // A suspected peer (maybe the sleeping leader) must not leave the group
-                    // asleep: woken, followers time out and elect if the leader is gone. A
-                    // sleeping leader stays asleep: losing a follower changes nothing for it.
-                    if peer.raw.is_hibernating() && peer.raw.role() != StateRole::Leader {
+                    // A suspected leader must not leave the group asleep: woken, followers
+                    // time out and elect if it is gone. Losing a follower changes nothing
+                    // for a sleeping group, so then nobody is woken.
+                    let leader = peer.raw.leader_id();
+                    if peer.raw.is_hibernating()
+                        && peer.raw.role() != StateRole::Leader
+                        && (leader == node || leader == 0)
+                    {
                         peer.raw.wake();
                     }
                     self.active.insert(*group);

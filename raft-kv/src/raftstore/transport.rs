@@ -226,8 +226,13 @@ async fn run_link(
         loop {
             tokio::select! {
                 res = &mut call => {
-                    if let Err(e) = res {
-                        tracing::debug!(to, error = %e, "raft stream to peer ended");
+                    match res {
+                        Err(e) if e.code() == tonic::Code::Unauthenticated => tracing::warn!(
+                            to,
+                            "peer refused our cluster secret; every member must use the same"
+                        ),
+                        Err(e) => tracing::debug!(to, error = %e, "raft stream to peer ended"),
+                        Ok(_) => {}
                     }
                     break;
                 }

@@ -137,7 +137,7 @@ pub fn first_failure(write: bool, replies: &[Frame]) -> Option<Frame> {
     }
     let done = replies.iter().filter(|r| !r.is_error()).count();
     Some(Frame::Error(format!(
-        "UNCERTAIN the command spans {} shards: {done} applied it, the others failed or may          not have ({}); check before retrying",
+        "UNCERTAIN the command spans {} shards: {done} applied it, the others failed or may not have ({}); check before retrying",
         replies.len(),
         match first {
             Frame::Error(e) => e.as_str(),

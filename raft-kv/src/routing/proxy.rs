@@ -78,6 +78,10 @@ impl Proxy {
         match tokio::time::timeout(self.timeout, client.execute(req)).await {
             Ok(Ok(reply)) => frame_codec::decode(&reply.into_inner().frame)
                 .unwrap_or_else(|e| Frame::Error(format!("ERR bad reply from a peer: {e}"))),
+            // Refused before anything ran there.
+            Ok(Err(status)) if status.code() == tonic::Code::Unauthenticated => {
+                Frame::Error("ERR a peer refused this node's cluster secret".into())
+            }
             Ok(Err(status)) if kind != ExecKind::Write => {
                 tryagain(&format!("proxied read failed: {}", status.message()))
             }

@@ -136,10 +136,18 @@ pub async fn handle(srv: Arc<Server>, mut stream: TcpStream, peer: SocketAddr) {
     srv.clients.unregister(handle.id);
 }
 
-/// Waits forever: the disabled branch of a select.
 /// How often a client blocked on keys of a shard hosted elsewhere retries.
 const REMOTE_POLL: Duration = Duration::from_millis(100);
 
+/// A poll timer that keeps its rhythm however often the wait around it is interrupted (a
+/// fresh sleep per wait would never fire on a node applying other writes all the time).
+fn remote_poll() -> tokio::time::Interval {
+    let mut poll = tokio::time::interval_at(tokio::time::Instant::now() + REMOTE_POLL, REMOTE_POLL);
+    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    poll
+}
+
+/// Waits forever: the disabled branch of a select.
 async fn never<T>() -> T {
     std::future::pending().await
 }
@@ -748,6 +756,7 @@ impl Conn {
         self.handle.fields.lock().blocked = true;
         let deadline = (!timeout.is_zero()).then(|| tokio::time::Instant::now() + timeout);
         let remote = !self.remote_keys(&keys).is_empty();
+        let mut poll = remote_poll();
         let result = loop {
             let woken = async {
                 tokio::select! {
@@ -757,7 +766,7 @@ impl Conn {
                         Err(broadcast::error::RecvError::Closed) => None,
                     },
                     // Writes applied on other nodes are not seen here: poll.
-                    _ = tokio::time::sleep(REMOTE_POLL), if remote => Some(true),
+                    _ = poll.tick(), if remote => Some(true),
                 }
             };
             match self.block_wait(deadline, &first, woken).await? {
@@ -807,6 +816,7 @@ impl Conn {
         let wait_keys: Vec<Bytes> = keys.iter().map(|k| k.key.clone()).collect();
         let remote = self.remote_keys(&wait_keys);
         let srv = self.srv.clone();
+        let mut poll = remote_poll();
         // Earlier replies go out first: a client slow to read them must not hold a turn.
         self.flush().await?;
         let waiter = self.srv.blocked.register(keys);
@@ -856,7 +866,7 @@ impl Conn {
                     _ = waiter.notified() => {}
                     // Keys of shards hosted elsewhere: their writes are not applied here, so
                     // their queues are woken by polling.
-                    _ = tokio::time::sleep(REMOTE_POLL), if !remote.is_empty() => {
+                    _ = poll.tick(), if !remote.is_empty() => {
                         srv.blocked.touch(&remote);
                     }
                 }

@@ -175,6 +175,9 @@ pub struct Metrics {
     pub snapshots: IntCounterVec,
     pub shard_writes: IntCounterVec,
     pub shard_reads: IntCounterVec,
+    /// Data commands by how they were routed: local, proxied, split, all_shards, moved,
+    /// crossslot.
+    pub routed: IntCounterVec,
     pub disk_usage: IntGauge,
     pub connected_clients: IntGauge,
     pub keys: IntGaugeVec,
@@ -202,6 +205,7 @@ impl Metrics {
             snapshots: Family::new(&["kind"], IntCounter::default),
             shard_writes: Family::new(shard, IntCounter::default),
             shard_reads: Family::new(shard, IntCounter::default),
+            routed: Family::new(&["route"], IntCounter::default),
             disk_usage: IntGauge::default(),
             connected_clients: IntGauge::default(),
             keys: Family::new(shard, IntGauge::default),
@@ -221,7 +225,7 @@ impl Metrics {
     /// The Prometheus text exposition (format 0.0.4) of every metric.
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(16 * 1024);
-        let counters: [(&str, &str, &IntCounterVec); 4] = [
+        let counters: [(&str, &str, &IntCounterVec); 5] = [
             (
                 "raftkv_operations_total",
                 "Commands executed, by command and result.",
@@ -241,6 +245,13 @@ impl Metrics {
                 "raftkv_shard_reads_total",
                 "Linearizable read barriers served per shard (rate = read load).",
                 &self.shard_reads,
+            ),
+            (
+                "raftkv_routed_requests_total",
+                "Routing decisions: shard requests run locally or proxied to another node; \
+                 commands split across shards or run on all shards (their shard requests count \
+                 too); -MOVED and -CROSSSLOT replies.",
+                &self.routed,
             ),
         ];
         for (name, help, fam) in counters {

@@ -134,6 +134,17 @@ async fn plain_clients_see_one_keyspace_across_shards() {
             .expect("del");
         assert_eq!(n, 4);
 
+        // The routing decisions show in the metrics.
+        let (_, metrics) = common::http_get(c.nodes[1].http_port, "/metrics");
+        for route in ["local", "split", "all_shards"] {
+            assert!(
+                metrics.contains(&format!(
+                    "raftkv_routed_requests_total{{route=\"{route}\"}}"
+                )),
+                "{route} missing from /metrics"
+            );
+        }
+
         // Commands that must be atomic need one shard (hash tags put keys together).
         assert_ne!(key_slot(b"{a}") / 2048, key_slot(b"{b}") / 2048);
         for cmd in [

@@ -558,6 +558,12 @@ impl Conn {
             return Ok(Frame::Simple("QUEUED".into()).into());
         }
         if let Some(moved) = self.redirect(spec, &args) {
+            let how = if matches!(&moved, Frame::Error(e) if e.starts_with("MOVED")) {
+                "moved"
+            } else {
+                "crossslot"
+            };
+            self.srv.store.count_route(how);
             return Ok(moved.into());
         }
         match spec.kind {

@@ -275,7 +275,14 @@ async fn serve(config: Config) -> Result<(), String> {
         tokio::spawn(p.clone().learn_addresses());
         Some(p)
     };
-    let store = Store::new(engine.clone(), raft.clone(), stats, layout, proxy);
+    let store = Store::new(
+        engine.clone(),
+        raft.clone(),
+        stats,
+        layout,
+        proxy,
+        metrics.clone(),
+    );
 
     let local = listener
         .local_addr()

@@ -19,6 +19,7 @@ use tokio::sync::broadcast;
 use parking_lot::RwLock;
 
 use crate::cmd::{self, args::cmd_name, CmdError, Kind};
+use crate::metrics::Metrics;
 use crate::protocol::Frame;
 use crate::raftstore::transport::pb::exec_request::Kind as ExecKind;
 use crate::raftstore::{tryagain, RaftHandle};
@@ -40,6 +41,7 @@ pub struct Store {
     layout: RwLock<Arc<Layout>>,
     /// Reaches shards this node does not host (None: a single-node cluster).
     proxy: Option<Arc<Proxy>>,
+    metrics: Arc<Metrics>,
 }
 
 /// Shard 0's group (the only one of a single-shard cluster).
@@ -77,6 +79,7 @@ impl Store {
         stats: Arc<StoreStats>,
         layout: Layout,
         proxy: Option<Arc<Proxy>>,
+        metrics: Arc<Metrics>,
     ) -> Arc<Store> {
         Arc::new(Store {
             engine,
@@ -86,6 +89,7 @@ impl Store {
             stats,
             layout: RwLock::new(Arc::new(layout)),
             proxy,
+            metrics,
         })
     }
 
@@ -202,8 +206,12 @@ impl Store {
                 };
                 self.on_shard(shard, req).await
             }
-            Plan::CrossSlot => Frame::Error(CROSSSLOT.into()),
+            Plan::CrossSlot => {
+                self.count_route("crossslot");
+                Frame::Error(CROSSSLOT.into())
+            }
             Plan::Split(parts) => {
+                self.count_route("split");
                 let merge = plan::merge_kind(spec.name).unwrap_or(plan::Merge::Sum);
                 let futs = parts.iter().map(|p| {
                     let req = if write {
@@ -225,7 +233,10 @@ impl Store {
                 }
                 plan::merge(merge, &parts, replies)
             }
-            Plan::AllShards => self.all_shards(spec.name, args, layout.shards()).await,
+            Plan::AllShards => {
+                self.count_route("all_shards");
+                self.all_shards(spec.name, args, layout.shards()).await
+            }
         }
     }
 
@@ -354,8 +365,10 @@ impl Store {
     /// Runs a request on one shard: here if this node hosts it, else on a node that does.
     pub async fn on_shard(&self, shard: &ShardSpec, req: ShardRequest) -> Frame {
         if self.hosts(shard) {
+            self.count_route("local");
             return self.on_local_shard(shard, req).await;
         }
+        self.count_route("proxied");
         let Some(proxy) = &self.proxy else {
             return tryagain("no node serving this shard is known");
         };
@@ -383,6 +396,11 @@ impl Store {
         proxy
             .execute(to, shard.id, shard.epoch, kind, payload)
             .await
+    }
+
+    /// Counts a data command's route (`raftkv_routed_requests_total`).
+    pub fn count_route(&self, how: &str) {
+        self.metrics.routed.with_label_values(&[how]).inc();
     }
 
     /// The shard's leader if a local replica knows it, else as peers last reported it.

@@ -7,27 +7,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::cluster::Cluster;
-use common::TEST_TIMEOUT;
+use common::{retry, TEST_TIMEOUT};
 use redis::AsyncCommands;
-
-/// Retries `op` (a request that may hit an election) until it succeeds or `within` passes.
-async fn retry<T, F, Fut>(within: Duration, mut op: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = redis::RedisResult<T>>,
-{
-    let deadline = Instant::now() + within;
-    loop {
-        match op().await {
-            Ok(v) => return v,
-            Err(e) if Instant::now() < deadline => {
-                eprintln!("retrying after: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            Err(e) => panic!("still failing after {within:?}: {e}"),
-        }
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_serve_reads_and_writes_from_any_node() {
@@ -392,22 +373,6 @@ async fn metrics_ready_and_info_describe_the_cluster() {
     .expect("test timed out");
 }
 
-/// An HTTP GET with extra header lines: the status line.
-fn http_status_with(port: u16, path: &str, headers: &str) -> String {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect http");
-    s.set_read_timeout(Some(Duration::from_secs(5)))
-        .expect("timeout");
-    s.write_all(
-        format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n{headers}Connection: close\r\n\r\n")
-            .as_bytes(),
-    )
-    .expect("write");
-    let mut resp = String::new();
-    let _ = s.read_to_string(&mut resp);
-    resp.lines().next().unwrap_or("").to_string()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_secret_guards_node_to_node_and_admin_traffic() {
     use raft_kv::raftstore::transport::pb::node_client::NodeClient;
@@ -454,14 +419,23 @@ async fn cluster_secret_guards_node_to_node_and_admin_traffic() {
         assert_eq!(info.name, "n2");
 
         // Admin routes need the bearer token; probes and scrapes do not.
-        assert!(http_status_with(port, "/status", "").contains(" 401 "));
+        assert!(common::http_get_with(port, "/status", "")
+            .0
+            .contains(" 401 "));
         let auth = "Authorization: Bearer correct horse\r\n";
-        assert!(http_status_with(port, "/status", auth).contains(" 200 "));
+        assert!(common::http_get_with(port, "/status", auth)
+            .0
+            .contains(" 200 "));
         assert!(
-            http_status_with(port, "/status", "Authorization: Bearer nope\r\n").contains(" 401 ")
+            common::http_get_with(port, "/status", "Authorization: Bearer nope\r\n")
+                .0
+                .contains(" 401 ")
         );
         for open in ["/health", "/ready", "/metrics"] {
-            assert!(http_status_with(port, open, "").contains(" 200 "), "{open}");
+            assert!(
+                common::http_get_with(port, open, "").0.contains(" 200 "),
+                "{open}"
+            );
         }
 
         // A member restarted with another secret is cut off: its Raft traffic is refused

@@ -11,27 +11,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::cluster::Cluster;
-use common::{redis_cli, TEST_TIMEOUT};
+use common::{redis_cli, retry, TEST_TIMEOUT};
 use raft_kv::storage::slot::key_slot;
 use redis::AsyncCommands;
-
-async fn retry<T, F, Fut>(within: Duration, mut op: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = redis::RedisResult<T>>,
-{
-    let deadline = Instant::now() + within;
-    loop {
-        match op().await {
-            Ok(v) => return v,
-            Err(e) if Instant::now() < deadline => {
-                eprintln!("retrying after: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            Err(e) => panic!("still failing after {within:?}: {e}"),
-        }
-    }
-}
 
 /// The error text, lower-cased (the client spells CROSSSLOT as "CrossSlot").
 fn err_text(r: redis::RedisResult<redis::Value>) -> String {

@@ -15,6 +15,25 @@ use std::time::{Duration, Instant};
 /// Every test body runs under this bound.
 pub const TEST_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// Retries `op` (a request that may hit an election) until it succeeds or `within` passes.
+pub async fn retry<T, F, Fut>(within: Duration, mut op: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = redis::RedisResult<T>>,
+{
+    let deadline = Instant::now() + within;
+    loop {
+        match op().await {
+            Ok(v) => return v,
+            Err(e) if Instant::now() < deadline => {
+                eprintln!("retrying after: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("still failing after {within:?}: {e}"),
+        }
+    }
+}
+
 /// Waits up to 30 s for `port` to accept connections; Err if the process exits first or
 /// the time runs out (the text says which).
 pub fn wait_listening(port: u16, child: &mut Child) -> Result<(), String> {
@@ -345,11 +364,17 @@ pub fn redis_cli_stdin(port: u16, args: &[&str], input: &str) -> Option<String> 
 
 /// An HTTP GET on the admin port: (status line, body).
 pub fn http_get(port: u16, path: &str) -> (String, String) {
+    http_get_with(port, path, "")
+}
+
+/// An HTTP GET with extra header lines (each ending in `\r\n`): (status line, body).
+pub fn http_get_with(port: u16, path: &str, headers: &str) -> (String, String) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect http");
     s.set_read_timeout(Some(Duration::from_secs(5)))
         .expect("timeout");
     s.write_all(
-        format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes(),
+        format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n{headers}Connection: close\r\n\r\n")
+            .as_bytes(),
     )
     .expect("write");
     let mut resp = String::new();

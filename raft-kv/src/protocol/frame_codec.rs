@@ -5,8 +5,7 @@
 //! `tag u8 | body`: strings and blobs are `len u32 | bytes`, integers big-endian, containers
 //! `count u32 | items`. Decoding checks every length and bounds the nesting.
 
-use bytes::{Bytes, BytesMut};
-
+use super::wire::{put_blob, WireReader};
 use super::Frame;
 
 const MAX_DEPTH: usize = 64;
@@ -15,11 +14,6 @@ pub fn encode(f: &Frame) -> Vec<u8> {
     let mut out = Vec::with_capacity(64);
     put(&mut out, f);
     out
-}
-
-fn put_blob(out: &mut Vec<u8>, b: &[u8]) {
-    out.extend_from_slice(&(b.len() as u32).to_be_bytes());
-    out.extend_from_slice(b);
 }
 
 fn put_list(out: &mut Vec<u8>, tag: u8, items: &[Frame]) {
@@ -82,99 +76,67 @@ fn put(out: &mut Vec<u8>, f: &Frame) {
 }
 
 pub fn decode(raw: &[u8]) -> Result<Frame, String> {
-    let mut r = Reader { buf: raw, pos: 0 };
-    let f = r.frame(0)?;
-    if r.pos != raw.len() {
+    let mut r = WireReader::new(raw, "frame");
+    let f = frame(&mut r, 0)?;
+    if r.remaining() != 0 {
         return Err("trailing bytes after frame".into());
     }
     Ok(f)
 }
 
-struct Reader<'a> {
-    buf: &'a [u8],
-    pos: usize,
+fn text(r: &mut WireReader) -> Result<String, String> {
+    let b = r.blob()?;
+    String::from_utf8(b.to_vec()).map_err(|_| "frame text is not UTF-8".to_string())
 }
 
-impl Reader<'_> {
-    fn take(&mut self, n: usize) -> Result<&[u8], String> {
-        let end = self.pos.checked_add(n).ok_or("length overflow")?;
-        let s = self
-            .buf
-            .get(self.pos..end)
-            .ok_or_else(|| format!("frame truncated at byte {}", self.pos))?;
-        self.pos = end;
-        Ok(s)
+fn list(r: &mut WireReader, depth: usize) -> Result<Vec<Frame>, String> {
+    let n = r.u32()? as usize;
+    // Every item takes at least one byte: a count beyond the input is corrupt.
+    if n > r.remaining() {
+        return Err("frame count exceeds its input".into());
     }
+    (0..n).map(|_| frame(r, depth + 1)).collect()
+}
 
-    fn u32(&mut self) -> Result<usize, String> {
-        let b = self.take(4)?;
-        Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize)
+fn pairs(r: &mut WireReader, depth: usize) -> Result<Vec<(Frame, Frame)>, String> {
+    let n = r.u32()? as usize;
+    if n > r.remaining() / 2 {
+        return Err("frame count exceeds its input".into());
     }
+    (0..n)
+        .map(|_| Ok((frame(r, depth + 1)?, frame(r, depth + 1)?)))
+        .collect()
+}
 
-    fn u64(&mut self) -> Result<u64, String> {
-        let mut a = [0u8; 8];
-        a.copy_from_slice(self.take(8)?);
-        Ok(u64::from_be_bytes(a))
+fn frame(r: &mut WireReader, depth: usize) -> Result<Frame, String> {
+    if depth > MAX_DEPTH {
+        return Err("frame nested too deeply".into());
     }
-
-    fn blob(&mut self) -> Result<Bytes, String> {
-        let n = self.u32()?;
-        Ok(Bytes::from(BytesMut::from(self.take(n)?)))
-    }
-
-    fn text(&mut self) -> Result<String, String> {
-        let b = self.blob()?;
-        String::from_utf8(b.to_vec()).map_err(|_| "frame text is not UTF-8".to_string())
-    }
-
-    fn list(&mut self, depth: usize) -> Result<Vec<Frame>, String> {
-        let n = self.u32()?;
-        // Every item takes at least one byte: a count beyond the input is corrupt.
-        if n > self.buf.len() - self.pos {
-            return Err("frame count exceeds its input".into());
-        }
-        (0..n).map(|_| self.frame(depth + 1)).collect()
-    }
-
-    fn pairs(&mut self, depth: usize) -> Result<Vec<(Frame, Frame)>, String> {
-        let n = self.u32()?;
-        if n > (self.buf.len() - self.pos) / 2 {
-            return Err("frame count exceeds its input".into());
-        }
-        (0..n)
-            .map(|_| Ok((self.frame(depth + 1)?, self.frame(depth + 1)?)))
-            .collect()
-    }
-
-    fn frame(&mut self, depth: usize) -> Result<Frame, String> {
-        if depth > MAX_DEPTH {
-            return Err("frame nested too deeply".into());
-        }
-        Ok(match self.take(1)?[0] {
-            0 => Frame::Simple(self.text()?),
-            1 => Frame::Error(self.text()?),
-            2 => Frame::Integer(self.u64()? as i64),
-            3 => Frame::Bulk(self.blob()?),
-            4 => Frame::Null,
-            5 => Frame::NullArray,
-            6 => Frame::Array(self.list(depth)?),
-            7 => Frame::Map(self.pairs(depth)?),
-            8 => Frame::Set(self.list(depth)?),
-            9 => Frame::KeyedMap(self.pairs(depth)?),
-            10 => Frame::Pairs(self.pairs(depth)?),
-            11 => Frame::Double(f64::from_bits(self.u64()?)),
-            12 => Frame::Boolean(self.take(1)?[0] != 0),
-            13 => Frame::Verbatim(self.blob()?),
-            14 => Frame::Push(self.list(depth)?),
-            15 => Frame::Raw(self.blob()?),
-            t => return Err(format!("unknown frame tag {t}")),
-        })
-    }
+    Ok(match r.u8()? {
+        0 => Frame::Simple(text(r)?),
+        1 => Frame::Error(text(r)?),
+        2 => Frame::Integer(r.u64()? as i64),
+        3 => Frame::Bulk(r.blob()?),
+        4 => Frame::Null,
+        5 => Frame::NullArray,
+        6 => Frame::Array(list(r, depth)?),
+        7 => Frame::Map(pairs(r, depth)?),
+        8 => Frame::Set(list(r, depth)?),
+        9 => Frame::KeyedMap(pairs(r, depth)?),
+        10 => Frame::Pairs(pairs(r, depth)?),
+        11 => Frame::Double(f64::from_bits(r.u64()?)),
+        12 => Frame::Boolean(r.u8()? != 0),
+        13 => Frame::Verbatim(r.blob()?),
+        14 => Frame::Push(list(r, depth)?),
+        15 => Frame::Raw(r.blob()?),
+        t => return Err(format!("unknown frame tag {t}")),
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::Bytes;
 
     #[test]
     fn every_shape_round_trips() {

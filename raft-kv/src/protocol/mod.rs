@@ -6,6 +6,7 @@ pub mod frame_codec;
 pub mod glob;
 pub mod int;
 pub mod parser;
+pub mod wire;
 
 pub use frame::Frame;
 pub use parser::{Parser, ProtocolError};

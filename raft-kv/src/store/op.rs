@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+use crate::protocol::wire::{put_blob, WireReader};
+
 const FORMAT_VERSION: u8 = 2;
 
 #[derive(Clone, Debug, PartialEq)]
@@ -49,7 +51,7 @@ impl WriteOp {
                 out.push(2);
                 out.extend_from_slice(&(watched.len() as u32).to_be_bytes());
                 for (k, rev) in watched {
-                    put_bytes(&mut out, k);
+                    put_blob(&mut out, k);
                     out.extend_from_slice(&rev.to_be_bytes());
                 }
                 out.extend_from_slice(&(cmds.len() as u32).to_be_bytes());
@@ -66,7 +68,7 @@ impl WriteOp {
     }
 
     pub fn decode(raw: &[u8]) -> Result<WriteOp, String> {
-        let mut r = Reader { buf: raw, pos: 0 };
+        let mut r = WireReader::new(raw, "write op");
         let version = r.u8()?;
         if version != FORMAT_VERSION && version != 1 {
             return Err(format!("unknown write op format version {version}"));
@@ -75,25 +77,25 @@ impl WriteOp {
         let seed = r.u64()?;
         let epoch = if version == 1 { 0 } else { r.u64()? };
         let kind = match r.u8()? {
-            1 => OpKind::Command(r.args()?),
+            1 => OpKind::Command(read_args(&mut r)?),
             2 => {
                 let n = r.u32()? as usize;
                 let mut watched = Vec::with_capacity(n.min(1024));
                 for _ in 0..n {
-                    let k = r.bytes()?;
+                    let k = r.blob()?;
                     watched.push((k, r.u64()?));
                 }
                 let n = r.u32()? as usize;
                 let mut cmds = Vec::with_capacity(n.min(1024));
                 for _ in 0..n {
-                    cmds.push(r.args()?);
+                    cmds.push(read_args(&mut r)?);
                 }
                 OpKind::Multi { watched, cmds }
             }
-            3 => OpKind::Expire(r.args()?),
+            3 => OpKind::Expire(read_args(&mut r)?),
             k => return Err(format!("unknown write op kind {k}")),
         };
-        if r.pos != raw.len() {
+        if r.remaining() != 0 {
             return Err("trailing bytes after write op".into());
         }
         Ok(WriteOp {
@@ -105,57 +107,21 @@ impl WriteOp {
     }
 }
 
-fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
-    out.extend_from_slice(&(b.len() as u32).to_be_bytes());
-    out.extend_from_slice(b);
-}
-
 fn put_args(out: &mut Vec<u8>, args: &[Bytes]) {
     out.extend_from_slice(&(args.len() as u32).to_be_bytes());
     for a in args {
-        put_bytes(out, a);
+        put_blob(out, a);
     }
 }
 
-struct Reader<'a> {
-    buf: &'a [u8],
-    pos: usize,
-}
-
-impl Reader<'_> {
-    fn take(&mut self, n: usize) -> Result<&[u8], String> {
-        let end = self.pos.checked_add(n).ok_or("length overflow")?;
-        let s = self
-            .buf
-            .get(self.pos..end)
-            .ok_or_else(|| format!("write op truncated at byte {}", self.pos))?;
-        self.pos = end;
-        Ok(s)
+/// `argc u32 | (len u32 | bytes)*`.
+fn read_args(r: &mut WireReader) -> Result<Vec<Bytes>, String> {
+    let n = r.u32()? as usize;
+    let mut v = Vec::with_capacity(n.min(1024));
+    for _ in 0..n {
+        v.push(r.blob()?);
     }
-    fn u8(&mut self) -> Result<u8, String> {
-        Ok(self.take(1)?[0])
-    }
-    fn u32(&mut self) -> Result<u32, String> {
-        let b = self.take(4)?;
-        Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-    }
-    fn u64(&mut self) -> Result<u64, String> {
-        let mut a = [0u8; 8];
-        a.copy_from_slice(self.take(8)?);
-        Ok(u64::from_be_bytes(a))
-    }
-    fn bytes(&mut self) -> Result<Bytes, String> {
-        let n = self.u32()? as usize;
-        Ok(Bytes::copy_from_slice(self.take(n)?))
-    }
-    fn args(&mut self) -> Result<Vec<Bytes>, String> {
-        let n = self.u32()? as usize;
-        let mut v = Vec::with_capacity(n.min(1024));
-        for _ in 0..n {
-            v.push(self.bytes()?);
-        }
-        Ok(v)
-    }
+    Ok(v)
 }
 
 #[cfg(test)]

@@ -39,21 +39,10 @@ fn split_addr(addr: &str) -> (String, u16) {
 /// The leader of a shard as this node knows it: from its own replica, else as its peers
 /// report it, else the preferred leader (that node redirects further if needed).
 pub fn shard_leader(srv: &Server, shard: &ShardSpec) -> u64 {
-    let st = srv.store.raft().status(shard.id);
-    if st.leader != 0 && shard.replicas.contains(&st.leader) {
-        return st.leader;
-    }
-    if !shard.replicas.contains(&srv.node_id) {
-        if let Some(l) = srv
-            .store
-            .proxy()
-            .and_then(|p| p.reported_leader(shard.id))
-            .filter(|l| shard.replicas.contains(l))
-        {
-            return l;
-        }
-    }
-    shard.replicas.first().copied().unwrap_or(srv.node_id)
+    srv.store
+        .leader_hint(shard)
+        .or_else(|| shard.replicas.first().copied())
+        .unwrap_or(srv.node_id)
 }
 
 /// The shards this node advertises itself as master of (CLUSTER SLOTS/NODES): a

@@ -403,11 +403,15 @@ impl Store {
         self.metrics.routed.with_label_values(&[how]).inc();
     }
 
-    /// The shard's leader if a local replica knows it, else as peers last reported it.
-    fn leader_hint(&self, shard: &ShardSpec) -> Option<u64> {
+    /// The shard's leader if a local replica knows it, else (for a shard not hosted here)
+    /// as peers last reported it.
+    pub fn leader_hint(&self, shard: &ShardSpec) -> Option<u64> {
         let st = self.raft.status(shard.id);
         if st.leader != 0 && shard.replicas.contains(&st.leader) {
             return Some(st.leader);
+        }
+        if self.hosts(shard) {
+            return None;
         }
         self.proxy
             .as_ref()

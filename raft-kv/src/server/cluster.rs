@@ -59,8 +59,7 @@ pub fn advertised_shards(srv: &Server) -> Vec<ShardSpec> {
 }
 
 /// Replicas with the leader first.
-fn ordered_replicas(srv: &Server, shard: &ShardSpec) -> Vec<u64> {
-    let leader = shard_leader(srv, shard);
+fn ordered_replicas(shard: &ShardSpec, leader: u64) -> Vec<u64> {
     let mut v = vec![leader];
     v.extend(shard.replicas.iter().copied().filter(|r| *r != leader));
     v
@@ -101,7 +100,7 @@ impl Conn {
                             Frame::Integer(s.first_slot.into()),
                             Frame::Integer(s.last_slot.into()),
                         ];
-                        for r in ordered_replicas(&srv, s) {
+                        for r in ordered_replicas(s, shard_leader(&srv, s)) {
                             let (host, port) = node_addr(&srv, r);
                             e.push(Frame::Array(vec![
                                 bulk(&host),
@@ -122,11 +121,11 @@ impl Conn {
                     .iter()
                     .map(|s| {
                         let leader = shard_leader(&srv, s);
-                        let nodes = ordered_replicas(&srv, s)
+                        let applied = srv.store.raft().status(s.id).applied as i64;
+                        let nodes = ordered_replicas(s, leader)
                             .into_iter()
                             .map(|r| {
                                 let (host, port) = node_addr(&srv, r);
-                                let st = srv.store.raft().status(s.id);
                                 Frame::Map(vec![
                                     (bulk("id"), bulk(&cluster_node_id(r))),
                                     (bulk("port"), Frame::Integer(port.into())),
@@ -136,10 +135,7 @@ impl Conn {
                                         bulk("role"),
                                         bulk(if r == leader { "master" } else { "replica" }),
                                     ),
-                                    (
-                                        bulk("replication-offset"),
-                                        Frame::Integer(st.applied as i64),
-                                    ),
+                                    (bulk("replication-offset"), Frame::Integer(applied)),
                                     (bulk("health"), bulk("online")),
                                 ])
                             })

@@ -12,6 +12,7 @@
 # release binary unless RAFTKV_BIN points at one. Everything listens on 127.0.0.1 only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 
 RUNS=${RUNS:-3}
 N=${N:-50000}
@@ -37,13 +38,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-wait_port() {
-  for _ in $(seq 1 200); do
-    redis-cli -p "$1" PING >/dev/null 2>&1 && return 0
-    sleep 0.05
-  done
-  echo "port $1 did not come up" >&2; exit 1
-}
 
 # Reference: one redis-server, no persistence (its fastest configuration) and with
 # appendfsync always (durability closest to RaftKV's: every write fsynced before the reply).
@@ -92,7 +86,6 @@ one() { # port test
       $1 == t { print $2, $5, $7 }'
 }
 
-median() { sort -n | awk '{ a[NR] = $1 } END { if (NR == 0) print "nan"; else print a[int((NR + 1) / 2)] }'; }
 
 declare -A RESULT
 for target in redis:$REDIS_PORT redis-aof-always:$REDIS_AOF_PORT raftkv-leader:$LEADER_PORT raftkv-follower:$FOLLOWER_PORT; do

@@ -8,6 +8,7 @@
 # Builds the release binary unless RAFTKV_BIN points at one. Loopback only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 
 SHARDS=${SHARDS:-1000}
 SETTLE=${SETTLE:-20}
@@ -32,12 +33,7 @@ for i in 1 2 3; do
     --log-level warn >"$WORK/n$i.log" 2>&1 &
   PIDS+=($!)
 done
-for i in 1 2 3; do
-  for _ in $(seq 1 1200); do
-    curl -sf "http://127.0.0.1:$((BASE + 10 + i))/ready" >/dev/null && break
-    sleep 0.1
-  done
-done
+for i in 1 2 3; do wait_ready $((BASE + 10 + i)) 1200; done
 ready=$(date +%s.%N)
 printf '%s shards: every shard has a leader after %.1fs\n' "$SHARDS" "$(echo "$ready - $start" | bc)"
 sleep "$SETTLE"

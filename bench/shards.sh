@@ -14,6 +14,7 @@
 # Builds the release binary unless RAFTKV_BIN points at one. Loopback only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 
 RUNS=${RUNS:-3}
 N=${N:-20000}
@@ -64,13 +65,6 @@ cap_cpu() { # i pid
   fi
 }
 
-wait_port() {
-  for _ in $(seq 1 200); do
-    redis-cli -p "$1" PING >/dev/null 2>&1 && return 0
-    sleep 0.05
-  done
-  echo "port $1 did not come up" >&2; exit 1
-}
 
 # Prints "rps p50 p99" of one redis-benchmark run.
 one() { # port test pipeline [--cluster]
@@ -80,7 +74,6 @@ one() { # port test pipeline [--cluster]
       name[1] == t { print $2, $5, $7 }'
 }
 
-median() { sort -n | awk '{ a[NR] = $1 } END { if (NR == 0) print "nan"; else print a[int((NR + 1) / 2)] }'; }
 
 declare -A RESULT
 TARGETS=()
@@ -117,12 +110,7 @@ for s in $SHARDS; do
   done
   for i in 1 2 3; do wait_port $((BASE + 20 + i)); done
   # Every shard has a leader, and leaders had time to move to their preferred nodes.
-  for i in 1 2 3; do
-    for _ in $(seq 1 200); do
-      curl -sf "http://127.0.0.1:$((BASE + 10 + i))/ready" >/dev/null && break
-      sleep 0.1
-    done
-  done
+  for i in 1 2 3; do wait_ready $((BASE + 10 + i)) 200; done
   sleep 3
   echo "raftkv $s shard(s)" >&2
   if [ "$s" = 1 ]; then

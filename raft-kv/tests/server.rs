@@ -453,6 +453,13 @@ fn client_id(c: &mut common::Raw) -> String {
         .to_string()
 }
 
+/// Sends a blocking command on `c` and waits until the server shows `c` blocked.
+fn send_blocked(c: &mut common::Raw, admin: &mut common::Raw, cmd: &[u8]) {
+    let id = client_id(c);
+    c.send(cmd);
+    wait_blocked(admin, &id);
+}
+
 /// Waits until CLIENT LIST shows client `id` blocked (flag b).
 fn wait_blocked(admin: &mut common::Raw, id: &str) {
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
@@ -484,9 +491,7 @@ fn blocked_clients_are_served_first_come_first_served() {
     for round in 0..2 {
         let mut waiters: Vec<common::Raw> = (0..3).map(|_| srv.raw()).collect();
         for w in waiters.iter_mut() {
-            let id = client_id(w);
-            w.send(b"BLPOP q 10\r\n");
-            wait_blocked(&mut admin, &id);
+            send_blocked(w, &mut admin, b"BLPOP q 10\r\n");
         }
         if round == 0 {
             // (Redis answers :1 three times, serving a client after each push; here the
@@ -518,13 +523,9 @@ fn blocked_clients_are_served_first_come_first_served() {
     let mut w1 = srv.raw();
     let mut w2 = srv.raw();
     let mut w3 = srv.raw();
-    let (i1, i2, i3) = (client_id(&mut w1), client_id(&mut w2), client_id(&mut w3));
-    w1.send(b"BRPOP other q 10\r\n");
-    wait_blocked(&mut admin, &i1);
-    w2.send(b"BLMPOP 10 1 q LEFT COUNT 2\r\n");
-    wait_blocked(&mut admin, &i2);
-    w3.send(b"BLPOP q 10\r\n");
-    wait_blocked(&mut admin, &i3);
+    send_blocked(&mut w1, &mut admin, b"BRPOP other q 10\r\n");
+    send_blocked(&mut w2, &mut admin, b"BLMPOP 10 1 q LEFT COUNT 2\r\n");
+    send_blocked(&mut w3, &mut admin, b"BLPOP q 10\r\n");
     assert_eq!(
         admin.roundtrip(b"RPUSH q x y z w\r\n", b":4\r\n"),
         b":4\r\n"
@@ -538,17 +539,11 @@ fn blocked_clients_are_served_first_come_first_served() {
 
     // A client that disconnects, or times out, at the head of the queue does not stall it.
     let mut gone = srv.raw();
-    let id = client_id(&mut gone);
-    gone.send(b"BLPOP q 10\r\n");
-    wait_blocked(&mut admin, &id);
+    send_blocked(&mut gone, &mut admin, b"BLPOP q 10\r\n");
     let mut brief = srv.raw();
-    let id = client_id(&mut brief);
-    brief.send(b"BLPOP q 0.2\r\n");
-    wait_blocked(&mut admin, &id);
+    send_blocked(&mut brief, &mut admin, b"BLPOP q 0.2\r\n");
     let mut last = srv.raw();
-    let id = client_id(&mut last);
-    last.send(b"BLPOP q 10\r\n");
-    wait_blocked(&mut admin, &id);
+    send_blocked(&mut last, &mut admin, b"BLPOP q 10\r\n");
     drop(gone);
     assert_eq!(brief.read_n(5), b"*-1\r\n");
     assert_eq!(admin.roundtrip(b"RPUSH q v\r\n", b":1\r\n"), b":1\r\n");
@@ -558,13 +553,9 @@ fn blocked_clients_are_served_first_come_first_served() {
     // A client blocked on a key that now holds another type stays blocked (as in Redis),
     // and the next one in line is served.
     let mut zwaiter = srv.raw();
-    let id = client_id(&mut zwaiter);
-    zwaiter.send(b"BZPOPMIN q 10\r\n");
-    wait_blocked(&mut admin, &id);
+    send_blocked(&mut zwaiter, &mut admin, b"BZPOPMIN q 10\r\n");
     let mut lwaiter = srv.raw();
-    let id = client_id(&mut lwaiter);
-    lwaiter.send(b"BLPOP q 10\r\n");
-    wait_blocked(&mut admin, &id);
+    send_blocked(&mut lwaiter, &mut admin, b"BLPOP q 10\r\n");
     assert_eq!(admin.roundtrip(b"RPUSH q l\r\n", b":1\r\n"), b":1\r\n");
     let expected = popped("q", "l");
     assert_eq!(lwaiter.read_n(expected.len()), expected);
@@ -580,9 +571,8 @@ fn blocked_clients_are_served_first_come_first_served() {
     );
     let mut readers: Vec<common::Raw> = (0..2).map(|_| srv.raw()).collect();
     for (i, r) in readers.iter_mut().enumerate() {
-        let id = client_id(r);
-        r.send(format!("XREADGROUP GROUP g c{i} COUNT 1 BLOCK 10000 STREAMS s >\r\n").as_bytes());
-        wait_blocked(&mut admin, &id);
+        let cmd = format!("XREADGROUP GROUP g c{i} COUNT 1 BLOCK 10000 STREAMS s >\r\n");
+        send_blocked(r, &mut admin, cmd.as_bytes());
     }
     let expected = b"$3\r\n1-1\r\n$3\r\n2-1\r\n";
     assert_eq!(

@@ -1219,24 +1219,13 @@ fn xinfo(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
                     pending += 1;
                     Ok(true)
                 })?;
-                out.push(Frame::Map(vec![
+                let mut fields = vec![
                     (b("name"), Frame::Bulk(g.name.clone().into())),
                     (b("consumers"), Frame::Integer(consumers)),
                     (b("pending"), Frame::Integer(pending)),
-                    (b("last-delivered-id"), Frame::Bulk(g.last_id.to_bulk())),
-                    (
-                        b("entries-read"),
-                        if g.entries_read == INVALID_ENTRIES_READ {
-                            Frame::Null
-                        } else {
-                            Frame::Integer(g.entries_read)
-                        },
-                    ),
-                    (
-                        b("lag"),
-                        s.group_lag(&g).map_or(Frame::Null, Frame::Integer),
-                    ),
-                ]));
+                ];
+                fields.extend(group_position(&s, &g));
+                out.push(Frame::Map(fields));
             }
             Ok(Frame::Array(out))
         }
@@ -1294,6 +1283,22 @@ fn stream_summary(s: &Stream) -> Vec<(Frame, Frame)> {
     ]
 }
 
+/// A group's position in the stream, as XINFO GROUPS and XINFO STREAM FULL both report it:
+/// last-delivered-id, entries-read (nil when unknown) and lag (nil when unknown).
+fn group_position(s: &Stream, g: &Group) -> [(Frame, Frame); 3] {
+    let b = |t: &str| Frame::Bulk(Bytes::copy_from_slice(t.as_bytes()));
+    let entries_read = if g.entries_read == INVALID_ENTRIES_READ {
+        Frame::Null
+    } else {
+        Frame::Integer(g.entries_read)
+    };
+    [
+        (b("last-delivered-id"), Frame::Bulk(g.last_id.to_bulk())),
+        (b("entries-read"), entries_read),
+        (b("lag"), s.group_lag(g).map_or(Frame::Null, Frame::Integer)),
+    ]
+}
+
 /// XINFO STREAM key FULL [COUNT n] (`count` 0 = unlimited): like Redis' full
 /// `xinfoReplyWithStreamInfo`, `count` caps the entries and every pending list.
 fn xinfo_stream_full(ctx: &Ctx, s: &Stream, count: u64) -> CmdResult {
@@ -1340,25 +1345,14 @@ fn xinfo_stream_full(ctx: &Ctx, s: &Stream, count: u64) -> CmdResult {
                 ])
             })
             .collect();
-        groups.push(Frame::Map(vec![
-            (b("name"), Frame::Bulk(g.name.clone().into())),
-            (b("last-delivered-id"), Frame::Bulk(g.last_id.to_bulk())),
-            (
-                b("entries-read"),
-                if g.entries_read == INVALID_ENTRIES_READ {
-                    Frame::Null
-                } else {
-                    Frame::Integer(g.entries_read)
-                },
-            ),
-            (
-                b("lag"),
-                s.group_lag(&g).map_or(Frame::Null, Frame::Integer),
-            ),
+        let mut fields = vec![(b("name"), Frame::Bulk(g.name.clone().into()))];
+        fields.extend(group_position(s, &g));
+        fields.extend([
             (b("pel-count"), Frame::Integer(pel_count)),
             (b("pending"), Frame::Array(pending)),
             (b("consumers"), Frame::Array(consumers)),
-        ]));
+        ]);
+        groups.push(Frame::Map(fields));
     }
     let mut fields = stream_summary(s);
     fields.push((b("entries"), entries_frame(entries)));

@@ -1043,12 +1043,12 @@ impl Conn {
 /// each other, so a pipeline with any of those runs one command at a time.
 async fn propose_in_order(store: &crate::store::Store, cmds: Vec<Vec<Bytes>>) -> Vec<Frame> {
     if cmds.iter().all(|c| store.is_local(c)) {
-        let futs: Vec<_> = cmds.into_iter().map(|args| store.write(args)).collect();
+        let futs: Vec<_> = cmds.into_iter().map(|args| store.execute(args)).collect();
         return crate::store::join_in_order(futs).await;
     }
     let mut out = Vec::with_capacity(cmds.len());
     for args in cmds {
-        out.push(store.write(args).await);
+        out.push(store.execute(args).await);
     }
     out
 }

@@ -465,8 +465,9 @@ impl Store {
             return tryagain("the shard changed; refresh the routing and retry");
         }
         match kind {
+            // Decoded only to refuse garbage before it enters the log; the bytes are the op.
             ExecKind::Write => match WriteOp::decode(payload) {
-                Ok(op) => self.raft.propose(spec.id, op.encode()).await,
+                Ok(_) => self.raft.propose(spec.id, payload.to_vec()).await,
                 Err(e) => CmdError::Other(format!("ERR bad proxied write: {e}")).to_frame(),
             },
             ExecKind::Read | ExecKind::KeyRevs => match decode_args(payload) {
@@ -489,11 +490,6 @@ impl Store {
             epoch: shard.epoch,
             kind,
         }
-    }
-
-    /// A write command of a pipeline: routed like `execute`.
-    pub async fn write(&self, args: Vec<Bytes>) -> Frame {
-        self.execute(args).await
     }
 
     /// Whether every key of `args` lives in a shard hosted here (so pipelined writes keep

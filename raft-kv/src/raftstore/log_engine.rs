@@ -269,18 +269,22 @@ impl LogEngine for RocksLogEngine {
     }
 }
 
+/// A log entry for tests: `index`, `term` and 10 bytes of data.
+#[cfg(test)]
+pub(crate) fn test_entry(index: u64, term: u64) -> Entry {
+    Entry {
+        index,
+        term,
+        data: vec![index as u8; 10].into(),
+        ..Default::default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn ent(index: u64, term: u64) -> Entry {
-        Entry {
-            index,
-            term,
-            data: vec![index as u8; 10].into(),
-            ..Default::default()
-        }
-    }
+    use super::test_entry as ent;
 
     #[test]
     fn append_truncates_conflicting_suffix_and_keeps_groups_apart() {

@@ -291,14 +291,7 @@ mod tests {
     use super::*;
     use crate::raftstore::log_engine::{LogBatch, RocksLogEngine};
 
-    fn ent(index: u64, term: u64) -> Entry {
-        Entry {
-            index,
-            term,
-            data: vec![index as u8; 8].into(),
-            ..Default::default()
-        }
-    }
+    use crate::raftstore::log_engine::test_entry as ent;
 
     /// Appends through the log engine and the cache, as the runtime does.
     fn append(ps: &mut PeerStorage, log: &RocksLogEngine, ents: &[Entry]) {

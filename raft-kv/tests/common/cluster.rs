@@ -45,6 +45,13 @@ impl Node {
     }
 
     pub fn spawn(&mut self) {
+        if let Err(e) = self.try_spawn() {
+            panic!("{e}");
+        }
+    }
+
+    /// Starts the node; Err (with its log) if it does not come up.
+    fn try_spawn(&mut self) -> Result<(), String> {
         let log = File::options()
             .create(true)
             .append(true)
@@ -58,9 +65,8 @@ impl Node {
             .expect("spawn raft-kv");
         // Stored first, so a node that fails to come up is still killed on drop.
         let child = self.child.insert(child);
-        if let Err(e) = wait_listening(self.redis_port, child) {
-            panic!("{} {e}:\n{}", self.name, self.log_text());
-        }
+        wait_listening(self.redis_port, child)
+            .map_err(|e| format!("{} {e}:\n{}", self.name, self.log_text()))
     }
 
     pub fn log_text(&self) -> String {
@@ -206,7 +212,25 @@ impl Cluster {
             })
             .collect();
         for node in &mut nodes {
-            node.spawn();
+            // A free port can be taken between picking it and the node binding it (another
+            // process's outgoing connection, say). The Redis port is no part of the cluster's
+            // membership, so the first start may move it.
+            for attempt in 1.. {
+                match node.try_spawn() {
+                    Ok(()) => break,
+                    Err(e)
+                        if attempt < 3
+                            && e.contains(&format!(
+                                ":{}: Address already in use",
+                                node.redis_port
+                            )) =>
+                    {
+                        node.kill9();
+                        node.redis_port = free_port();
+                    }
+                    Err(e) => panic!("{e}"),
+                }
+            }
         }
         Cluster { nodes, tmp }
     }

@@ -28,8 +28,12 @@ pub struct Config {
     #[arg(long, default_value_t = 6379)]
     pub redis_port: u16,
     /// Cluster members: node1=127.0.0.1:5001,node2=127.0.0.1:5002,...
-    #[arg(long)]
+    #[arg(long, conflicts_with = "join")]
     pub cluster: Option<String>,
+    /// Join a running cluster through any of its nodes (its --port address). Only on the
+    /// first start of a data directory; later starts rejoin as they are.
+    #[arg(long)]
+    pub join: Option<String>,
     /// Address to listen on. Without `--requirepass` the default is loopback only.
     #[arg(long, default_value = "127.0.0.1")]
     pub bind: String,
@@ -74,6 +78,14 @@ pub struct Config {
     /// connections (after CLUSTER SLOTS/SHARDS/NODES or READONLY) always get -MOVED.
     #[arg(long, value_enum, default_value = "proxy")]
     pub route_mode: RouteMode,
+    /// Nodes (the first N members by name) replicating the metadata group. Fixed once the
+    /// cluster is initialised.
+    #[arg(long, default_value_t = crate::meta::DEFAULT_META_REPLICAS)]
+    pub meta_replicas: usize,
+    /// A node not heard from for this many seconds is down: the scheduler rebuilds its
+    /// replicas on other nodes.
+    #[arg(long, default_value_t = 60)]
+    pub node_down_after_secs: u64,
     /// File holding the cluster secret: node-to-node gRPC and the admin HTTP routes then
     /// require it (every member must use the same). `RAFTKV_CLUSTER_SECRET` sets it too.
     #[arg(long)]

@@ -5,6 +5,7 @@
 
 pub mod cmd;
 pub mod linearizability;
+pub mod meta;
 pub mod metrics;
 pub mod protocol;
 pub mod raftstore;
@@ -14,6 +15,7 @@ pub mod store;
 pub mod types;
 
 pub mod config;
+pub mod ctl;
 pub mod server;
 #[cfg(test)]
 pub mod testutil;

@@ -178,6 +178,8 @@ pub struct Metrics {
     /// Data commands by how they were routed: local, proxied, split, all_shards, moved,
     /// crossslot.
     pub routed: IntCounterVec,
+    /// Moves the scheduler started: repair, decommission, balance.
+    pub scheduler_decisions: IntCounterVec,
     pub disk_usage: IntGauge,
     pub connected_clients: IntGauge,
     pub keys: IntGaugeVec,
@@ -206,6 +208,7 @@ impl Metrics {
             shard_writes: Family::new(shard, IntCounter::default),
             shard_reads: Family::new(shard, IntCounter::default),
             routed: Family::new(&["route"], IntCounter::default),
+            scheduler_decisions: Family::new(&["kind"], IntCounter::default),
             disk_usage: IntGauge::default(),
             connected_clients: IntGauge::default(),
             keys: Family::new(shard, IntGauge::default),
@@ -225,7 +228,7 @@ impl Metrics {
     /// The Prometheus text exposition (format 0.0.4) of every metric.
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(16 * 1024);
-        let counters: [(&str, &str, &IntCounterVec); 5] = [
+        let counters: [(&str, &str, &IntCounterVec); 6] = [
             (
                 "raftkv_operations_total",
                 "Commands executed, by command and result.",
@@ -252,6 +255,11 @@ impl Metrics {
                  commands split across shards or run on all shards (their shard requests count \
                  too); -MOVED and -CROSSSLOT replies.",
                 &self.routed,
+            ),
+            (
+                "raftkv_scheduler_decisions_total",
+                "Replica moves started by the scheduler, by kind: repair, decommission, balance.",
+                &self.scheduler_decisions,
             ),
         ];
         for (name, help, fam) in counters {

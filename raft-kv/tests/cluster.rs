@@ -321,7 +321,7 @@ fn parse_prometheus(text: &str) -> Vec<(String, String, f64)> {
 async fn metrics_ready_and_info_describe_the_cluster() {
     tokio::time::timeout(TEST_TIMEOUT, async {
         let c = Cluster::start(3, &[]);
-        c.wait_leader(Duration::from_secs(15));
+        c.wait_ready(Duration::from_secs(15));
         let mut conn = c.nodes[0].conn().await;
         let _: () = retry(Duration::from_secs(10), || {
             let mut conn = conn.clone();
@@ -404,9 +404,12 @@ async fn cluster_secret_guards_node_to_node_and_admin_traffic() {
         let mut client = NodeClient::connect(format!("http://127.0.0.1:{port}"))
             .await
             .expect("grpc connect");
-        let err = client.hello(HelloRequest {}).await.expect_err("no secret");
+        let err = client
+            .hello(HelloRequest::default())
+            .await
+            .expect_err("no secret");
         assert_eq!(err.code(), tonic::Code::Unauthenticated);
-        let mut req = tonic::Request::new(HelloRequest {});
+        let mut req = tonic::Request::new(HelloRequest::default());
         req.metadata_mut().insert(
             raft_kv::raftstore::auth::GRPC_HEADER,
             "correct horse".parse().expect("metadata"),

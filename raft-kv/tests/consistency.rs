@@ -773,7 +773,14 @@ fn nemesis(
         // Faults are held their full length even past `until`, then undone.
         let hold = Duration::from_millis(rng.gen_range(1000..=4000));
         faults += 1;
-        match rng.gen_range(0..3) {
+        // With more nodes than replicas per shard, replicas also move while all this goes on.
+        let kinds = if n > 3 { 4 } else { 3 };
+        match rng.gen_range(0..kinds) {
+            3 => {
+                faults -= 1;
+                note(start_migration(cluster, rng));
+                continue;
+            }
             0 => {
                 let i = rng.gen_range(0..n);
                 note(format!("kill -9 n{} for {hold:?}", i + 1));
@@ -811,6 +818,45 @@ fn nemesis(
         assert!(crashed.is_empty(), "nodes crashed: {crashed:?}");
     }
     (faults, log)
+}
+
+/// Asks a running node to move a random shard's replica to a node without one; the migration
+/// then runs alongside the following faults. Returns what happened, for the nemesis log.
+fn start_migration(cluster: &Harness, rng: &mut StdRng) -> String {
+    let nodes = cluster.nodes();
+    let Some(node) = nodes.iter().find(|n| n.is_running()) else {
+        return "migration skipped: no node running".into();
+    };
+    let (line, body) = common::http_get(node.http_port, "/admin/shards");
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(&body) else {
+        return format!("migration skipped: /admin/shards said {line}");
+    };
+    let shards = v["shards"].as_array().cloned().unwrap_or_default();
+    let Some(shard) = shards.choose(rng) else {
+        return "migration skipped: no shards".into();
+    };
+    let replicas: Vec<String> = shard["replicas"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|r| r.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    let others: Vec<String> = nodes
+        .iter()
+        .map(|n| n.name.clone())
+        .filter(|n| !replicas.contains(n))
+        .collect();
+    let (Some(from), Some(to)) = (replicas.choose(rng), others.choose(rng)) else {
+        return "migration skipped: no candidate".into();
+    };
+    let id = shard["id"].as_str().unwrap_or("?");
+    let body = format!(r#"{{"from":"{from}","to":"{to}"}}"#);
+    match http_post(node.http_port, &format!("/admin/shard/{id}/migrate"), &body) {
+        Ok((line, reply)) => format!("migrate {id} {from} -> {to}: {line} {}", reply.trim()),
+        Err(e) => format!("migrate {id} {from} -> {to}: {e}"),
+    }
 }
 
 /// Writes the ops on `key` (by invocation time) and the nemesis log to a file for post-mortems.

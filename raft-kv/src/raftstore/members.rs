@@ -75,15 +75,25 @@ pub struct Identity {
     pub fresh: bool,
     /// Initialised before sharding: one group with every member as a voter.
     pub legacy: bool,
+    /// The node joined a running cluster (`--join`): its membership is the metadata's, so
+    /// its command line lists no members to check.
+    pub joined: bool,
+}
+
+/// Whether `dir` holds an initialised data directory.
+pub fn identity_exists(dir: &Path) -> bool {
+    dir.join(IDENTITY).exists()
 }
 
 /// Loads the identity of an existing data directory, or writes it on first start.
-/// `initial_shards` is only used by a new directory (one written before sharding has 1).
+/// `initial_shards` is only used by a new directory (one written before sharding has 1);
+/// `joined` too (a directory of a node that joined a running cluster).
 pub fn load_or_init_identity(
     dir: &Path,
     node: &str,
     members: Vec<Member>,
     initial_shards: usize,
+    joined: bool,
 ) -> Result<Identity, String> {
     let path = dir.join(IDENTITY);
     match std::fs::read_to_string(&path) {
@@ -92,7 +102,11 @@ pub fn load_or_init_identity(
             let mut stored_cluster = None;
             let mut shards = 1;
             let mut legacy = true;
+            let mut was_joined = false;
             for line in text.lines() {
+                if line == "joined=1" {
+                    was_joined = true;
+                }
                 if let Some(v) = line.strip_prefix("initial_shards=") {
                     legacy = false;
                     shards = v
@@ -120,7 +134,7 @@ pub fn load_or_init_identity(
             let mut have: Vec<_> = stored.iter().map(|m| &m.name).collect();
             given.sort();
             have.sort();
-            if given != have {
+            if given != have && !was_joined {
                 return Err(format!(
                     "data directory {} belongs to the cluster {stored_cluster}, but this node \
                      was started for {}; use the same --cluster or another directory",
@@ -139,12 +153,14 @@ pub fn load_or_init_identity(
                 initial_shards: shards,
                 fresh: false,
                 legacy,
+                joined: was_joined,
             })
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let text = format!(
-                "node_id={node}\ncluster={}\ninitial_shards={initial_shards}\n",
-                format_cluster(&members)
+                "node_id={node}\ncluster={}\ninitial_shards={initial_shards}\n{}",
+                format_cluster(&members),
+                if joined { "joined=1\n" } else { "" }
             );
             let tmp = dir.join("IDENTITY.tmp");
             std::fs::write(&tmp, text)
@@ -155,6 +171,7 @@ pub fn load_or_init_identity(
                 initial_shards,
                 fresh: true,
                 legacy: false,
+                joined,
             })
         }
         Err(e) => Err(format!("cannot read {}: {e}", path.display())),
@@ -181,19 +198,21 @@ mod tests {
     fn identity_pins_the_directory_to_one_node() {
         let dir = tempfile::tempdir().expect("tempdir");
         let m = parse_cluster("n1=127.0.0.1:1,n2=127.0.0.1:2").expect("parse");
-        let id = load_or_init_identity(dir.path(), "n1", m.clone(), 4).expect("init");
+        let id = load_or_init_identity(dir.path(), "n1", m.clone(), 4, false).expect("init");
         assert!(id.fresh);
         assert_eq!(id.members, m);
         let moved = parse_cluster("n2=127.0.0.1:4,n1=127.0.0.1:3").expect("parse");
-        let id = load_or_init_identity(dir.path(), "n1", moved, 8).expect("reload");
+        let id = load_or_init_identity(dir.path(), "n1", moved, 8, false).expect("reload");
         assert!(!id.fresh);
         assert_eq!(id.members, m, "the stored membership wins");
         assert_eq!(id.initial_shards, 4, "the stored shard count wins");
         let other = parse_cluster("n1=127.0.0.1:1").expect("parse");
-        let err = load_or_init_identity(dir.path(), "n1", other, 4).expect_err("other cluster");
+        let err =
+            load_or_init_identity(dir.path(), "n1", other, 4, false).expect_err("other cluster");
         assert!(err.contains("belongs to the cluster"), "{err}");
         assert!(!id.legacy);
-        let err = load_or_init_identity(dir.path(), "n2", m.clone(), 4).expect_err("wrong node");
+        let err =
+            load_or_init_identity(dir.path(), "n2", m.clone(), 4, false).expect_err("wrong node");
         assert!(err.contains("belongs to node"), "{err}");
         // A directory written before sharding: one shard, every member a voter.
         let old = tempfile::tempdir().expect("tempdir");
@@ -202,7 +221,7 @@ mod tests {
             format!("node_id=n1\ncluster={}\n", format_cluster(&m)),
         )
         .expect("write");
-        let id = load_or_init_identity(old.path(), "n1", m, 8).expect("legacy");
+        let id = load_or_init_identity(old.path(), "n1", m, 8, false).expect("legacy");
         assert_eq!((id.initial_shards, id.legacy), (1, true));
     }
 }

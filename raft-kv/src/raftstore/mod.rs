@@ -98,7 +98,38 @@ pub enum Inbox {
         group: u64,
         to: u64,
     },
+    /// The data groups this node should hold (from the metadata): missing replicas are
+    /// created, replicas not listed are removed, replica lists are refreshed.
+    Reconcile(Vec<crate::routing::ShardSpec>),
+    /// A group's configuration and (on its leader) its followers' progress.
+    Detail {
+        group: u64,
+        reply: oneshot::Sender<Option<GroupDetail>>,
+    },
+    /// Proposes a membership change (leader only).
+    ConfChange {
+        group: u64,
+        cc: raft::eraftpb::ConfChangeV2,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
     Shutdown(oneshot::Sender<()>),
+}
+
+/// A group's configuration and replication progress, for the operation driver and admin.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct GroupDetail {
+    pub leader: u64,
+    pub is_leader: bool,
+    pub term: u64,
+    pub commit: u64,
+    pub applied: u64,
+    pub last_index: u64,
+    pub voters: Vec<u64>,
+    pub learners: Vec<u64>,
+    /// Non-empty while in a joint configuration.
+    pub voters_outgoing: Vec<u64>,
+    /// (node, matched index, recently active) per member; leader only.
+    pub progress: Vec<(u64, u64, bool)>,
 }
 
 /// A group's state as last seen by the runtime (for INFO, routing and admin).
@@ -175,6 +206,33 @@ impl RaftHandle {
 
     pub async fn transfer_leader(&self, group: u64, to: u64) {
         let _ = self.tx.send(Inbox::TransferLeader { group, to }).await;
+    }
+
+    /// Makes the local replicas match `shards` (the data groups this node should hold).
+    pub async fn reconcile(&self, shards: Vec<crate::routing::ShardSpec>) {
+        let _ = self.tx.send(Inbox::Reconcile(shards)).await;
+    }
+
+    /// The group's configuration and progress (None: not hosted here).
+    pub async fn detail(&self, group: u64) -> Option<GroupDetail> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(Inbox::Detail { group, reply }).await.ok()?;
+        rx.await.ok().flatten()
+    }
+
+    /// Proposes a membership change on this node's replica (which must lead the group).
+    pub async fn change_conf(
+        &self,
+        group: u64,
+        cc: raft::eraftpb::ConfChangeV2,
+    ) -> Result<(), String> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Inbox::ConfChange { group, cc, reply })
+            .await
+            .map_err(|_| "the node is shutting down".to_string())?;
+        rx.await
+            .unwrap_or_else(|_| Err("the node is shutting down".into()))
     }
 
     /// Stops the runtime after its current round and waits for its thread to end.

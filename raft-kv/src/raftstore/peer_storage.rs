@@ -58,6 +58,25 @@ impl ApplyState {
         })
     }
 
+    /// Groups that have an apply state on this node.
+    pub fn list(engine: &Engine) -> Result<Vec<u64>, String> {
+        let mut out = Vec::new();
+        let iter = engine.db().iterator_cf(
+            engine.cf(Cf::Sys),
+            rocksdb::IteratorMode::From(b"apply|", rocksdb::Direction::Forward),
+        );
+        for item in iter {
+            let (k, _) = item.map_err(|e| format!("cannot list groups: {e}"))?;
+            let Some(id) = k.strip_prefix(b"apply|") else {
+                break;
+            };
+            if let Ok(b) = <[u8; 8]>::try_from(id) {
+                out.push(u64::from_be_bytes(b));
+            }
+        }
+        Ok(out)
+    }
+
     pub fn load(engine: &Engine, group: u64) -> Result<Option<ApplyState>, String> {
         match engine.get(Cf::Sys, &Self::key(group)) {
             Ok(Some(raw)) => ApplyState::decode(&raw)

@@ -29,9 +29,10 @@ use super::log_engine::{LogBatch, LogEngine};
 use super::peer_storage::{ApplyState, PeerStorage};
 use super::transport::Transport;
 use super::{
-    snapshot, tryagain, unknown_outcome, GroupMessage, GroupStatus, Inbox, RaftHandle, RaftOptions,
-    ReadMode, StatusMap,
+    snapshot, tryagain, unknown_outcome, GroupDetail, GroupMessage, GroupStatus, Inbox, RaftHandle,
+    RaftOptions, ReadMode, StatusMap,
 };
+use crate::meta::MetaMachine;
 use crate::metrics::Metrics;
 use crate::protocol::Frame;
 use crate::storage::encoding::Cf;
@@ -63,6 +64,8 @@ struct ReadWaiter {
 struct Peer {
     spec: GroupSpec,
     raw: RawNode<PeerStorage>,
+    /// The metadata group's state machine (None for data shards).
+    meta: Option<MetaMachine>,
     /// Client requests proposed through this node, by request id.
     pending: HashMap<u64, Pending>,
     /// Log positions (index -> term, request) where this node's proposals were appended.
@@ -140,8 +143,12 @@ fn fatal(what: &str) -> ! {
 pub struct StartOptions {
     pub metrics: Arc<Metrics>,
     pub node_id: u64,
-    /// The groups this node hosts (their replicas are the initial voters).
+    /// The data groups this node hosts (their `bootstrap` voters are the initial ones).
     pub groups: Vec<GroupSpec>,
+    /// The metadata group, when this node is one of its replicas.
+    pub meta: Option<(GroupSpec, MetaMachine)>,
+    /// Every shard known (to clear the slot range of a replica removed while down).
+    pub stale_slots: Vec<GroupSpec>,
     pub opts: RaftOptions,
     pub engine: Arc<Engine>,
     pub log: Arc<dyn LogEngine>,
@@ -159,83 +166,27 @@ pub fn start(
     let (touched, _) = broadcast::channel(1024);
     let status: StatusMap = Default::default();
     let mut peers = BTreeMap::new();
-    for spec in so.groups {
-        let apply = match ApplyState::load(&so.engine, spec.id)? {
-            Some(a) => a,
-            None => {
-                // First start: every member bootstraps the same initial configuration.
-                let a = ApplyState {
-                    conf_state: raft::eraftpb::ConfState {
-                        voters: spec.replicas.clone(),
-                        ..Default::default()
-                    },
-                    ..Default::default()
-                };
-                let mut wb = rocksdb::WriteBatch::default();
-                wb.put_cf(so.engine.cf(Cf::Sys), ApplyState::key(spec.id), a.encode());
-                let mut wo = rocksdb::WriteOptions::default();
-                wo.set_sync(true);
-                so.engine
-                    .db()
-                    .write_opt(wb, &wo)
-                    .map_err(|e| format!("cannot bootstrap group {}: {e}", spec.id))?;
-                tracing::info!(group = spec.id, voters = ?spec.replicas, "bootstrapped group");
-                a
-            }
-        };
-        let ps = PeerStorage::recover(spec.id, so.log.clone(), apply)?;
-        tracing::info!(
-            group = spec.id,
-            applied = ps.apply.applied_index,
-            first = ps.first_index(),
-            last = ps.last_index,
-            term = ps.hard_state().term,
-            "recovered group"
-        );
-        let cfg = raft::Config {
-            id: so.node_id,
-            election_tick: so.opts.election_ticks,
-            heartbeat_tick: so.opts.heartbeat_ticks,
-            applied: ps.apply.applied_index,
-            max_size_per_msg: 1 << 20,
-            max_inflight_msgs: 256,
-            check_quorum: true,
-            pre_vote: true,
-            read_only_option: match so.opts.read_mode {
-                ReadMode::ReadIndex => ReadOnlyOption::Safe,
-                ReadMode::Lease => ReadOnlyOption::LeaseBased,
-            },
-            seed: so.node_id ^ crate::store::now_ms(),
-            ..Default::default()
-        };
-        let sole_voter = ps.apply.conf_state.voters == [so.node_id];
-        let mut raw = RawNode::new(&cfg, ps)
-            .map_err(|e| format!("cannot start raft group {}: {e}", spec.id))?;
-        if sole_voter {
-            // A single-node group needs no election timeout to pass.
-            let _ = raw.campaign();
+    // Replicas this node no longer holds (removed while it was down, or a destroy cut short
+    // by a crash) are finished off first, so nothing stale is ever served or replayed.
+    let wanted: BTreeSet<u64> = so.groups.iter().map(|g| g.id).collect();
+    for group in ApplyState::list(&so.engine)? {
+        if !wanted.contains(&group) && so.meta.as_ref().is_none_or(|(spec, _)| spec.id != group) {
+            let slots = so
+                .stale_slots
+                .iter()
+                .find(|s| s.id == group)
+                .map(|s| (s.first_slot, s.last_slot));
+            destroy_group_data(&so.engine, so.log.as_ref(), group, slots)?;
         }
-        peers.insert(
-            spec.id,
-            Peer {
-                spec,
-                raw,
-                pending: HashMap::new(),
-                by_index: BTreeMap::new(),
-                waiting: Vec::new(),
-                reads_new: Vec::new(),
-                reads_inflight: HashMap::new(),
-                reads_ready: Vec::new(),
-                incoming_snapshots: BTreeMap::new(),
-                // Never equal to a real status: the first round publishes every group.
-                last_status: GroupStatus {
-                    term: u64::MAX,
-                    ..Default::default()
-                },
-                last_active_tick: 0,
-                leader_since_tick: None,
-            },
-        );
+    }
+    let mut specs: Vec<(GroupSpec, Option<MetaMachine>)> =
+        so.groups.into_iter().map(|g| (g, None)).collect();
+    if let Some((spec, machine)) = so.meta {
+        specs.push((spec, Some(machine)));
+    }
+    for (spec, meta) in specs {
+        let peer = new_peer(so.node_id, &so.opts, &so.engine, &so.log, spec, meta, false)?;
+        peers.insert(peer.spec.id, peer);
     }
     let peers_ids: BTreeSet<u64> = peers.keys().copied().collect();
     let thread: Arc<parking_lot::Mutex<Option<std::thread::JoinHandle<()>>>> = Default::default();
@@ -272,6 +223,135 @@ pub fn start(
         .map_err(|e| format!("cannot start the raft runtime thread: {e}"))?;
     *thread.lock() = Some(joiner);
     Ok(handle)
+}
+
+/// Recovers a group, or bootstraps it with its initial voters when it has no apply state.
+/// A replica `created` at run time (not at the cluster's start) first clears anything left
+/// in its slot range and log, so it starts from a snapshot or from log index 1 on nothing.
+fn new_peer(
+    node_id: u64,
+    opts: &RaftOptions,
+    engine: &Arc<Engine>,
+    log: &Arc<dyn LogEngine>,
+    spec: GroupSpec,
+    meta: Option<MetaMachine>,
+    created: bool,
+) -> Result<Peer, String> {
+    let apply = match ApplyState::load(engine, spec.id)? {
+        Some(a) => a,
+        None => {
+            if created && meta.is_none() {
+                destroy_group_data(
+                    engine,
+                    log.as_ref(),
+                    spec.id,
+                    Some((spec.first_slot, spec.last_slot)),
+                )?;
+            }
+            let voters = if spec.bootstrap.is_empty() {
+                spec.replicas.clone()
+            } else {
+                spec.bootstrap.clone()
+            };
+            let a = ApplyState {
+                conf_state: raft::eraftpb::ConfState {
+                    voters: voters.clone(),
+                    ..Default::default()
+                },
+                ..Default::default()
+            };
+            let mut wb = rocksdb::WriteBatch::default();
+            wb.put_cf(engine.cf(Cf::Sys), ApplyState::key(spec.id), a.encode());
+            let mut wo = rocksdb::WriteOptions::default();
+            wo.set_sync(true);
+            engine
+                .db()
+                .write_opt(wb, &wo)
+                .map_err(|e| format!("cannot bootstrap group {}: {e}", spec.id))?;
+            tracing::info!(group = spec.id, ?voters, created, "bootstrapped group");
+            a
+        }
+    };
+    let ps = PeerStorage::recover(spec.id, log.clone(), apply)?;
+    tracing::info!(
+        group = spec.id,
+        applied = ps.apply.applied_index,
+        first = ps.first_index(),
+        last = ps.last_index,
+        term = ps.hard_state().term,
+        "recovered group"
+    );
+    let cfg = raft::Config {
+        id: node_id,
+        election_tick: opts.election_ticks,
+        heartbeat_tick: opts.heartbeat_ticks,
+        applied: ps.apply.applied_index,
+        max_size_per_msg: 1 << 20,
+        max_inflight_msgs: 256,
+        check_quorum: true,
+        pre_vote: true,
+        read_only_option: match opts.read_mode {
+            ReadMode::ReadIndex => ReadOnlyOption::Safe,
+            ReadMode::Lease => ReadOnlyOption::LeaseBased,
+        },
+        seed: node_id ^ spec.id ^ crate::store::now_ms(),
+        ..Default::default()
+    };
+    let sole_voter = ps.apply.conf_state.voters == [node_id];
+    let mut raw =
+        RawNode::new(&cfg, ps).map_err(|e| format!("cannot start raft group {}: {e}", spec.id))?;
+    if sole_voter {
+        // A single-node group needs no election timeout to pass.
+        let _ = raw.campaign();
+    }
+    Ok(Peer {
+        spec,
+        raw,
+        meta,
+        pending: HashMap::new(),
+        by_index: BTreeMap::new(),
+        waiting: Vec::new(),
+        reads_new: Vec::new(),
+        reads_inflight: HashMap::new(),
+        reads_ready: Vec::new(),
+        incoming_snapshots: BTreeMap::new(),
+        // Never equal to a real status: the first round publishes every group.
+        last_status: GroupStatus {
+            term: u64::MAX,
+            ..Default::default()
+        },
+        last_active_tick: 0,
+        leader_since_tick: None,
+    })
+}
+
+/// Removes a replica's state from this node: its slot range's data (when known), its apply
+/// state, then its log. The state machine goes first (synced): a crash in between leaves a
+/// log without apply state, which `new_peer` clears before bootstrapping.
+fn destroy_group_data(
+    engine: &Engine,
+    log: &dyn LogEngine,
+    group: u64,
+    slots: Option<(u16, u16)>,
+) -> Result<(), String> {
+    let mut batch = rocksdb::WriteBatch::default();
+    if let Some((first, last)) = slots {
+        snapshot::clear_range(engine, &mut batch, first, last);
+    }
+    batch.delete_cf(engine.cf(Cf::Sys), ApplyState::key(group));
+    let mut wo = rocksdb::WriteOptions::default();
+    wo.set_sync(true);
+    engine
+        .db()
+        .write_opt(batch, &wo)
+        .map_err(|e| format!("cannot remove the replica of group {group}: {e}"))?;
+    let mut lb = LogBatch::default();
+    lb.delete_entries(group, 0, u64::MAX);
+    lb.put_state(group, Default::default());
+    log.write(lb, true)
+        .map_err(|e| format!("cannot remove the log of group {group}: {e}"))?;
+    tracing::info!(group, "removed the local replica");
+    Ok(())
 }
 
 impl Runtime {
@@ -443,7 +523,87 @@ impl Runtime {
                     self.active.insert(group);
                 }
             }
+            Inbox::Reconcile(shards) => self.reconcile(shards),
+            Inbox::Detail { group, reply } => {
+                let _ = reply.send(self.peers.get(&group).map(detail));
+            }
+            Inbox::ConfChange { group, cc, reply } => {
+                let r = match self.peers.get_mut(&group) {
+                    None => Err("this node does not serve that shard".to_string()),
+                    Some(peer) if peer.raw.role() != StateRole::Leader => {
+                        Err(format!("not the leader (leader: {})", peer.raw.leader_id()))
+                    }
+                    Some(peer) => {
+                        self.active.insert(group);
+                        peer.last_active_tick = self.ticks;
+                        if peer.raw.is_hibernating() {
+                            peer.raw.wake();
+                        }
+                        peer.raw
+                            .propose_conf_change(Vec::new(), cc)
+                            .map_err(|e| format!("membership change refused: {e}"))
+                    }
+                };
+                let _ = reply.send(r);
+            }
             Inbox::Shutdown(done) => self.shutdown = Some(done),
+        }
+    }
+
+    /// Creates the replicas `shards` lists that are missing here, removes those it doesn't
+    /// list (the metadata says they moved away, after the group's own configuration did),
+    /// and refreshes the replica lists the others keep.
+    fn reconcile(&mut self, shards: Vec<GroupSpec>) {
+        let wanted: BTreeSet<u64> = shards.iter().map(|s| s.id).collect();
+        let gone: Vec<u64> = self
+            .peers
+            .iter()
+            .filter(|(id, p)| p.meta.is_none() && !wanted.contains(*id))
+            .map(|(id, _)| *id)
+            .collect();
+        for group in gone {
+            let Some(mut peer) = self.peers.remove(&group) else {
+                continue;
+            };
+            for (_, p) in peer.pending.drain() {
+                let _ = p.reply.send(tryagain("the replica moved away"));
+            }
+            for w in peer.reads_new.drain(..) {
+                let _ = w.reply.send(Err(tryagain("the replica moved away")));
+            }
+            self.active.remove(&group);
+            self.status.write().remove(&group);
+            let slots = Some((peer.spec.first_slot, peer.spec.last_slot));
+            drop(peer);
+            if let Err(e) = destroy_group_data(&self.engine, self.log.as_ref(), group, slots) {
+                fatal(&e);
+            }
+        }
+        for spec in shards {
+            if let Some(peer) = self.peers.get_mut(&spec.id) {
+                // Slots and epoch change only through the group's own log.
+                peer.spec.replicas = spec.replicas;
+                peer.spec.learners = spec.learners;
+                peer.spec.conf_ver = spec.conf_ver;
+                continue;
+            }
+            let id = spec.id;
+            match new_peer(
+                self.node_id,
+                &self.opts,
+                &self.engine,
+                &self.log,
+                spec,
+                None,
+                true,
+            ) {
+                Ok(peer) => {
+                    tracing::info!(group = id, "created a replica");
+                    self.peers.insert(id, peer);
+                    self.active.insert(id);
+                }
+                Err(e) => fatal(&e),
+            }
         }
     }
 
@@ -613,14 +773,17 @@ impl Runtime {
             // The data is read now, on this thread, so it is exactly the state at the apply
             // state below (raft may have asked for the snapshot a few applies ago).
             let apply = peer.raw.store().apply.clone();
-            let data =
-                match snapshot::build(&self.engine, peer.spec.first_slot, peer.spec.last_slot) {
-                    Ok(d) => d,
-                    Err(e) => {
-                        tracing::warn!(group, error = %e, "cannot build snapshot");
-                        continue;
-                    }
-                };
+            let built = match &peer.meta {
+                Some(m) => Ok(m.snapshot()),
+                None => snapshot::build(&self.engine, peer.spec.first_slot, peer.spec.last_slot),
+            };
+            let data = match built {
+                Ok(d) => d,
+                Err(e) => {
+                    tracing::warn!(group, error = %e, "cannot build snapshot");
+                    continue;
+                }
+            };
             m.snapshot = Some(Snapshot {
                 data: Default::default(),
                 metadata: Some(raft::eraftpb::SnapshotMetadata {
@@ -770,12 +933,16 @@ impl Runtime {
         if !applied_groups.is_empty() {
             let touched = ctx.take_touched();
             let mut batch = ctx.into_batch();
+            let mut meta_changed = false;
             for (group, apply) in &applied_groups {
                 batch.put_cf(
                     self.engine.cf(Cf::Sys),
                     ApplyState::key(*group),
                     apply.encode(),
                 );
+                if let Some(m) = self.peers.get_mut(group).and_then(|p| p.meta.as_mut()) {
+                    meta_changed |= m.persist(&self.engine, &mut batch);
+                }
             }
             // Not synced: the log is, and replays whatever a crash takes from here.
             if let Err(e) = self.engine.db().write(batch) {
@@ -787,6 +954,11 @@ impl Runtime {
                 if let Some(peer) = self.peers.get_mut(&group) {
                     peer.raw.mut_store().apply = apply;
                     peer.raw.advance_apply();
+                    if meta_changed {
+                        if let Some(m) = &peer.meta {
+                            m.publish();
+                        }
+                    }
                 }
             }
             if !touched.is_empty() {
@@ -912,6 +1084,26 @@ impl Runtime {
     }
 }
 
+fn detail(peer: &Peer) -> GroupDetail {
+    let st = peer.raw.status();
+    GroupDetail {
+        leader: peer.raw.leader_id(),
+        is_leader: peer.raw.role() == StateRole::Leader,
+        term: peer.raw.term(),
+        commit: peer.raw.commit_index(),
+        applied: peer.raw.store().apply.applied_index,
+        last_index: st.last_index,
+        voters: st.conf_state.voters.clone(),
+        learners: st.conf_state.learners.clone(),
+        voters_outgoing: st.conf_state.voters_outgoing.clone(),
+        progress: st
+            .progress
+            .iter()
+            .map(|(id, p)| (*id, p.matched, p.recent_active))
+            .collect(),
+    }
+}
+
 /// Hands leadership to the shard's preferred leader (its first replica) once that replica is
 /// caught up, so leaders spread evenly over the nodes (and return after a failover). Checked
 /// once per election timeout, after this node led for a full one.
@@ -1025,6 +1217,11 @@ fn apply_entries(
         }
         let mut reply = None;
         match e.entry_type() {
+            EntryType::EntryNormal if !e.data.is_empty() && peer.meta.is_some() => {
+                if let Some(m) = peer.meta.as_mut() {
+                    reply = Some(m.apply(&e.data));
+                }
+            }
             EntryType::EntryNormal if !e.data.is_empty() => {
                 reply = Some(match WriteOp::decode(&e.data) {
                     // Routed with a stale layout: refused on every replica alike, so the
@@ -1103,13 +1300,20 @@ fn install_snapshot(engine: &Engine, peer: &mut Peer, snap: &Snapshot, log_batch
         )),
     };
     let mut batch = rocksdb::WriteBatch::default();
-    let n = match snapshot::install(
-        engine,
-        &mut batch,
-        peer.spec.first_slot,
-        peer.spec.last_slot,
-        &data,
-    ) {
+    let installed = match peer.meta.as_mut() {
+        Some(m) => m.install(&data).map(|()| {
+            m.persist(engine, &mut batch);
+            1
+        }),
+        None => snapshot::install(
+            engine,
+            &mut batch,
+            peer.spec.first_slot,
+            peer.spec.last_slot,
+            &data,
+        ),
+    };
+    let n = match installed {
         Ok(n) => n,
         Err(e) => fatal(&format!(
             "snapshot of group {} is corrupt: {e}",
@@ -1137,6 +1341,9 @@ fn install_snapshot(engine: &Engine, peer: &mut Peer, snap: &Snapshot, log_batch
         records = n,
         "installed snapshot"
     );
+    if let Some(m) = &peer.meta {
+        m.publish();
+    }
     let group = peer.spec.id;
     let ps = peer.raw.mut_store();
     log_batch.delete_entries(

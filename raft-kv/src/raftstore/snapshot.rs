@@ -66,6 +66,17 @@ pub fn build(engine: &Engine, first: u16, last: u16) -> Result<Vec<u8>, String> 
     Ok(out)
 }
 
+/// Adds to `batch` the deletion of everything in slots `first..=last`.
+pub fn clear_range(engine: &Engine, batch: &mut WriteBatch, first: u16, last: u16) {
+    let (start, mut end) = slot_bounds(first, last);
+    if last >= 16383 {
+        end = vec![0xff; 3];
+    }
+    for cf in DATA_CFS {
+        batch.delete_range_cf(engine.cf(cf), &start, &end);
+    }
+}
+
 /// Adds to `batch` the replacement of slots `first..=last` by `data`.
 pub fn install(
     engine: &Engine,
@@ -74,13 +85,7 @@ pub fn install(
     last: u16,
     data: &[u8],
 ) -> Result<usize, String> {
-    let (start, mut end) = slot_bounds(first, last);
-    if last >= 16383 {
-        end = vec![0xff; 3];
-    }
-    for cf in DATA_CFS {
-        batch.delete_range_cf(engine.cf(cf), &start, &end);
-    }
+    clear_range(engine, batch, first, last);
     let mut pos = 0;
     let mut n = 0;
     let take = |pos: &mut usize, len: usize| -> Result<&[u8], String> {

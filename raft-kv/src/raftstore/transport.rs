@@ -38,8 +38,9 @@ const SNAPSHOT_CHUNK: usize = 1 << 20;
 const MAX_MESSAGE: usize = 1 << 30;
 
 pub struct Transport {
-    links: HashMap<u64, mpsc::Sender<MessageBatch>>,
-    addrs: HashMap<u64, String>,
+    /// Peers join at run time (`--join`), hence the locks (read-mostly).
+    links: RwLock<HashMap<u64, mpsc::Sender<MessageBatch>>>,
+    addrs: RwLock<HashMap<u64, String>>,
     partitioned: RwLock<HashSet<u64>>,
     inbox: mpsc::Sender<Inbox>,
     rt: tokio::runtime::Handle,
@@ -53,28 +54,36 @@ impl Transport {
         inbox: mpsc::Sender<Inbox>,
         secret: ClusterSecret,
     ) -> Arc<Transport> {
-        let mut links = HashMap::new();
-        let mut addrs = HashMap::new();
-        for (id, addr) in peers {
-            let (tx, rx) = mpsc::channel(LINK_QUEUE);
-            links.insert(*id, tx);
-            addrs.insert(*id, addr.clone());
-            tokio::spawn(run_link(
-                *id,
-                addr.clone(),
-                rx,
-                inbox.clone(),
-                secret.clone(),
-            ));
-        }
-        Arc::new(Transport {
-            links,
-            addrs,
+        let t = Arc::new(Transport {
+            links: RwLock::new(HashMap::new()),
+            addrs: RwLock::new(HashMap::new()),
             partitioned: RwLock::new(HashSet::new()),
             inbox,
             rt: tokio::runtime::Handle::current(),
             secret,
-        })
+        });
+        for (id, addr) in peers {
+            t.add_peer(*id, addr);
+        }
+        t
+    }
+
+    /// Starts a link to a node (no-op if it has one).
+    pub fn add_peer(&self, id: u64, addr: &str) {
+        let mut links = self.links.write();
+        if links.contains_key(&id) {
+            return;
+        }
+        let (tx, rx) = mpsc::channel(LINK_QUEUE);
+        links.insert(id, tx);
+        self.addrs.write().insert(id, addr.to_string());
+        self.rt.spawn(run_link(
+            id,
+            addr.to_string(),
+            rx,
+            self.inbox.clone(),
+            self.secret.clone(),
+        ));
     }
 
     /// Queues messages for node `to`; drops them if the link is backed up or partitioned.
@@ -82,7 +91,7 @@ impl Transport {
         if self.partitioned.read().contains(&to) {
             return;
         }
-        let Some(link) = self.links.get(&to) else {
+        let Some(link) = self.links.read().get(&to).cloned() else {
             tracing::debug!(to, "message to an unknown node dropped");
             return;
         };
@@ -120,7 +129,8 @@ impl Transport {
         msg: Message,
         data: Vec<u8>,
     ) -> Result<(), String> {
-        let addr = self.addrs.get(&to).ok_or("unknown node")?;
+        let addr = self.addrs.read().get(&to).cloned().ok_or("unknown node")?;
+        let addr = addr.as_str();
         let channel = endpoint(addr)?
             .connect()
             .await

@@ -13,17 +13,28 @@ use crate::storage::slot::SLOT_COUNT;
 pub const REPLICATION_FACTOR: usize = 3;
 
 /// One shard: a Raft group owning a contiguous slot range.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ShardSpec {
     /// Raft group id (never 0; shard `i` of the initial layout is group `i + 1`).
     pub id: u64,
     pub first_slot: u16,
     pub last_slot: u16,
-    /// Bumped on every change of the shard's slots or replicas; requests carry the epoch
-    /// they were routed with and the state machine refuses a stale one.
+    /// The slot-range version: bumped whenever the shard's slots change. Requests carry
+    /// the epoch they were routed with and the state machine refuses a stale one.
     pub epoch: u64,
-    /// Raft ids of the nodes holding a replica; the first is the preferred leader.
+    /// Raft ids of the nodes holding a voting replica; the first is the preferred leader.
     pub replicas: Vec<u64>,
+    /// Nodes receiving a replica that does not vote yet (a migration in progress).
+    #[serde(default)]
+    pub learners: Vec<u64>,
+    /// The configuration version: bumped whenever replicas or learners change (TiKV's
+    /// conf_ver). Writes are not checked against it: moving a replica does not move data.
+    #[serde(default)]
+    pub conf_ver: u64,
+    /// The voters the group was bootstrapped with (its configuration before log index 1),
+    /// so a replica created later replays the log from the start correctly.
+    #[serde(default)]
+    pub bootstrap: Vec<u64>,
 }
 
 impl ShardSpec {
@@ -34,6 +45,19 @@ impl ShardSpec {
     /// The shard's name in the admin API and logs.
     pub fn name(&self) -> String {
         format!("shard_{}", self.id - 1)
+    }
+
+    /// Parses a shard name (`shard_3`) or a group id (`4`) into a group id.
+    pub fn parse_name(name: &str) -> Option<u64> {
+        match name.strip_prefix("shard_") {
+            Some(n) => n.parse::<u64>().ok().and_then(|n| n.checked_add(1)),
+            None => name.parse::<u64>().ok().filter(|&id| id > 0),
+        }
+    }
+
+    /// Whether `node` holds a replica, voting or not.
+    pub fn has_replica(&self, node: u64) -> bool {
+        self.replicas.contains(&node) || self.learners.contains(&node)
     }
 }
 
@@ -90,12 +114,19 @@ impl Layout {
         let rf = rf.clamp(1, members.len());
         let total = SLOT_COUNT as usize;
         let shards = (0..count)
-            .map(|i| ShardSpec {
-                id: i as u64 + 1,
-                first_slot: (i * total / count) as u16,
-                last_slot: ((i + 1) * total / count - 1) as u16,
-                epoch: 1,
-                replicas: (0..rf).map(|r| members[(i + r) % members.len()]).collect(),
+            .map(|i| {
+                let replicas: Vec<u64> =
+                    (0..rf).map(|r| members[(i + r) % members.len()]).collect();
+                ShardSpec {
+                    id: i as u64 + 1,
+                    first_slot: (i * total / count) as u16,
+                    last_slot: ((i + 1) * total / count - 1) as u16,
+                    epoch: 1,
+                    bootstrap: replicas.clone(),
+                    replicas,
+                    learners: Vec::new(),
+                    conf_ver: 1,
+                }
             })
             .collect();
         Layout::new(shards)
@@ -174,6 +205,9 @@ mod tests {
             last_slot: b,
             epoch: 1,
             replicas: vec![1],
+            learners: vec![],
+            conf_ver: 1,
+            bootstrap: vec![1],
         };
         assert!(Layout::new(vec![s(1, 0, 100)]).is_err());
         assert!(Layout::new(vec![s(1, 0, 9000), s(2, 9000, 16383)]).is_err());

@@ -12,6 +12,7 @@ use std::time::Duration;
 use parking_lot::RwLock;
 use tonic::transport::{Channel, Endpoint};
 
+use crate::meta::{MetaState, MetaView};
 use crate::protocol::{frame_codec, Frame};
 use crate::raftstore::auth::ClusterSecret;
 use crate::raftstore::transport::pb::exec_request::Kind as ExecKind;
@@ -20,14 +21,26 @@ use crate::raftstore::transport::pb::{ExecRequest, HelloRequest};
 use crate::raftstore::tryagain;
 
 pub struct Proxy {
-    channels: HashMap<u64, Channel>,
+    /// Peers join at run time (`--join`), hence the lock.
+    channels: RwLock<HashMap<u64, Channel>>,
     /// Redis addresses of peers, learned from `Hello`.
     redis_addrs: RwLock<HashMap<u64, String>>,
     /// Leaders of shards as peers report them: shard -> (term, node). Only used for shards
     /// this node hosts no replica of (its own replicas know better).
     leaders: RwLock<HashMap<u64, (u64, u64)>>,
+    /// When each peer last answered `Hello`.
+    last_seen: RwLock<HashMap<u64, std::time::Instant>>,
     timeout: Duration,
     secret: ClusterSecret,
+}
+
+/// A lazily connected channel to a peer's `--port`.
+fn channel(addr: &str) -> Result<Channel, String> {
+    Ok(Endpoint::from_shared(format!("http://{addr}"))
+        .map_err(|e| format!("bad peer address {addr}: {e}"))?
+        .connect_timeout(Duration::from_millis(500))
+        .tcp_nodelay(true)
+        .connect_lazy())
 }
 
 impl Proxy {
@@ -39,16 +52,13 @@ impl Proxy {
     ) -> Result<Arc<Proxy>, String> {
         let mut channels = HashMap::new();
         for (id, addr) in peers {
-            let ep = Endpoint::from_shared(format!("http://{addr}"))
-                .map_err(|e| format!("bad peer address {addr}: {e}"))?
-                .connect_timeout(Duration::from_millis(500))
-                .tcp_nodelay(true);
-            channels.insert(*id, ep.connect_lazy());
+            channels.insert(*id, channel(addr)?);
         }
         Ok(Arc::new(Proxy {
-            channels,
+            channels: RwLock::new(channels),
             redis_addrs: RwLock::new(HashMap::new()),
             leaders: RwLock::new(HashMap::new()),
+            last_seen: RwLock::new(HashMap::new()),
             timeout,
             secret,
         }))
@@ -64,7 +74,7 @@ impl Proxy {
         kind: ExecKind,
         op: Vec<u8>,
     ) -> Frame {
-        let Some(ch) = self.channels.get(&to) else {
+        let Some(ch) = self.channels.read().get(&to).cloned() else {
             return tryagain("the shard's replicas are unknown to this node");
         };
         let mut client = NodeClient::new(ch.clone()).max_decoding_message_size(1 << 30);
@@ -90,6 +100,37 @@ impl Proxy {
         }
     }
 
+    /// A `Node` client for peer `to` and the request wrapper that carries the secret.
+    pub fn client(&self, to: u64) -> Option<NodeClient<Channel>> {
+        self.channels
+            .read()
+            .get(&to)
+            .map(|ch| NodeClient::new(ch.clone()))
+    }
+
+    /// Adds a node that joined (no-op if known).
+    pub fn add_peer(&self, id: u64, addr: &str) -> Result<(), String> {
+        if let std::collections::hash_map::Entry::Vacant(e) = self.channels.write().entry(id) {
+            e.insert(channel(addr)?);
+        }
+        Ok(())
+    }
+
+    /// Wraps a request with the cluster secret.
+    pub fn request<T>(&self, msg: T) -> tonic::Request<T> {
+        let mut req = tonic::Request::new(msg);
+        self.secret.attach(&mut req);
+        req
+    }
+
+    /// Whether `node` answered `Hello` within `window`.
+    pub fn seen_within(&self, node: u64, window: Duration) -> bool {
+        self.last_seen
+            .read()
+            .get(&node)
+            .is_some_and(|t| t.elapsed() < window)
+    }
+
     pub fn redis_addr(&self, node: u64) -> Option<String> {
         self.redis_addrs.read().get(&node).cloned()
     }
@@ -101,17 +142,36 @@ impl Proxy {
 
     /// Asks every peer for its Redis address and the shards it leads, every second (every
     /// 200 ms until all peers answered once). A peer that does not answer loses its claims.
-    pub async fn learn_addresses(self: Arc<Self>) {
+    pub async fn learn_addresses(self: Arc<Self>, meta: Arc<MetaView>) {
         loop {
             let mut missing = false;
-            for (&id, ch) in &self.channels {
-                let mut client = NodeClient::new(ch.clone());
-                let mut req = tonic::Request::new(HelloRequest {});
+            let peers: Vec<(u64, Channel)> = self
+                .channels
+                .read()
+                .iter()
+                .map(|(id, ch)| (*id, ch.clone()))
+                .collect();
+            for (id, ch) in peers {
+                let mut client = NodeClient::new(ch.clone()).max_decoding_message_size(1 << 30);
+                let mut req = tonic::Request::new(HelloRequest {
+                    meta_version: meta.current().version,
+                });
                 self.secret.attach(&mut req);
                 let fut = client.hello(req);
                 match tokio::time::timeout(Duration::from_secs(1), fut).await {
                     Ok(Ok(info)) => {
                         let info = info.into_inner();
+                        self.last_seen.write().insert(id, std::time::Instant::now());
+                        if !info.meta.is_empty() {
+                            match MetaState::decode(&info.meta) {
+                                Ok(s) => {
+                                    meta.offer(s);
+                                }
+                                Err(e) => {
+                                    tracing::warn!(peer = id, error = %e, "bad metadata from a peer")
+                                }
+                            }
+                        }
                         self.redis_addrs.write().insert(id, info.redis_addr);
                         let mut leaders = self.leaders.write();
                         leaders.retain(|_, (_, node)| *node != id);

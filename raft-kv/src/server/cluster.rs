@@ -165,8 +165,8 @@ impl Conn {
                      cluster_slots_ok:16384\r\ncluster_slots_pfail:0\r\ncluster_slots_fail:0\r\n\
                      cluster_known_nodes:{}\r\ncluster_size:{}\r\ncluster_current_epoch:{}\r\n\
                      cluster_my_epoch:{}\r\ncluster_shards:{n}\r\n",
-                    srv.members.len(),
-                    srv.members.len().min(n),
+                    srv.members().len(),
+                    srv.members().len().min(n),
                     layout.shards().iter().map(|s| s.epoch).max().unwrap_or(0),
                     layout.shards().iter().map(|s| s.epoch).max().unwrap_or(0),
                 );
@@ -277,7 +277,7 @@ fn slot_arg(raw: &[u8]) -> Result<u16, Reply> {
 fn cluster_nodes_text(srv: &Server) -> String {
     let layout = srv.store.layout();
     let mut out = String::new();
-    let mut members = srv.members.clone();
+    let mut members = srv.members();
     members.sort_by(|a, b| a.name.cmp(&b.name));
     for m in &members {
         let (host, port) = node_addr(srv, m.id);

@@ -4,7 +4,8 @@
 //! With a cluster secret, `/status` and `/debug/partition` need `Authorization: Bearer
 //! <secret>` (health, readiness and metrics stay open for probes and scrapers).
 //!
-//! Routes: `GET /health` (live), `GET /ready` (every shard on this node has a leader),
+//! Routes: `GET /health` (live), `GET /ready` (metadata reachable, every shard on this node
+//! has a leader),
 //! `GET /metrics` (Prometheus text), `GET /status` (JSON: groups, leaders, indexes), and with
 //! `RAFTKV_FAULT_INJECTION=1` the test-only `POST /debug/partition` (body: comma-separated node
 //! names to cut off; empty heals).
@@ -19,6 +20,7 @@ use axum::{Json, Router};
 use tokio::net::TcpListener;
 
 use super::Server;
+use crate::meta::META_GROUP;
 use crate::raftstore::transport::Transport;
 
 #[derive(Clone)]
@@ -41,7 +43,9 @@ pub fn router(srv: Arc<Server>, transport: Option<Arc<Transport>>) -> Router {
     if std::env::var("RAFTKV_FAULT_INJECTION").is_ok_and(|v| v == "1") {
         admin = admin.route("/debug/partition", post(partition));
     }
-    let admin = admin.with_state(state);
+    let admin = admin
+        .with_state(state)
+        .merge(super::admin_api::routes().with_state(node_srv.clone()));
     let app = match transport {
         Some(t) => tonic::service::Routes::new(t.service())
             .add_service(super::node_rpc::service(node_srv))
@@ -68,7 +72,7 @@ pub async fn serve(listener: TcpListener, srv: Arc<Server>, transport: Option<Ar
 }
 
 fn name_of(srv: &Server, id: u64) -> String {
-    srv.members
+    srv.members()
         .iter()
         .find(|m| m.id == id)
         .map_or_else(|| id.to_string(), |m| m.name.clone())
@@ -101,6 +105,7 @@ async fn status(
         let mut ids: Vec<&u64> = map.keys().collect();
         ids.sort();
         ids.into_iter()
+            .filter(|id| **id != META_GROUP)
             .filter_map(|id| map.get(id).map(|g| (id, g)))
             .map(|(id, g)| {
                 serde_json::json!({
@@ -117,35 +122,63 @@ async fn status(
             })
             .collect()
     };
+    let meta = srv.store.raft().status.read().get(&META_GROUP).cloned();
     Ok(Json(serde_json::json!({
         "node_id": name_of(srv, srv.node_id),
         "redis_addr": srv.redis_addr.to_string(),
         "groups": groups,
+        "meta": meta.map(|g| serde_json::json!({
+            "leader": if g.leader == 0 { None } else { Some(name_of(srv, g.leader)) },
+            "term": g.term,
+            "applied_index": g.applied,
+            "version": srv.meta.current().version,
+        })),
     })))
 }
 
-/// Ready when every shard hosted here has a leader (so requests can be served).
+/// Ready when the metadata is reachable (its group has a leader here, or a metadata replica
+/// answered lately) and every shard hosted here has a leader, so requests can be served.
 async fn ready(State(st): State<AppState>) -> (StatusCode, String) {
-    let map = st.srv.store.raft().status.read();
-    let mut missing: Vec<u64> = map
+    let srv = &st.srv;
+    let meta = srv.meta.current();
+    let node = srv.node_id;
+    let hosts_meta = meta.meta_replicas.contains(&node);
+    let hosted: Vec<u64> = meta
+        .shards
         .iter()
-        .filter(|(_, g)| g.leader == 0)
-        .map(|(id, _)| *id)
+        .filter(|s| s.has_replica(node))
+        .map(|s| s.id)
         .collect();
-    if map.is_empty() {
-        return (
+    let map = srv.store.raft().status.read().clone();
+    let unavailable = |why: String| {
+        (
             StatusCode::SERVICE_UNAVAILABLE,
-            "not ready: no shards yet\n".into(),
-        );
+            format!("not ready: {why}\n"),
+        )
+    };
+    if hosts_meta && map.get(&META_GROUP).is_none_or(|g| g.leader == 0) {
+        return unavailable("the metadata group has no leader".into());
     }
+    if !hosts_meta {
+        let seen = srv.store.proxy().is_some_and(|p| {
+            meta.meta_replicas
+                .iter()
+                .any(|m| p.seen_within(*m, std::time::Duration::from_secs(5)))
+        });
+        if !seen {
+            return unavailable("no metadata replica answered in the last 5s".into());
+        }
+    }
+    let mut missing: Vec<String> = hosted
+        .iter()
+        .filter(|id| map.get(id).is_none_or(|g| g.leader == 0))
+        .map(|id| format!("shard_{}", id - 1))
+        .collect();
     if missing.is_empty() {
         return (StatusCode::OK, "ready\n".into());
     }
     missing.sort_unstable();
-    (
-        StatusCode::SERVICE_UNAVAILABLE,
-        format!("not ready: no leader for shard(s) {missing:?}\n"),
-    )
+    unavailable(format!("no leader for {}", missing.join(", ")))
 }
 
 async fn metrics(State(st): State<AppState>) -> ([(&'static str, &'static str); 1], String) {
@@ -159,7 +192,11 @@ async fn metrics(State(st): State<AppState>) -> ([(&'static str, &'static str); 
         // until shards get per-range estimates (multi-raft).
         let keys = srv.store.engine().estimate_keys() as i64;
         for (id, g) in &groups {
-            let shard = id.to_string();
+            let shard = if *id == META_GROUP {
+                "meta".to_string()
+            } else {
+                id.to_string()
+            };
             m.raft_term.with_label_values(&[&shard]).set(g.term as i64);
             m.raft_commit_index
                 .with_label_values(&[&shard])
@@ -197,7 +234,7 @@ async fn partition(
     };
     let mut ids = HashSet::new();
     for name in body.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        match st.srv.members.iter().find(|m| m.name == name) {
+        match st.srv.members().iter().find(|m| m.name == name) {
             Some(m) => {
                 ids.insert(m.id);
             }

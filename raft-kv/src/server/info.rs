@@ -229,7 +229,7 @@ async fn section(srv: &Arc<Server>, name: &str) -> Option<String> {
             // clients each one is a master; the raft_* fields describe the consensus role.
             let g = srv.store.raft().status(crate::store::DEFAULT_GROUP);
             let name = |id: u64| {
-                srv.members
+                srv.members()
                     .iter()
                     .find(|m| m.id == id)
                     .map_or_else(|| "none".to_string(), |m| m.name.clone())
@@ -249,17 +249,18 @@ async fn section(srv: &Arc<Server>, name: &str) -> Option<String> {
                 g.term,
                 g.commit,
                 g.applied,
-                srv.members.iter().map(|m| m.name.as_str()).collect::<Vec<_>>().join(","),
+                srv.members().iter().map(|m| m.name.as_str()).collect::<Vec<_>>().join(","),
             );
         }
         "raft" => {
             let name = |id: u64| {
-                srv.members
+                srv.members()
                     .iter()
                     .find(|m| m.id == id)
                     .map_or_else(|| "none".to_string(), |m| m.name.clone())
             };
-            let map = srv.store.raft().status.read().clone();
+            let mut map = srv.store.raft().status.read().clone();
+            let meta = map.remove(&crate::meta::META_GROUP);
             let mut groups: Vec<_> = map.into_iter().collect();
             groups.sort_by_key(|(id, _)| *id);
             let leading = groups.iter().filter(|(_, g)| g.is_leader).count();
@@ -269,6 +270,17 @@ async fn section(srv: &Arc<Server>, name: &str) -> Option<String> {
                 name(srv.node_id),
                 groups.len()
             );
+            if let Some(g) = meta {
+                let _ = write!(
+                    s,
+                    "raft_meta:role={},leader={},term={},applied={},version={}\r\n",
+                    if g.is_leader { "leader" } else { "follower" },
+                    name(g.leader),
+                    g.term,
+                    g.applied,
+                    srv.meta.current().version,
+                );
+            }
             for (id, g) in groups {
                 let _ = write!(
                     s,
@@ -302,7 +314,7 @@ async fn section(srv: &Arc<Server>, name: &str) -> Option<String> {
         "commandstats" => s.push_str("# Commandstats\r\n"),
         "latencystats" => s.push_str("# Latencystats\r\n"),
         "cluster" => {
-            let sharded = srv.members.len() > 1 || srv.store.layout().shards().len() > 1;
+            let sharded = srv.members().len() > 1 || srv.store.layout().shards().len() > 1;
             s.push_str(&format!(
                 "# Cluster\r\ncluster_enabled:{}\r\n",
                 u8::from(sharded)

@@ -7,6 +7,7 @@
 //!   state. `info`: INFO. `http`: the admin HTTP port.
 
 pub mod admin;
+pub mod admin_api;
 pub mod blocked;
 pub mod clients;
 pub mod cluster;
@@ -28,14 +29,17 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::config::{Config, RouteMode};
+use crate::meta::{self, MetaMachine, MetaState, MetaView, NodeMeta, META_GROUP};
 use crate::metrics::Metrics;
 use crate::raftstore::auth::ClusterSecret;
 use crate::raftstore::log_engine::RocksLogEngine;
-use crate::raftstore::members::{format_cluster, load_or_init_identity, raft_id, Member};
+use crate::raftstore::members::{
+    format_cluster, identity_exists, load_or_init_identity, raft_id, Member,
+};
 use crate::raftstore::runtime::{self, StartOptions};
 use crate::raftstore::transport::Transport;
 use crate::routing::proxy::Proxy;
-use crate::routing::Layout;
+use crate::routing::{Layout, ShardSpec};
 use crate::storage::{Engine, EngineOptions};
 use crate::store::{self, Store};
 use blocked::Blocked;
@@ -80,8 +84,7 @@ pub struct Server {
     pub metrics: Arc<Metrics>,
     /// Requests slower than this are logged (`--slow-request-ms`; 0 = off).
     pub slow_request: Option<Duration>,
-    /// Cluster members (this node included) and this node's Raft id.
-    pub members: Vec<Member>,
+    /// This node's Raft id.
     pub node_id: u64,
     pub settings: Settings,
     pub clients: Clients,
@@ -100,6 +103,10 @@ pub struct Server {
     pub route_mode: RouteMode,
     /// Required on node-to-node gRPC and the admin HTTP routes when set.
     pub cluster_secret: ClusterSecret,
+    /// The latest cluster metadata this node knows.
+    pub meta: Arc<MetaView>,
+    /// Metadata proposals and shard-group requests to peers (admin API).
+    pub cluster: Arc<meta::driver::Cluster>,
     shutdown: watch::Sender<bool>,
 }
 
@@ -117,20 +124,32 @@ impl Server {
         *self.shutdown.borrow()
     }
 
-    pub fn node_name(&self) -> &str {
-        self.members
+    /// Cluster members (this node included) that are not removed, from the metadata.
+    pub fn members(&self) -> Vec<Member> {
+        self.meta
+            .current()
+            .nodes
             .iter()
-            .find(|m| m.id == self.node_id)
-            .map_or("", |m| m.name.as_str())
+            .filter(|n| n.state != meta::NodeState::Removed)
+            .map(|n| Member {
+                name: n.name.clone(),
+                id: n.id,
+                addr: n.addr.clone(),
+            })
+            .collect()
+    }
+
+    pub fn node_name(&self) -> String {
+        self.meta.current().name_of(self.node_id)
     }
 
     /// `host:port` clients should use for this node's Redis port: the host of its cluster
     /// address (reachable by peers, unlike a wildcard bind address).
     pub fn advertised_redis_addr(&self) -> String {
         let host = self
-            .members
-            .iter()
-            .find(|m| m.id == self.node_id)
+            .meta
+            .current()
+            .node(self.node_id)
             .and_then(|m| m.addr.rsplit_once(':').map(|(h, _)| h.to_string()))
             .unwrap_or_else(|| self.redis_addr.ip().to_string());
         format!("{host}:{}", self.redis_addr.port())
@@ -203,11 +222,40 @@ async fn serve(config: Config) -> Result<(), String> {
             io_text(&e)
         )
     })?;
+    let secret = ClusterSecret::new(config.cluster_secret()?);
+    // A first start with --join asks the cluster to add this node and starts from its
+    // metadata; later starts find the directory initialised and skip this.
+    let joined_meta = match &config.join {
+        Some(seed) if !identity_exists(&data_dir) => {
+            let me = config
+                .members()?
+                .into_iter()
+                .next()
+                .ok_or("no member for this node")?;
+            tracing::info!(seed = %seed, addr = %me.addr, "joining a running cluster");
+            Some(meta::join::join(seed, &me, &secret).await?)
+        }
+        _ => None,
+    };
+    let given = match &joined_meta {
+        Some(s) => s
+            .nodes
+            .iter()
+            .filter(|n| n.state != meta::NodeState::Removed)
+            .map(|n| Member {
+                name: n.name.clone(),
+                id: n.id,
+                addr: n.addr.clone(),
+            })
+            .collect(),
+        None => config.members()?,
+    };
     let identity = load_or_init_identity(
         &data_dir,
         &config.node_id,
-        config.members()?,
+        given,
         config.initial_shards(),
+        joined_meta.is_some(),
     )?;
     let members = identity.members;
     let node_id = raft_id(&config.node_id);
@@ -243,19 +291,75 @@ async fn serve(config: Config) -> Result<(), String> {
     .map_err(|e| format!("cannot open data directory {}: {e}", data_dir.display()))?;
     let engine = Arc::new(engine);
     let log = Arc::new(RocksLogEngine::open(&data_dir.join("raft"))?);
+    // The metadata: what this node last knew, else the new cluster's (the same everywhere).
+    let member_ids: Vec<u64> = by_name.iter().map(|m| m.id).collect();
+    let meta_members = meta::meta_replicas(&member_ids, config.meta_replicas);
+    let initial_meta = MetaState::initial(
+        by_name
+            .iter()
+            .map(|m| NodeMeta {
+                id: m.id,
+                name: m.name.clone(),
+                addr: m.addr.clone(),
+                state: meta::NodeState::Up,
+            })
+            .collect(),
+        &layout,
+        meta_members.clone(),
+    );
+    if let Some(s) = &joined_meta {
+        meta::store_cache(&engine, s)?;
+    }
+    let known = match meta::load_cache(&engine)? {
+        Some(s) if s.version >= initial_meta.version => s,
+        _ => initial_meta.clone(),
+    };
+    let layout = known.layout()?;
+    let view = MetaView::new(known.clone());
+    let meta_group = if known.meta_replicas.contains(&node_id) {
+        let spec = ShardSpec {
+            id: META_GROUP,
+            first_slot: 0,
+            last_slot: 0,
+            epoch: 0,
+            replicas: known.meta_replicas.clone(),
+            learners: Vec::new(),
+            conf_ver: 1,
+            bootstrap: known.meta_replicas.clone(),
+        };
+        Some((
+            spec,
+            MetaMachine::load(&engine, initial_meta, view.clone())?,
+        ))
+    } else {
+        None
+    };
     let stats = Arc::new(store::StoreStats::default());
     let metrics = Arc::new(Metrics::new());
-    let secret = ClusterSecret::new(config.cluster_secret()?);
-    let peers: Vec<(u64, String)> = members
+    // Peers: every node the metadata knows (joined ones included) and the --cluster list.
+    let mut peers: Vec<(u64, String)> = known
+        .nodes
         .iter()
-        .filter(|m| m.id != node_id)
-        .map(|m| (m.id, m.addr.clone()))
+        .filter(|n| n.id != node_id && n.state != meta::NodeState::Removed)
+        .map(|n| (n.id, n.addr.clone()))
         .collect();
+    for m in members.iter().filter(|m| m.id != node_id) {
+        if !peers.iter().any(|(id, _)| *id == m.id) {
+            peers.push((m.id, m.addr.clone()));
+        }
+    }
     let raft = runtime::start(
         StartOptions {
             metrics: metrics.clone(),
             node_id,
-            groups: layout.hosted_by(node_id).cloned().collect(),
+            groups: known
+                .shards
+                .iter()
+                .filter(|s| s.has_replica(node_id))
+                .cloned()
+                .collect(),
+            meta: meta_group,
+            stale_slots: known.shards.clone(),
             opts: config.raft_options()?,
             engine: engine.clone(),
             log,
@@ -264,17 +368,14 @@ async fn serve(config: Config) -> Result<(), String> {
         |inbox| Some(Transport::start(&peers, inbox, secret.clone())),
     )?;
     let opts = config.raft_options()?;
-    let proxy = if peers.is_empty() {
-        None
-    } else {
-        let p = Proxy::new(
-            &peers,
-            opts.request_timeout + Duration::from_secs(1),
-            secret.clone(),
-        )?;
-        tokio::spawn(p.clone().learn_addresses());
-        Some(p)
-    };
+    // Even a single node has one: nodes may join it later.
+    let proxy = Proxy::new(
+        &peers,
+        opts.request_timeout + Duration::from_secs(1),
+        secret.clone(),
+    )?;
+    tokio::spawn(proxy.clone().learn_addresses(view.clone()));
+    let proxy = Some(proxy);
     let store = Store::new(
         engine.clone(),
         raft.clone(),
@@ -283,6 +384,16 @@ async fn serve(config: Config) -> Result<(), String> {
         proxy,
         metrics.clone(),
     );
+
+    tokio::spawn(meta::sync::run(view.clone(), store.clone()));
+    let cluster = Arc::new(meta::driver::Cluster {
+        store: store.clone(),
+        view: view.clone(),
+        metrics: metrics.clone(),
+        down_after: Duration::from_secs(config.node_down_after_secs.max(1)),
+        started: Instant::now(),
+    });
+    tokio::spawn(meta::driver::run(cluster.clone()));
 
     let local = listener
         .local_addr()
@@ -297,7 +408,6 @@ async fn serve(config: Config) -> Result<(), String> {
         metrics: metrics.clone(),
         slow_request: (config.slow_request_ms > 0)
             .then(|| Duration::from_millis(config.slow_request_ms)),
-        members: members.clone(),
         node_id,
         settings: Settings::new(
             config.redis_port,
@@ -319,6 +429,8 @@ async fn serve(config: Config) -> Result<(), String> {
         data_dir: data_dir.clone(),
         route_mode: config.route_mode,
         cluster_secret: secret.clone(),
+        meta: view,
+        cluster,
         shutdown,
     });
 

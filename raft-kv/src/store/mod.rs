@@ -37,7 +37,7 @@ pub struct Store {
     stats: Arc<StoreStats>,
     /// This node's Raft id.
     node_id: u64,
-    /// The routing table (fixed until shards can change; then swapped as a whole).
+    /// The routing table, swapped as a whole when the metadata changes.
     layout: RwLock<Arc<Layout>>,
     /// Reaches shards this node does not host (None: a single-node cluster).
     proxy: Option<Arc<Proxy>>,
@@ -95,6 +95,11 @@ impl Store {
 
     pub fn layout(&self) -> Arc<Layout> {
         self.layout.read().clone()
+    }
+
+    /// Routes by `layout` from now on (the metadata changed).
+    pub fn set_layout(&self, layout: Layout) {
+        *self.layout.write() = Arc::new(layout);
     }
 
     pub fn proxy(&self) -> Option<&Arc<Proxy>> {

@@ -32,10 +32,12 @@ impl Node {
             .arg("--port")
             .arg(self.http_port.to_string())
             .arg("--redis-port")
-            .arg(self.redis_port.to_string())
-            .arg("--cluster")
-            .arg(&self.cluster)
-            .arg("--log-level")
+            .arg(self.redis_port.to_string());
+        // A node that joined has no member list of its own (its `extra` says `--join`).
+        if !self.cluster.is_empty() {
+            c.arg("--cluster").arg(&self.cluster);
+        }
+        c.arg("--log-level")
             .arg("info")
             .args(&self.extra)
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
@@ -233,6 +235,32 @@ impl Cluster {
             }
         }
         Cluster { nodes, tmp }
+    }
+
+    /// Starts one more node, named after its position, that joins the running cluster
+    /// through node `via` (`--join`); returns its index.
+    pub fn join_node(&mut self, via: usize, extra: &[&str]) -> usize {
+        let i = self.nodes.len();
+        let name = format!("n{}", i + 1);
+        let mut args = vec![
+            "--join".to_string(),
+            format!("127.0.0.1:{}", self.nodes[via].http_port),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let mut node = Node {
+            name: name.clone(),
+            redis_port: free_port(),
+            http_port: free_port(),
+            dir: self.tmp.path().join(&name),
+            log: self.tmp.path().join(format!("{name}.log")),
+            cluster: String::new(),
+            extra: args,
+            env: self.nodes[via].env.clone(),
+            child: None,
+        };
+        node.spawn();
+        self.nodes.push(node);
+        i
     }
 
     /// Index of the node that reports itself leader (checked on every running node).

@@ -1,0 +1,475 @@
+//! Carries scheduling operations through their steps. Runs on every node and acts only while
+//! the node leads the metadata group, so a new metadata leader picks up where the old one
+//! stopped.
+//!
+//! Each pass looks at the shard group's real configuration (asked of its leader) and takes
+//! the one step that follows from it, so a step repeated after a crash or a lost reply is
+//! harmless. Migration of shard S's replica from A to B (PD's learner -> joint -> remove):
+//! 1. metadata: B becomes a learner of S (B's node creates an empty replica);
+//! 2. S's leader adds B as a learner; B catches up (snapshot, then the log);
+//! 3. if A leads S, leadership moves to another voter;
+//! 4. one joint change: B becomes a voter and A leaves (left automatically once committed);
+//! 5. metadata: B replaces A in S's replica list; A's node removes its replica.
+//!
+//! The scheduler (same loop, same leader) starts migrations by itself, one at a time and at
+//! most one decision per `SCHEDULE_GAP`, unless paused: replicas on a node that is down (no
+//! `Hello` answer for `--node-down-after-secs`) or draining are rebuilt on the live node with
+//! the fewest replicas (repair, decommission); then replica counts are evened out over live
+//! nodes (balance: a move whenever two nodes differ by two or more). Every decision is logged
+//! and counted in `raftkv_scheduler_decisions_total{kind}`.
+//!
+//! Before step 4 the migration can be given up (the learner stays out of every quorum):
+//! after `MIGRATE_TIMEOUT` without catching up, the learner is removed and the operation
+//! fails. From step 4 on it only goes forward.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use prost::Message as _;
+use raft::eraftpb::{ConfChangeSingle, ConfChangeTransition, ConfChangeType, ConfChangeV2};
+
+use super::{MetaCmd, MetaState, MetaView, NodeState, OpKind, Operation, META_GROUP};
+use crate::metrics::Metrics;
+use crate::protocol::Frame;
+use crate::raftstore::transport::pb::{GroupChange, GroupQuery, MetaProposal};
+use crate::raftstore::GroupDetail;
+use crate::routing::ShardSpec;
+use crate::store::{now_ms, Store};
+
+/// How often the metadata leader advances operations.
+const PASS: Duration = Duration::from_millis(200);
+/// A learner within this many entries of the commit index counts as caught up.
+const CATCH_UP_SLACK: u64 = 100;
+/// A migration whose learner has not caught up by then is given up.
+const MIGRATE_TIMEOUT_MS: u64 = 10 * 60 * 1000;
+/// Progress messages are recorded at most this often (each is a metadata write).
+const MESSAGE_EVERY_MS: u64 = 2000;
+const RPC_TIMEOUT: Duration = Duration::from_secs(3);
+/// At most one scheduling decision this often (rate limit).
+const SCHEDULE_GAP: Duration = Duration::from_secs(2);
+
+/// This node's handle on the cluster: local runtime, peers' `Node` services, metadata.
+pub struct Cluster {
+    pub store: Arc<Store>,
+    pub view: Arc<MetaView>,
+    pub metrics: Arc<Metrics>,
+    /// A node not heard from (`Hello`) for this long is down: its replicas are rebuilt
+    /// elsewhere.
+    pub down_after: Duration,
+    pub started: Instant,
+}
+
+/// Proposes an encoded metadata command to the local metadata replica.
+pub async fn propose_local(store: &Store, cmd: Vec<u8>) -> Result<i64, String> {
+    match store.raft().propose(META_GROUP, cmd).await {
+        Frame::Integer(v) => Ok(v),
+        Frame::Error(e) => Err(e.strip_prefix("ERR ").unwrap_or(&e).to_string()),
+        other => Err(format!("unexpected metadata reply {other:?}")),
+    }
+}
+
+impl Cluster {
+    fn node_id(&self) -> u64 {
+        self.store.node_id()
+    }
+
+    /// Proposes a metadata command (through a metadata replica if this node is none);
+    /// returns the command's result (an operation id) or why it was refused.
+    pub async fn propose(&self, cmd: &MetaCmd) -> Result<u64, String> {
+        let data = serde_json::to_vec(cmd).map_err(|e| e.to_string())?;
+        let replicas = self.view.current().meta_replicas.clone();
+        if replicas.contains(&self.node_id()) {
+            return propose_local(&self.store, data).await.map(|v| v as u64);
+        }
+        let proxy = self
+            .store
+            .proxy()
+            .ok_or("no metadata replica is reachable")?;
+        let mut last = String::from("no metadata replica is reachable");
+        for node in replicas {
+            let Some(mut c) = proxy.client(node) else {
+                continue;
+            };
+            let req = proxy.request(MetaProposal {
+                cmd: data.clone().into(),
+            });
+            match tokio::time::timeout(Duration::from_secs(8), c.propose_meta(req)).await {
+                Ok(Ok(r)) => {
+                    let r = r.into_inner();
+                    if r.error.is_empty() {
+                        return Ok(r.value as u64);
+                    }
+                    // Refused by the metadata itself: the same on every replica.
+                    if !r.error.starts_with("TRYAGAIN") && !r.error.starts_with("UNCERTAIN") {
+                        return Err(r.error);
+                    }
+                    last = r.error;
+                }
+                Ok(Err(s)) => last = s.message().to_string(),
+                Err(_) => last = "metadata replica timed out".into(),
+            }
+        }
+        Err(last)
+    }
+
+    /// Node `node`'s view of `shard` (None: it holds no replica).
+    pub async fn detail(&self, node: u64, shard: u64) -> Result<Option<GroupDetail>, String> {
+        if node == self.node_id() {
+            return Ok(self.store.raft().detail(shard).await);
+        }
+        let proxy = self.store.proxy().ok_or("no peers")?;
+        let mut c = proxy.client(node).ok_or("unknown node")?;
+        let req = proxy.request(GroupQuery { shard });
+        match tokio::time::timeout(RPC_TIMEOUT, c.detail(req)).await {
+            Ok(Ok(r)) => Ok(crate::server::node_rpc::detail_from_pb(r.into_inner())),
+            Ok(Err(s)) => Err(s.message().to_string()),
+            Err(_) => Err("timed out".into()),
+        }
+    }
+
+    /// Runs a membership change or a leadership transfer on `node` (the group's leader).
+    pub async fn change(
+        &self,
+        node: u64,
+        shard: u64,
+        cc: Option<ConfChangeV2>,
+        transfer_to: u64,
+    ) -> Result<(), String> {
+        if node == self.node_id() {
+            let raft = self.store.raft();
+            return match cc {
+                Some(cc) => raft.change_conf(shard, cc).await,
+                None => {
+                    raft.transfer_leader(shard, transfer_to).await;
+                    Ok(())
+                }
+            };
+        }
+        let proxy = self.store.proxy().ok_or("no peers")?;
+        let mut c = proxy.client(node).ok_or("unknown node")?;
+        let req = proxy.request(GroupChange {
+            shard,
+            conf_change: cc.map(|c| c.encode_to_vec()).unwrap_or_default().into(),
+            transfer_to,
+        });
+        match tokio::time::timeout(RPC_TIMEOUT, c.change_group(req)).await {
+            Ok(Ok(r)) if r.get_ref().error.is_empty() => Ok(()),
+            Ok(Ok(r)) => Err(r.into_inner().error),
+            Ok(Err(s)) => Err(s.message().to_string()),
+            Err(_) => Err("timed out".into()),
+        }
+    }
+
+    /// The shard's leader and its view of the group, asking the replicas in turn.
+    pub async fn leader_of(&self, spec: &ShardSpec) -> Option<(u64, GroupDetail)> {
+        let mut hint = 0;
+        for node in spec.replicas.iter().chain(&spec.learners) {
+            if let Ok(Some(d)) = self.detail(*node, spec.id).await {
+                if d.is_leader {
+                    return Some((*node, d));
+                }
+                if d.leader != 0 {
+                    hint = d.leader;
+                    break;
+                }
+            }
+        }
+        if hint == 0 {
+            return None;
+        }
+        match self.detail(hint, spec.id).await {
+            Ok(Some(d)) if d.is_leader => Some((hint, d)),
+            _ => None,
+        }
+    }
+}
+
+/// Advances operations and schedules new ones whenever this node leads the metadata group.
+pub async fn run(c: Arc<Cluster>) {
+    let mut last_decision: Option<Instant> = None;
+    loop {
+        tokio::time::sleep(PASS).await;
+        if !c.store.raft().status(META_GROUP).is_leader {
+            continue;
+        }
+        let state = c.view.current();
+        for op in state.running() {
+            let r = match op.kind {
+                OpKind::Migrate { .. } => advance(&c, &state, op).await,
+                OpKind::Decommission { node } => drain(&c, &state, op, node).await,
+            };
+            if let Err(e) = r {
+                tracing::debug!(op = op.id, error = %e, "operation step failed; retrying");
+            }
+        }
+        if state.scheduler_paused || last_decision.is_some_and(|t| t.elapsed() < SCHEDULE_GAP) {
+            continue;
+        }
+        if let Some((cmd, kind, why)) = schedule(&c, &state) {
+            last_decision = Some(Instant::now());
+            match c.propose(&cmd).await {
+                Ok(op) => {
+                    tracing::info!(op, kind, %why, "scheduling decision");
+                    c.metrics
+                        .scheduler_decisions
+                        .with_label_values(&[kind])
+                        .inc();
+                }
+                Err(e) => tracing::info!(kind, %why, error = %e, "scheduling decision refused"),
+            }
+        }
+    }
+}
+
+/// Whether `node` counts as alive: heard from recently (or not observed long enough yet).
+fn alive(c: &Cluster, node: u64) -> bool {
+    node == c.store.node_id()
+        || c.started.elapsed() < c.down_after
+        || c.store
+            .proxy()
+            .is_some_and(|p| p.seen_within(node, c.down_after))
+}
+
+/// The next move, if any: rebuild replicas of down or draining nodes first, then even out
+/// replica counts over live nodes. One scheduler move at a time (operations started by an
+/// admin don't count), at most one decision per `SCHEDULE_GAP`.
+fn schedule(c: &Cluster, state: &MetaState) -> Option<(MetaCmd, &'static str, String)> {
+    let ours = state
+        .running()
+        .filter(|o| o.reason != "admin" && o.shard().is_some())
+        .count();
+    if ours > 0 {
+        return None;
+    }
+    let busy = |shard: u64| state.running().any(|o| o.shard() == Some(shard));
+    let targets: Vec<u64> = state
+        .nodes
+        .iter()
+        .filter(|n| n.state == NodeState::Up && alive(c, n.id))
+        .map(|n| n.id)
+        .collect();
+    let load = |n: u64| state.shards.iter().filter(|s| s.has_replica(n)).count();
+    let now = now_ms();
+    let migrate = |s: &ShardSpec, from: u64, to: u64, reason: &'static str| MetaCmd::BeginMigrate {
+        shard: s.id,
+        from,
+        to,
+        reason: reason.into(),
+        now_ms: now,
+    };
+    for s in state.shards.iter().filter(|s| !busy(s.id)) {
+        for &r in &s.replicas {
+            let draining = state.node(r).is_some_and(|n| n.state != NodeState::Up);
+            let down = !alive(c, r);
+            if !draining && !down {
+                continue;
+            }
+            let Some(to) = targets
+                .iter()
+                .copied()
+                .filter(|t| !s.has_replica(*t))
+                .min_by_key(|t| load(*t))
+            else {
+                continue;
+            };
+            let kind = if draining { "decommission" } else { "repair" };
+            let why = format!(
+                "{} of {} is on {} node {}; rebuilding it on {}",
+                if draining {
+                    "a replica"
+                } else {
+                    "a lost replica"
+                },
+                s.name(),
+                if draining { "draining" } else { "down" },
+                state.name_of(r),
+                state.name_of(to)
+            );
+            return Some((migrate(s, r, to, kind), kind, why));
+        }
+    }
+    let most = targets.iter().copied().max_by_key(|n| load(*n))?;
+    let least = targets.iter().copied().min_by_key(|n| load(*n))?;
+    if load(most) < load(least) + 2 {
+        return None;
+    }
+    let s = state
+        .shards
+        .iter()
+        .find(|s| !busy(s.id) && s.replicas.contains(&most) && !s.has_replica(least))?;
+    let why = format!(
+        "{} holds {} replicas and {} holds {}: moving {}",
+        state.name_of(most),
+        load(most),
+        state.name_of(least),
+        load(least),
+        s.name()
+    );
+    Some((migrate(s, most, least, "balance"), "balance", why))
+}
+
+/// A decommission ends once its node holds nothing (the scheduler moves the replicas).
+async fn drain(c: &Cluster, state: &MetaState, op: &Operation, node: u64) -> Result<(), String> {
+    let left = state.shards.iter().filter(|s| s.has_replica(node)).count();
+    if left == 0 {
+        c.propose(&MetaCmd::FinishDecommission {
+            op: op.id,
+            now_ms: now_ms(),
+        })
+        .await?;
+        tracing::info!(op = op.id, node = %state.name_of(node), "node decommissioned");
+        return Ok(());
+    }
+    let msg = if state.scheduler_paused {
+        format!("{left} replica(s) left; the scheduler is paused")
+    } else {
+        format!("{left} replica(s) left")
+    };
+    note(c, op, "moving_replicas", msg).await
+}
+
+fn single(t: ConfChangeType, node: u64) -> ConfChangeSingle {
+    let mut s = ConfChangeSingle {
+        node_id: node,
+        ..Default::default()
+    };
+    s.set_change_type(t);
+    s
+}
+
+fn conf_change(changes: Vec<ConfChangeSingle>) -> ConfChangeV2 {
+    let mut cc = ConfChangeV2 {
+        changes,
+        ..Default::default()
+    };
+    cc.set_transition(ConfChangeTransition::Auto);
+    cc
+}
+
+/// Records the step an operation is at (rate-limited when only the message changes).
+async fn note(c: &Cluster, op: &Operation, step: &str, message: String) -> Result<(), String> {
+    let now = now_ms();
+    if op.step == step && (op.message == message || now < op.updated_ms + MESSAGE_EVERY_MS) {
+        return Ok(());
+    }
+    if op.step != step {
+        tracing::info!(op = op.id, step, %message, "operation step");
+    }
+    c.propose(&MetaCmd::Step {
+        op: op.id,
+        step: step.into(),
+        message,
+        now_ms: now,
+    })
+    .await
+    .map(|_| ())
+}
+
+async fn advance(c: &Cluster, state: &MetaState, op: &Operation) -> Result<(), String> {
+    let OpKind::Migrate { shard, from, to } = op.kind else {
+        return Ok(());
+    };
+    let spec = state.shard(shard).ok_or("the shard is gone")?;
+    let Some((leader, d)) = c.leader_of(spec).await else {
+        return note(
+            c,
+            op,
+            &op.step,
+            "waiting for the shard to have a leader".into(),
+        )
+        .await;
+    };
+    if !d.voters_outgoing.is_empty() {
+        // Joint: the leader leaves it by itself once the change is committed.
+        return note(c, op, "promoting", "in a joint configuration".into()).await;
+    }
+    let is_voter = |n: u64| d.voters.contains(&n);
+    if is_voter(to) && !is_voter(from) {
+        c.propose(&MetaCmd::FinishMigrate {
+            op: op.id,
+            now_ms: now_ms(),
+        })
+        .await?;
+        tracing::info!(
+            op = op.id,
+            shard = %spec.name(),
+            from = %state.name_of(from),
+            to = %state.name_of(to),
+            "migration done"
+        );
+        return Ok(());
+    }
+    let timed_out = now_ms() > op.started_ms + MIGRATE_TIMEOUT_MS;
+    if !is_voter(to) && !d.learners.contains(&to) {
+        if timed_out {
+            return give_up(c, op, "the new replica could not be added in time").await;
+        }
+        c.change(
+            leader,
+            shard,
+            Some(conf_change(vec![single(
+                ConfChangeType::AddLearnerNode,
+                to,
+            )])),
+            0,
+        )
+        .await?;
+        return note(c, op, "adding_learner", String::new()).await;
+    }
+    if d.learners.contains(&to) {
+        let matched = d.progress.iter().find(|p| p.0 == to).map_or(0, |p| p.1);
+        if matched == 0 || matched + CATCH_UP_SLACK < d.commit {
+            if timed_out {
+                c.change(
+                    leader,
+                    shard,
+                    Some(conf_change(vec![single(ConfChangeType::RemoveNode, to)])),
+                    0,
+                )
+                .await?;
+                return give_up(c, op, "the new replica did not catch up in time").await;
+            }
+            let msg = format!("learner at index {matched} of {}", d.commit);
+            return note(c, op, "catching_up", msg).await;
+        }
+    }
+    if leader == from {
+        // A leader could leave through the joint change, but handing over first keeps
+        // clients from waiting out an election.
+        let target = d
+            .voters
+            .iter()
+            .copied()
+            .filter(|v| *v != from)
+            .max_by_key(|v| d.progress.iter().find(|p| p.0 == *v).map_or(0, |p| p.1));
+        if let Some(t) = target {
+            c.change(leader, shard, None, t).await?;
+        }
+        return note(c, op, "transferring_leader", String::new()).await;
+    }
+    let changes = if is_voter(to) {
+        // Only the removal is left (a change made by hand, or an older attempt).
+        vec![single(ConfChangeType::RemoveNode, from)]
+    } else if is_voter(from) {
+        vec![
+            single(ConfChangeType::AddNode, to),
+            single(ConfChangeType::RemoveNode, from),
+        ]
+    } else {
+        vec![single(ConfChangeType::AddNode, to)]
+    };
+    c.change(leader, shard, Some(conf_change(changes)), 0)
+        .await?;
+    note(c, op, "promoting", String::new()).await
+}
+
+async fn give_up(c: &Cluster, op: &Operation, reason: &str) -> Result<(), String> {
+    tracing::warn!(op = op.id, reason, "operation failed");
+    c.propose(&MetaCmd::FailOp {
+        op: op.id,
+        reason: reason.into(),
+        now_ms: now_ms(),
+    })
+    .await
+    .map(|_| ())
+}

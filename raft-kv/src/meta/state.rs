@@ -1,0 +1,614 @@
+//! The cluster's metadata: nodes, shards (slots, replicas, epochs) and the operations in
+//! progress, as one value replicated by the metadata Raft group.
+//!
+//! Commands are validated and applied deterministically here (the same on every replica);
+//! a refused command changes nothing and answers why. Times come from the proposer inside
+//! the command, never from the applying node's clock.
+
+use serde::{Deserialize, Serialize};
+
+use crate::routing::{Layout, ShardSpec};
+
+/// Finished operations kept for `GET /admin/operations`.
+const KEEP_FINISHED: usize = 100;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeMeta {
+    pub id: u64,
+    pub name: String,
+    /// gRPC/admin address (`--port`).
+    pub addr: String,
+    #[serde(default)]
+    pub state: NodeState,
+}
+
+/// A node's place in the cluster (liveness is separate: observed, not replicated).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NodeState {
+    /// Holds replicas and takes new ones.
+    #[default]
+    Up,
+    /// Its replicas are being moved away; it takes no new ones.
+    Decommissioning,
+    /// Holds nothing and never will again.
+    Removed,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OpState {
+    Running,
+    Done,
+    Failed,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum OpKind {
+    /// Move the replica of `shard` on `from` to `to`.
+    Migrate { shard: u64, from: u64, to: u64 },
+    /// Move every replica off `node`, then mark it removed.
+    Decommission { node: u64 },
+}
+
+/// A long-running scheduling operation and its progress.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Operation {
+    pub id: u64,
+    #[serde(flatten)]
+    pub kind: OpKind,
+    pub state: OpState,
+    /// Who started it: `admin`, or the scheduler's `repair`, `balance`, `decommission`.
+    #[serde(default)]
+    pub reason: String,
+    /// The step in progress (or the last one), for humans.
+    pub step: String,
+    /// Why it failed, or what it is waiting for.
+    #[serde(default)]
+    pub message: String,
+    pub started_ms: u64,
+    pub updated_ms: u64,
+}
+
+impl Operation {
+    /// The shard a migration works on (None for node-wide operations).
+    pub fn shard(&self) -> Option<u64> {
+        match self.kind {
+            OpKind::Migrate { shard, .. } => Some(shard),
+            OpKind::Decommission { .. } => None,
+        }
+    }
+}
+
+/// Changes to the metadata, proposed through the metadata group.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "snake_case")]
+pub enum MetaCmd {
+    /// Starts moving `shard`'s replica from `from` to `to`: `to` becomes a learner.
+    BeginMigrate {
+        shard: u64,
+        from: u64,
+        to: u64,
+        #[serde(default)]
+        reason: String,
+        now_ms: u64,
+    },
+    /// Starts draining `node` (the scheduler moves its replicas away).
+    Decommission { node: u64, now_ms: u64 },
+    /// The draining node holds nothing any more: it is removed.
+    FinishDecommission { op: u64, now_ms: u64 },
+    /// Pauses or resumes the scheduler (repair, balance, decommission moves).
+    SetSchedulerPaused { paused: bool },
+    /// A new node joins (`--join`); joining again with the same name and address is a no-op.
+    AddNode { id: u64, name: String, addr: String },
+    /// Records the step a running operation reached.
+    Step {
+        op: u64,
+        step: String,
+        message: String,
+        now_ms: u64,
+    },
+    /// The group's configuration has `to` as a voter and no `from`: make it the routing truth.
+    FinishMigrate { op: u64, now_ms: u64 },
+    /// Gives up a migration whose learner was never promoted (the learner was removed).
+    FailOp {
+        op: u64,
+        reason: String,
+        now_ms: u64,
+    },
+}
+
+/// The replicated metadata.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MetaState {
+    /// Bumped by every applied change; caches only take newer versions.
+    pub version: u64,
+    pub nodes: Vec<NodeMeta>,
+    pub shards: Vec<ShardSpec>,
+    /// Raft ids of the metadata group's voters.
+    pub meta_replicas: Vec<u64>,
+    pub operations: Vec<Operation>,
+    pub next_op: u64,
+    #[serde(default)]
+    pub scheduler_paused: bool,
+}
+
+impl MetaState {
+    /// The metadata of a new cluster (every member derives the same).
+    pub fn initial(nodes: Vec<NodeMeta>, layout: &Layout, meta_replicas: Vec<u64>) -> MetaState {
+        MetaState {
+            version: 1,
+            nodes,
+            shards: layout.shards().to_vec(),
+            meta_replicas,
+            operations: Vec::new(),
+            next_op: 1,
+            scheduler_paused: false,
+        }
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    pub fn decode(raw: &[u8]) -> Result<MetaState, String> {
+        serde_json::from_slice(raw).map_err(|e| format!("corrupt metadata: {e}"))
+    }
+
+    pub fn layout(&self) -> Result<Layout, String> {
+        Layout::new(self.shards.clone())
+    }
+
+    pub fn shard(&self, id: u64) -> Option<&ShardSpec> {
+        self.shards.iter().find(|s| s.id == id)
+    }
+
+    pub fn node(&self, id: u64) -> Option<&NodeMeta> {
+        self.nodes.iter().find(|n| n.id == id)
+    }
+
+    pub fn node_by_name(&self, name: &str) -> Option<&NodeMeta> {
+        self.nodes.iter().find(|n| n.name == name)
+    }
+
+    pub fn name_of(&self, id: u64) -> String {
+        self.node(id)
+            .map_or_else(|| id.to_string(), |n| n.name.clone())
+    }
+
+    pub fn operation(&self, id: u64) -> Option<&Operation> {
+        self.operations.iter().find(|o| o.id == id)
+    }
+
+    pub fn running(&self) -> impl Iterator<Item = &Operation> {
+        self.operations
+            .iter()
+            .filter(|o| o.state == OpState::Running)
+    }
+
+    /// Applies a command: Ok with a short result (the operation id for a new one), or the
+    /// reason it was refused (then nothing changed).
+    pub fn apply(&mut self, cmd: &MetaCmd) -> Result<u64, String> {
+        let r = match cmd {
+            MetaCmd::BeginMigrate {
+                shard,
+                from,
+                to,
+                reason,
+                now_ms,
+            } => self.begin_migrate(*shard, *from, *to, reason, *now_ms),
+            MetaCmd::Decommission { node, now_ms } => self.decommission(*node, *now_ms),
+            MetaCmd::FinishDecommission { op, now_ms } => self.finish_decommission(*op, *now_ms),
+            MetaCmd::AddNode { id, name, addr } => self.add_node(*id, name, addr),
+            MetaCmd::SetSchedulerPaused { paused } => {
+                self.scheduler_paused = *paused;
+                Ok(u64::from(*paused))
+            }
+            MetaCmd::Step {
+                op,
+                step,
+                message,
+                now_ms,
+            } => {
+                let o = self.running_op(*op)?;
+                o.step = step.clone();
+                o.message = message.clone();
+                o.updated_ms = *now_ms;
+                Ok(*op)
+            }
+            MetaCmd::FinishMigrate { op, now_ms } => self.finish_migrate(*op, *now_ms),
+            MetaCmd::FailOp { op, reason, now_ms } => self.fail_op(*op, reason, *now_ms),
+        };
+        if r.is_ok() {
+            self.version += 1;
+        }
+        r
+    }
+
+    fn running_op(&mut self, id: u64) -> Result<&mut Operation, String> {
+        self.operations
+            .iter_mut()
+            .find(|o| o.id == id && o.state == OpState::Running)
+            .ok_or_else(|| format!("operation {id} is not running"))
+    }
+
+    fn shard_mut(&mut self, id: u64) -> Result<&mut ShardSpec, String> {
+        self.shards
+            .iter_mut()
+            .find(|s| s.id == id)
+            .ok_or_else(|| format!("no shard {id}"))
+    }
+
+    fn begin_migrate(
+        &mut self,
+        shard: u64,
+        from: u64,
+        to: u64,
+        reason: &str,
+        now_ms: u64,
+    ) -> Result<u64, String> {
+        let spec = self
+            .shard(shard)
+            .ok_or_else(|| format!("unknown shard {}", shard.saturating_sub(1)))?;
+        let name = spec.name();
+        if let Some(op) = self.running().find(|o| o.shard() == Some(shard)) {
+            return Err(format!(
+                "{name} is busy with operation {} ({})",
+                op.id, op.step
+            ));
+        }
+        match self.node(to).map(|n| n.state) {
+            None => return Err(format!("unknown node {to}")),
+            Some(NodeState::Up) => {}
+            Some(st) => {
+                return Err(format!(
+                    "{} is {} and takes no replicas",
+                    self.name_of(to),
+                    serde_json::to_value(st).map_or_else(|_| "?".into(), |v| v.to_string())
+                ))
+            }
+        }
+        if !spec.replicas.contains(&from) {
+            return Err(format!("{} has no replica of {name}", self.name_of(from)));
+        }
+        if spec.has_replica(to) {
+            return Err(format!(
+                "{} already has a replica of {name}",
+                self.name_of(to)
+            ));
+        }
+        let id = self.next_op;
+        self.next_op += 1;
+        let spec = self.shard_mut(shard)?;
+        spec.learners.push(to);
+        spec.conf_ver += 1;
+        self.operations.push(Operation {
+            id,
+            kind: OpKind::Migrate { shard, from, to },
+            state: OpState::Running,
+            reason: if reason.is_empty() {
+                "admin".into()
+            } else {
+                reason.into()
+            },
+            step: "adding_learner".into(),
+            message: String::new(),
+            started_ms: now_ms,
+            updated_ms: now_ms,
+        });
+        self.trim_finished();
+        Ok(id)
+    }
+
+    fn migration(&mut self, op: u64) -> Result<(u64, u64, u64), String> {
+        match self.running_op(op)?.kind {
+            OpKind::Migrate { shard, from, to } => Ok((shard, from, to)),
+            _ => Err(format!("operation {op} is not a migration")),
+        }
+    }
+
+    fn add_node(&mut self, id: u64, name: &str, addr: &str) -> Result<u64, String> {
+        if name.is_empty() || addr.parse::<std::net::SocketAddr>().is_err() {
+            return Err(format!(
+                "a node needs a name and a host:port, got {name:?} {addr:?}"
+            ));
+        }
+        if let Some(n) = self.nodes.iter().find(|n| n.name == name || n.id == id) {
+            if n.name == name && n.id == id && n.addr == addr && n.state == NodeState::Up {
+                return Ok(id);
+            }
+            return Err(format!(
+                "node name {name:?} is taken (by {} at {}, {:?}); node ids are never reused",
+                n.name, n.addr, n.state
+            ));
+        }
+        if let Some(n) = self
+            .nodes
+            .iter()
+            .find(|n| n.addr == addr && n.state != NodeState::Removed)
+        {
+            return Err(format!("address {addr} belongs to {}", n.name));
+        }
+        self.nodes.push(NodeMeta {
+            id,
+            name: name.to_string(),
+            addr: addr.to_string(),
+            state: NodeState::Up,
+        });
+        Ok(id)
+    }
+
+    fn decommission(&mut self, node: u64, now_ms: u64) -> Result<u64, String> {
+        let n = self
+            .node(node)
+            .ok_or_else(|| format!("unknown node {node}"))?;
+        let name = n.name.clone();
+        if n.state != NodeState::Up {
+            return Err(format!("{name} is already being decommissioned or removed"));
+        }
+        if self.meta_replicas.contains(&node) {
+            return Err(format!(
+                "{name} replicates the metadata group; moving it is not supported yet"
+            ));
+        }
+        let others = self
+            .nodes
+            .iter()
+            .filter(|m| m.id != node && m.state == NodeState::Up)
+            .count();
+        let needed = self
+            .shards
+            .iter()
+            .map(|s| s.replicas.len())
+            .max()
+            .unwrap_or(0);
+        if others < needed {
+            return Err(format!(
+                "{name} cannot go: the other {others} node(s) cannot hold {needed} replicas of a shard"
+            ));
+        }
+        let id = self.next_op;
+        self.next_op += 1;
+        if let Some(n) = self.nodes.iter_mut().find(|m| m.id == node) {
+            n.state = NodeState::Decommissioning;
+        }
+        self.operations.push(Operation {
+            id,
+            kind: OpKind::Decommission { node },
+            state: OpState::Running,
+            reason: "admin".into(),
+            step: "moving_replicas".into(),
+            message: String::new(),
+            started_ms: now_ms,
+            updated_ms: now_ms,
+        });
+        self.trim_finished();
+        Ok(id)
+    }
+
+    fn finish_decommission(&mut self, op: u64, now_ms: u64) -> Result<u64, String> {
+        let OpKind::Decommission { node } = self.running_op(op)?.kind else {
+            return Err(format!("operation {op} is not a decommission"));
+        };
+        if self.shards.iter().any(|s| s.has_replica(node)) {
+            return Err(format!("{} still holds replicas", self.name_of(node)));
+        }
+        if let Some(n) = self.nodes.iter_mut().find(|m| m.id == node) {
+            n.state = NodeState::Removed;
+        }
+        let o = self.running_op(op)?;
+        o.state = OpState::Done;
+        o.step = "done".into();
+        o.message = String::new();
+        o.updated_ms = now_ms;
+        Ok(op)
+    }
+
+    fn finish_migrate(&mut self, op: u64, now_ms: u64) -> Result<u64, String> {
+        let (shard, from, to) = self.migration(op)?;
+        let spec = self.shard_mut(shard)?;
+        match spec.replicas.iter().position(|r| *r == from) {
+            // The new replica takes the old one's place, so preferred leaders stay spread.
+            Some(i) => spec.replicas[i] = to,
+            None => spec.replicas.push(to),
+        }
+        spec.learners.retain(|l| *l != to);
+        spec.conf_ver += 1;
+        let o = self.running_op(op)?;
+        o.state = OpState::Done;
+        o.step = "done".into();
+        o.message = String::new();
+        o.updated_ms = now_ms;
+        Ok(op)
+    }
+
+    fn fail_op(&mut self, op: u64, reason: &str, now_ms: u64) -> Result<u64, String> {
+        let (shard, _, to) = self.migration(op)?;
+        let spec = self.shard_mut(shard)?;
+        if spec.replicas.contains(&to) {
+            return Err(format!("operation {op} already promoted its replica"));
+        }
+        spec.learners.retain(|l| *l != to);
+        spec.conf_ver += 1;
+        let o = self.running_op(op)?;
+        o.state = OpState::Failed;
+        o.message = reason.to_string();
+        o.updated_ms = now_ms;
+        Ok(op)
+    }
+
+    fn trim_finished(&mut self) {
+        let finished = self
+            .operations
+            .iter()
+            .filter(|o| o.state != OpState::Running)
+            .count();
+        let mut drop = finished.saturating_sub(KEEP_FINISHED);
+        self.operations.retain(|o| {
+            if drop > 0 && o.state != OpState::Running {
+                drop -= 1;
+                return false;
+            }
+            true
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state() -> MetaState {
+        let nodes = (1..=4)
+            .map(|i| NodeMeta {
+                id: i,
+                name: format!("node{i}"),
+                addr: format!("127.0.0.1:500{i}"),
+                state: NodeState::Up,
+            })
+            .collect();
+        let layout = Layout::initial(&[1, 2, 3], 2).expect("layout");
+        MetaState::initial(nodes, &layout, vec![1, 2, 3])
+    }
+
+    fn begin(s: &mut MetaState, shard: u64, from: u64, to: u64) -> Result<u64, String> {
+        s.apply(&MetaCmd::BeginMigrate {
+            shard,
+            from,
+            to,
+            reason: String::new(),
+            now_ms: 5,
+        })
+    }
+
+    #[test]
+    fn migrate_adds_a_learner_then_swaps_the_replica_in_place() {
+        let mut s = state();
+        let v = s.version;
+        let op = begin(&mut s, 1, 1, 4).expect("begin");
+        assert_eq!(s.version, v + 1);
+        let spec = s.shard(1).expect("shard").clone();
+        assert_eq!(spec.learners, vec![4]);
+        assert_eq!(spec.conf_ver, 2);
+        assert!(spec.has_replica(4));
+        s.apply(&MetaCmd::FinishMigrate { op, now_ms: 9 })
+            .expect("finish");
+        let spec = s.shard(1).expect("shard");
+        assert_eq!(spec.replicas, vec![4, 2, 3]);
+        assert!(spec.learners.is_empty());
+        assert_eq!(spec.conf_ver, 3);
+        assert_eq!(
+            spec.epoch, 1,
+            "moving a replica does not change the slot version"
+        );
+        assert_eq!(s.operation(op).map(|o| o.state), Some(OpState::Done));
+        // Finished operations can't be finished again.
+        assert!(s.apply(&MetaCmd::FinishMigrate { op, now_ms: 9 }).is_err());
+    }
+
+    #[test]
+    fn bad_migrations_are_refused_and_change_nothing() {
+        let mut s = state();
+        let before = s.clone();
+        assert!(begin(&mut s, 9, 1, 4)
+            .unwrap_err()
+            .contains("unknown shard"));
+        assert!(begin(&mut s, 1, 1, 7).unwrap_err().contains("unknown node"));
+        assert!(begin(&mut s, 1, 4, 1)
+            .unwrap_err()
+            .contains("has no replica"));
+        assert!(begin(&mut s, 1, 1, 2).unwrap_err().contains("already has"));
+        assert_eq!(s, before);
+        let op = begin(&mut s, 1, 1, 4).expect("begin");
+        let after_begin = s.clone();
+        assert!(begin(&mut s, 1, 2, 4).unwrap_err().contains("busy"));
+        assert_eq!(s, after_begin);
+        // Another shard is not blocked.
+        begin(&mut s, 2, 2, 4).expect("other shard");
+        s.apply(&MetaCmd::FailOp {
+            op,
+            reason: "target down".into(),
+            now_ms: 7,
+        })
+        .expect("fail");
+        assert!(s.shard(1).is_some_and(|sh| sh.learners.is_empty()));
+        assert_eq!(s.operation(op).map(|o| o.state), Some(OpState::Failed));
+    }
+
+    #[test]
+    fn decommission_drains_then_removes() {
+        let mut s = state();
+        // Metadata replicas stay; unknown nodes are refused.
+        assert!(s
+            .apply(&MetaCmd::Decommission { node: 1, now_ms: 1 })
+            .unwrap_err()
+            .contains("metadata"));
+        assert!(s
+            .apply(&MetaCmd::Decommission { node: 9, now_ms: 1 })
+            .is_err());
+        let op = s
+            .apply(&MetaCmd::Decommission { node: 4, now_ms: 1 })
+            .expect("decommission");
+        // A draining node takes no new replicas, and can't be drained twice.
+        assert!(begin(&mut s, 1, 1, 4)
+            .unwrap_err()
+            .contains("takes no replicas"));
+        assert!(s
+            .apply(&MetaCmd::Decommission { node: 4, now_ms: 1 })
+            .is_err());
+        s.apply(&MetaCmd::FinishDecommission { op, now_ms: 2 })
+            .expect("nothing to move");
+        assert_eq!(s.node(4).map(|n| n.state), Some(NodeState::Removed));
+    }
+
+    #[test]
+    fn a_node_with_replicas_is_not_removed() {
+        let mut s = state();
+        s.meta_replicas = vec![1];
+        let op = s
+            .apply(&MetaCmd::Decommission { node: 3, now_ms: 1 })
+            .expect("decommission");
+        assert!(s
+            .apply(&MetaCmd::FinishDecommission { op, now_ms: 2 })
+            .unwrap_err()
+            .contains("still holds"));
+        // Too few nodes left for three replicas.
+        assert!(s
+            .apply(&MetaCmd::Decommission { node: 2, now_ms: 1 })
+            .unwrap_err()
+            .contains("cannot go"));
+    }
+
+    #[test]
+    fn nodes_join_once_by_name_and_address() {
+        let mut s = state();
+        let add = |s: &mut MetaState, id: u64, name: &str, addr: &str| {
+            s.apply(&MetaCmd::AddNode {
+                id,
+                name: name.into(),
+                addr: addr.into(),
+            })
+        };
+        let v = s.version;
+        assert_eq!(add(&mut s, 5, "node5", "127.0.0.1:5005"), Ok(5));
+        assert_eq!(s.version, v + 1);
+        // The same join again (a retry) is fine and changes nothing visible.
+        assert_eq!(add(&mut s, 5, "node5", "127.0.0.1:5005"), Ok(5));
+        assert_eq!(s.nodes.len(), 5);
+        assert!(add(&mut s, 6, "node5", "127.0.0.1:5006").is_err());
+        assert!(add(&mut s, 6, "node6", "127.0.0.1:5005").is_err());
+        assert!(add(&mut s, 6, "node6", "nowhere").is_err());
+        assert!(add(&mut s, 6, "", "127.0.0.1:5006").is_err());
+        assert_eq!(s.nodes.len(), 5);
+    }
+
+    #[test]
+    fn encoding_round_trips() {
+        let mut s = state();
+        begin(&mut s, 1, 1, 4).expect("begin");
+        let back = MetaState::decode(&s.encode()).expect("decode");
+        assert_eq!(back, s);
+        assert!(MetaState::decode(b"{").is_err());
+    }
+}

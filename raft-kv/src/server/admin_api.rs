@@ -1,0 +1,457 @@
+//! The `/admin` HTTP API: JSON in, JSON out, 4xx with `{"error": reason}` for bad requests.
+//!
+//! Reads answer from this node's metadata view (refreshed every second from peers) plus live
+//! group state; changes are metadata commands proposed through the metadata group, which
+//! validates them (the same on every replica) and refuses conflicting ones. Long operations
+//! answer 202 with the operation id; `GET /admin/operations` shows their progress.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use bytes::Bytes;
+use serde_json::{json, Value};
+
+use super::Server;
+use crate::meta::{MetaCmd, MetaState, OpKind, Operation};
+use crate::routing::ShardSpec;
+use crate::store::now_ms;
+
+type Reply = (StatusCode, Json<Value>);
+
+fn err(code: StatusCode, reason: impl Into<String>) -> Reply {
+    (code, Json(json!({ "error": reason.into() })))
+}
+
+fn ok(v: Value) -> Reply {
+    (StatusCode::OK, Json(v))
+}
+
+pub fn routes() -> Router<Arc<Server>> {
+    Router::new()
+        .route("/admin/nodes", get(nodes))
+        .route("/admin/shards", get(shards))
+        .route("/admin/shard/{id}", get(shard))
+        .route("/admin/operations", get(operations))
+        .route("/admin/shard/{id}/migrate", post(migrate))
+        .route("/admin/shard/{id}/transfer-leader", post(transfer_leader))
+        .route("/admin/shard", post(not_yet))
+        .route("/admin/shard/merge", post(not_yet))
+        .route("/admin/shard/{id}/split", post(not_yet))
+        .route("/admin/node/{id}/decommission", post(decommission))
+        .route("/admin/scheduler", get(scheduler).post(set_scheduler))
+}
+
+fn check(srv: &Server, headers: &HeaderMap) -> Result<(), Reply> {
+    let given = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    if srv.cluster_secret.matches(given) {
+        Ok(())
+    } else {
+        Err(err(
+            StatusCode::UNAUTHORIZED,
+            "missing or wrong cluster secret (Authorization: Bearer <secret>)",
+        ))
+    }
+}
+
+/// The shard's leader as this node knows it (its own replica's view, else peers' reports).
+fn leader_of(srv: &Server, spec: &ShardSpec) -> u64 {
+    if spec.has_replica(srv.node_id) {
+        return srv.store.raft().status(spec.id).leader;
+    }
+    srv.store
+        .proxy()
+        .and_then(|p| p.reported_leader(spec.id))
+        .unwrap_or(0)
+}
+
+fn names(state: &MetaState, ids: &[u64]) -> Vec<String> {
+    ids.iter().map(|id| state.name_of(*id)).collect()
+}
+
+fn shard_json(srv: &Server, state: &MetaState, s: &ShardSpec) -> Value {
+    let leader = leader_of(srv, s);
+    let op = state
+        .running()
+        .find(|o| o.shard() == Some(s.id))
+        .map(|o| o.id);
+    json!({
+        "id": s.name(),
+        "group": s.id,
+        "slots": [s.first_slot, s.last_slot],
+        "epoch": s.epoch,
+        "conf_ver": s.conf_ver,
+        "replicas": names(state, &s.replicas),
+        "learners": names(state, &s.learners),
+        "leader": (leader != 0).then(|| state.name_of(leader)),
+        "operation": op,
+    })
+}
+
+fn op_json(state: &MetaState, o: &Operation) -> Value {
+    let mut v = json!({
+        "id": o.id,
+        "state": o.state,
+        "reason": o.reason,
+        "step": o.step,
+        "message": o.message,
+        "started_ms": o.started_ms,
+        "updated_ms": o.updated_ms,
+    });
+    match o.kind {
+        OpKind::Migrate { shard, from, to } => {
+            v["kind"] = json!("migrate");
+            v["shard"] = json!(format!("shard_{}", shard.saturating_sub(1)));
+            v["from"] = json!(state.name_of(from));
+            v["to"] = json!(state.name_of(to));
+        }
+        OpKind::Decommission { node } => {
+            v["kind"] = json!("decommission");
+            v["node"] = json!(state.name_of(node));
+        }
+    }
+    v
+}
+
+async fn nodes(State(srv): State<Arc<Server>>, headers: HeaderMap) -> Reply {
+    if let Err(e) = check(&srv, &headers) {
+        return e;
+    }
+    let state = srv.meta.current();
+    let list: Vec<Value> = state
+        .nodes
+        .iter()
+        .map(|n| {
+            let up = n.id == srv.node_id
+                || srv
+                    .store
+                    .proxy()
+                    .is_some_and(|p| p.seen_within(n.id, Duration::from_secs(5)));
+            let replicas = state.shards.iter().filter(|s| s.has_replica(n.id)).count();
+            let leaders = state
+                .shards
+                .iter()
+                .filter(|s| leader_of(&srv, s) == n.id)
+                .count();
+            json!({
+                "id": n.name,
+                "raft_id": n.id,
+                "addr": n.addr,
+                "redis_addr": srv.redis_addr_of(n.id),
+                "state": n.state,
+                "reachable": up,
+                "meta_replica": state.meta_replicas.contains(&n.id),
+                "replicas": replicas,
+                "leaders": leaders,
+            })
+        })
+        .collect();
+    ok(json!({ "version": state.version, "nodes": list }))
+}
+
+async fn shards(State(srv): State<Arc<Server>>, headers: HeaderMap) -> Reply {
+    if let Err(e) = check(&srv, &headers) {
+        return e;
+    }
+    let state = srv.meta.current();
+    let list: Vec<Value> = state
+        .shards
+        .iter()
+        .map(|s| shard_json(&srv, &state, s))
+        .collect();
+    ok(json!({ "version": state.version, "shards": list }))
+}
+
+fn find_shard(state: &MetaState, id: &str) -> Result<ShardSpec, Reply> {
+    ShardSpec::parse_name(id)
+        .and_then(|g| state.shard(g))
+        .cloned()
+        .ok_or_else(|| err(StatusCode::NOT_FOUND, format!("unknown shard {id:?}")))
+}
+
+async fn shard(
+    State(srv): State<Arc<Server>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Reply {
+    if let Err(e) = check(&srv, &headers) {
+        return e;
+    }
+    let state = srv.meta.current();
+    let spec = match find_shard(&state, &id) {
+        Ok(s) => s,
+        Err(e) => return e,
+    };
+    let mut v = shard_json(&srv, &state, &spec);
+    // Live replication state from the shard's leader.
+    if let Some((_, d)) = srv.cluster.leader_of(&spec).await {
+        v["leader"] = json!(state.name_of(d.leader));
+        v["term"] = json!(d.term);
+        v["commit_index"] = json!(d.commit);
+        v["applied_index"] = json!(d.applied);
+        v["voters"] = json!(names(&state, &d.voters));
+        v["voters_outgoing"] = json!(names(&state, &d.voters_outgoing));
+        v["progress"] = d
+            .progress
+            .iter()
+            .map(|(n, matched, active)| {
+                json!({ "node": state.name_of(*n), "matched": matched, "active": active })
+            })
+            .collect();
+    }
+    ok(v)
+}
+
+async fn operations(State(srv): State<Arc<Server>>, headers: HeaderMap) -> Reply {
+    if let Err(e) = check(&srv, &headers) {
+        return e;
+    }
+    let state = srv.meta.current();
+    let list: Vec<Value> = state
+        .operations
+        .iter()
+        .rev()
+        .map(|o| op_json(&state, o))
+        .collect();
+    ok(json!({ "version": state.version, "operations": list }))
+}
+
+/// Parses a JSON object body, with a clear error for anything else.
+fn body_object(body: &Bytes) -> Result<serde_json::Map<String, Value>, Reply> {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(m)) => Ok(m),
+        Ok(_) => Err(err(
+            StatusCode::BAD_REQUEST,
+            "the body must be a JSON object",
+        )),
+        Err(e) => Err(err(StatusCode::BAD_REQUEST, format!("bad JSON: {e}"))),
+    }
+}
+
+/// A node named by field `field` of the body.
+fn node_field(
+    state: &MetaState,
+    body: &serde_json::Map<String, Value>,
+    field: &str,
+) -> Result<u64, Reply> {
+    let name = body.get(field).and_then(Value::as_str).ok_or_else(|| {
+        err(
+            StatusCode::BAD_REQUEST,
+            format!("missing field {field:?} (a node id such as \"node1\")"),
+        )
+    })?;
+    state
+        .node_by_name(name)
+        .map(|n| n.id)
+        .ok_or_else(|| err(StatusCode::NOT_FOUND, format!("unknown node {name:?}")))
+}
+
+/// A metadata refusal as an HTTP status.
+fn refusal(reason: String) -> Reply {
+    let code = if reason.contains("unknown") {
+        StatusCode::NOT_FOUND
+    } else if reason.contains("busy") {
+        StatusCode::CONFLICT
+    } else if reason.starts_with("TRYAGAIN") || reason.starts_with("UNCERTAIN") {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::BAD_REQUEST
+    };
+    err(code, reason)
+}
+
+async fn migrate(
+    State(srv): State<Arc<Server>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Reply {
+    if let Err(e) = check(&srv, &headers) {
+        return e;
+    }
+    let state = srv.meta.current();
+    let parsed = find_shard(&state, &id).and_then(|spec| {
+        let body = body_object(&body)?;
+        Ok((
+            spec,
+            node_field(&state, &body, "from")?,
+            node_field(&state, &body, "to")?,
+        ))
+    });
+    let (spec, from, to) = match parsed {
+        Ok(v) => v,
+        Err(e) => return e,
+    };
+    let cmd = MetaCmd::BeginMigrate {
+        shard: spec.id,
+        from,
+        to,
+        reason: "admin".into(),
+        now_ms: now_ms(),
+    };
+    match srv.cluster.propose(&cmd).await {
+        Ok(op) => {
+            tracing::info!(op, shard = %spec.name(), from = %state.name_of(from), to = %state.name_of(to), "migration accepted");
+            (
+                StatusCode::ACCEPTED,
+                Json(json!({
+                    "operation": op,
+                    "shard": spec.name(),
+                    "from": state.name_of(from),
+                    "to": state.name_of(to),
+                    "progress": "/admin/operations",
+                })),
+            )
+        }
+        Err(e) => refusal(e),
+    }
+}
+
+async fn transfer_leader(
+    State(srv): State<Arc<Server>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Reply {
+    if let Err(e) = check(&srv, &headers) {
+        return e;
+    }
+    let state = srv.meta.current();
+    let parsed = find_shard(&state, &id).and_then(|spec| {
+        let body = body_object(&body)?;
+        Ok((spec, node_field(&state, &body, "to")?))
+    });
+    let (spec, to) = match parsed {
+        Ok(v) => v,
+        Err(e) => return e,
+    };
+    let Some((leader, d)) = srv.cluster.leader_of(&spec).await else {
+        return err(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("{} has no leader right now", spec.name()),
+        );
+    };
+    if !d.voters.contains(&to) || !d.voters_outgoing.is_empty() {
+        return err(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "{} is not a voting replica of {}",
+                state.name_of(to),
+                spec.name()
+            ),
+        );
+    }
+    if leader != to {
+        if let Err(e) = srv.cluster.change(leader, spec.id, None, to).await {
+            return err(StatusCode::SERVICE_UNAVAILABLE, e);
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            if matches!(srv.cluster.detail(to, spec.id).await, Ok(Some(d)) if d.is_leader) {
+                break;
+            }
+            if Instant::now() > deadline {
+                return err(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    format!(
+                        "{} did not take over {} within 5s (is it caught up?)",
+                        state.name_of(to),
+                        spec.name()
+                    ),
+                );
+            }
+        }
+        tracing::info!(shard = %spec.name(), to = %state.name_of(to), "leadership transferred by request");
+    }
+    ok(json!({ "shard": spec.name(), "leader": state.name_of(to) }))
+}
+
+async fn decommission(
+    State(srv): State<Arc<Server>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Reply {
+    if let Err(e) = check(&srv, &headers) {
+        return e;
+    }
+    let state = srv.meta.current();
+    let Some(node) = state.node_by_name(&id).map(|n| n.id) else {
+        return err(StatusCode::NOT_FOUND, format!("unknown node {id:?}"));
+    };
+    match srv
+        .cluster
+        .propose(&MetaCmd::Decommission {
+            node,
+            now_ms: now_ms(),
+        })
+        .await
+    {
+        Ok(op) => {
+            tracing::info!(op, node = %id, "decommission accepted");
+            (
+                StatusCode::ACCEPTED,
+                Json(json!({ "operation": op, "node": id, "progress": "/admin/operations" })),
+            )
+        }
+        Err(e) => refusal(e),
+    }
+}
+
+async fn scheduler(State(srv): State<Arc<Server>>, headers: HeaderMap) -> Reply {
+    if let Err(e) = check(&srv, &headers) {
+        return e;
+    }
+    let state = srv.meta.current();
+    let decisions: Vec<Value> = state
+        .operations
+        .iter()
+        .rev()
+        .filter(|o| o.reason != "admin")
+        .map(|o| op_json(&state, o))
+        .collect();
+    ok(json!({ "paused": state.scheduler_paused, "decisions": decisions }))
+}
+
+async fn set_scheduler(State(srv): State<Arc<Server>>, headers: HeaderMap, body: Bytes) -> Reply {
+    if let Err(e) = check(&srv, &headers) {
+        return e;
+    }
+    let paused = match body_object(&body) {
+        Ok(b) => match b.get("paused").and_then(Value::as_bool) {
+            Some(p) => p,
+            None => {
+                return err(
+                    StatusCode::BAD_REQUEST,
+                    "missing field \"paused\" (true or false)",
+                )
+            }
+        },
+        Err(e) => return e,
+    };
+    match srv
+        .cluster
+        .propose(&MetaCmd::SetSchedulerPaused { paused })
+        .await
+    {
+        Ok(_) => {
+            tracing::info!(paused, "scheduler paused/resumed by request");
+            ok(json!({ "paused": paused }))
+        }
+        Err(e) => refusal(e),
+    }
+}
+
+async fn not_yet() -> Reply {
+    err(
+        StatusCode::NOT_IMPLEMENTED,
+        "not implemented yet: shard create, split and merge come next (see MULTI_RAFT.md); \
+         migrate, transfer-leader and decommission work",
+    )
+}

@@ -1,0 +1,629 @@
+//! The metadata group and the admin API with real processes: a shard's replica moves to a
+//! node that had none while clients write, and back again with `raft-kv ctl`; every
+//! acknowledged write reads back from every node; bad requests change nothing.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::cluster::Cluster;
+use common::{http_get, http_post, retry};
+use serde_json::Value;
+
+fn get_json(port: u16, path: &str) -> Value {
+    let (line, body) = http_get(port, path);
+    assert!(line.contains(" 200 "), "GET {path}: {line}\n{body}");
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path}: {e}: {body}"))
+}
+
+/// POST with a JSON body: (HTTP status, parsed body).
+fn post_json(port: u16, path: &str, body: &str) -> (u16, Value) {
+    let (line, text) = http_post(port, path, body).expect("admin POST");
+    let code = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (
+        code,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+fn shard<'a>(shards: &'a Value, id: &str) -> &'a Value {
+    shards["shards"]
+        .as_array()
+        .and_then(|a| a.iter().find(|s| s["id"] == id))
+        .unwrap_or_else(|| panic!("no {id} in {shards}"))
+}
+
+fn names(v: &Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Waits for operation `op` to finish; panics (with the cluster's logs) if it fails.
+fn wait_done(c: &Cluster, port: u16, op: u64, within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        let ops = get_json(port, "/admin/operations");
+        let o = ops["operations"]
+            .as_array()
+            .and_then(|a| a.iter().find(|o| o["id"].as_u64() == Some(op)))
+            .cloned()
+            .unwrap_or(Value::Null);
+        match o["state"].as_str() {
+            Some("done") => return,
+            Some("failed") => panic!("operation {op} failed: {o}\n{}", c.logs()),
+            _ => {}
+        }
+        assert!(
+            Instant::now() < deadline,
+            "operation {op} not done within {within:?}: {o}\n{}",
+            c.logs()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Whether the node's `/status` lists group `group`.
+fn hosts(port: u16, group: u64) -> bool {
+    let v = get_json(port, "/status");
+    v["groups"]
+        .as_array()
+        .is_some_and(|a| a.iter().any(|g| g["id"].as_u64() == Some(group)))
+}
+
+fn wait_until(what: &str, within: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !f() {
+        assert!(Instant::now() < deadline, "{what} not within {within:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Every acknowledged key reads back with its last acknowledged value from every node.
+async fn check_reads(c: &Cluster, acked: &BTreeMap<String, String>) {
+    for n in &c.nodes {
+        let conn = n.conn().await;
+        for (k, v) in acked {
+            let got: Option<String> = retry(Duration::from_secs(10), || {
+                let mut conn = conn.clone();
+                let k = k.clone();
+                async move { redis::cmd("GET").arg(&k).query_async(&mut conn).await }
+            })
+            .await;
+            assert_eq!(got.as_deref(), Some(v.as_str()), "{k} on {}", n.name);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrate_a_replica_under_load_and_back_with_ctl() {
+    tokio::time::timeout(Duration::from_secs(180), async {
+        let c = Cluster::start(4, &["--initial-shards", "4"]);
+        c.wait_ready(Duration::from_secs(30));
+        let port = c.nodes[1].http_port;
+        // Placement is checked exactly here: no balancing moves of the scheduler's own.
+        let (code, v) = post_json(port, "/admin/scheduler", r#"{"paused": true}"#);
+        assert_eq!(code, 200, "{v}");
+        let shards = get_json(port, "/admin/shards");
+        // A shard with no replica on n4; its preferred leader moves away (a leader leaves).
+        let target = shards["shards"]
+            .as_array()
+            .and_then(|a| {
+                a.iter()
+                    .find(|s| !names(&s["replicas"]).contains(&"n4".into()))
+            })
+            .cloned()
+            .expect("a shard without n4");
+        let id = target["id"].as_str().expect("id").to_string();
+        let group = target["group"].as_u64().expect("group");
+        let replicas = names(&target["replicas"]);
+        let from = replicas[0].clone();
+        let from_idx: usize = from[1..].parse::<usize>().expect("node index") - 1;
+
+        // Clients write through every node while the replica moves.
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut writers = Vec::new();
+        for (w, n) in c.nodes.iter().enumerate() {
+            let mut conn = n.conn().await;
+            let stop = stop.clone();
+            writers.push(tokio::spawn(async move {
+                let mut acked = BTreeMap::new();
+                let mut i = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let k = format!("w{w}:{}", i % 300);
+                    let v = format!("v{i}");
+                    let r: redis::RedisResult<()> = redis::cmd("SET")
+                        .arg(&k)
+                        .arg(&v)
+                        .query_async(&mut conn)
+                        .await;
+                    match r {
+                        Ok(()) => {
+                            acked.insert(k, v);
+                        }
+                        // Unknown outcome: the key's last value is no longer certain.
+                        Err(_) => {
+                            acked.remove(&k);
+                        }
+                    }
+                    i += 1;
+                }
+                acked
+            }));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+
+        let (code, v) = post_json(
+            port,
+            &format!("/admin/shard/{id}/migrate"),
+            &format!(r#"{{"from": "{from}", "to": "n4"}}"#),
+        );
+        assert_eq!(code, 202, "{v}");
+        let op = v["operation"].as_u64().expect("operation id");
+        // A second operation on the same shard is refused while the first runs.
+        let (code, v) = post_json(
+            port,
+            &format!("/admin/shard/{id}/migrate"),
+            &format!(r#"{{"from": "{}", "to": "n4"}}"#, replicas[1]),
+        );
+        assert_eq!(code, 409, "{v}");
+        wait_done(&c, port, op, Duration::from_secs(60));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        stop.store(true, Ordering::Relaxed);
+        let mut acked = BTreeMap::new();
+        for w in writers {
+            acked.extend(w.await.expect("writer"));
+        }
+        assert!(
+            acked.len() > 100,
+            "too few writes acknowledged: {}",
+            acked.len()
+        );
+
+        let shards = get_json(port, "/admin/shards");
+        let s = shard(&shards, &id);
+        let now = names(&s["replicas"]);
+        assert!(now.contains(&"n4".into()) && !now.contains(&from), "{s}");
+        assert!(names(&s["learners"]).is_empty(), "{s}");
+        assert_eq!(s["epoch"], target["epoch"], "slots did not move");
+        wait_until("old replica removed", Duration::from_secs(10), || {
+            !hosts(c.nodes[from_idx].http_port, group)
+        });
+        assert!(hosts(c.nodes[3].http_port, group));
+        check_reads(&c, &acked).await;
+
+        // Cluster-aware clients see the new replica set.
+        let mut conn = c.nodes[0].conn().await;
+        let slots: Vec<Vec<redis::Value>> = redis::cmd("CLUSTER")
+            .arg("SLOTS")
+            .query_async(&mut conn)
+            .await
+            .expect("cluster slots");
+        let first = s["slots"][0].as_i64().expect("first slot");
+        let entry = slots
+            .iter()
+            .find(|e| matches!(e.first(), Some(redis::Value::Int(f)) if *f == first))
+            .expect("slot range in CLUSTER SLOTS");
+        let ports: Vec<i64> = entry[2..]
+            .iter()
+            .filter_map(|n| match n {
+                redis::Value::Array(a) => match a.get(1) {
+                    Some(redis::Value::Int(p)) => Some(*p),
+                    _ => None,
+                },
+                _ => None,
+            })
+            .collect();
+        assert!(
+            ports.contains(&i64::from(c.nodes[3].redis_port)),
+            "{entry:?}"
+        );
+
+        // And back with the CLI, following its progress, onto the node that had it: its
+        // old copy was removed, so it starts clean from the shard's current state.
+        let out = Command::new(env!("CARGO_BIN_EXE_raft-kv"))
+            .args([
+                "ctl",
+                "--addr",
+                &format!("127.0.0.1:{}", c.nodes[2].http_port),
+            ])
+            .args([
+                "migrate",
+                &id,
+                "--from",
+                "n4",
+                "--to",
+                &from,
+                "--timeout-secs",
+                "60",
+            ])
+            .output()
+            .expect("run ctl");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "ctl migrate failed: {stdout}{}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            c.logs()
+        );
+        assert!(stdout.contains("done"), "{stdout}");
+        wait_until("n4's replica removed", Duration::from_secs(10), || {
+            !hosts(c.nodes[3].http_port, group)
+        });
+        check_reads(&c, &acked).await;
+
+        // A restart keeps the layout: the node without the replica does not bring it back.
+        let mut c = c;
+        c.nodes[3].kill9();
+        c.nodes[3].spawn();
+        c.wait_ready(Duration::from_secs(30));
+        assert!(!hosts(c.nodes[3].http_port, group));
+        let shards = get_json(c.nodes[3].http_port, "/admin/shards");
+        assert!(names(&shard(&shards, &id)["replicas"]).contains(&from));
+        check_reads(&c, &acked).await;
+    })
+    .await
+    .expect("test timed out");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_api_refuses_bad_requests_and_transfers_leaders() {
+    tokio::time::timeout(Duration::from_secs(90), async {
+        let c = Cluster::start(3, &["--initial-shards", "2"]);
+        c.wait_ready(Duration::from_secs(30));
+        let port = c.nodes[0].http_port;
+        wait_until("all nodes seen", Duration::from_secs(10), || {
+            let v = get_json(port, "/admin/nodes");
+            v["nodes"].as_array().is_some_and(|a| {
+                a.len() == 3
+                    && a.iter()
+                        .all(|n| n["state"] == "up" && n["reachable"] == true)
+            })
+        });
+        let before = get_json(port, "/admin/shards");
+        let meta_version = before["version"].clone();
+
+        let bad = [
+            (
+                "/admin/shard/shard_9/migrate",
+                r#"{"from":"n1","to":"n2"}"#,
+                404,
+            ),
+            (
+                "/admin/shard/bogus/migrate",
+                r#"{"from":"n1","to":"n2"}"#,
+                404,
+            ),
+            (
+                "/admin/shard/shard_0/migrate",
+                r#"{"from":"n1","to":"n7"}"#,
+                404,
+            ),
+            (
+                "/admin/shard/shard_0/migrate",
+                r#"{"from":"n1","to":"n2"}"#,
+                400,
+            ),
+            ("/admin/shard/shard_0/migrate", r#"{"from":"n1"}"#, 400),
+            ("/admin/shard/shard_0/migrate", r#"{"from":"n1","to":"#, 400),
+            ("/admin/shard/shard_0/migrate", r#"[1,2]"#, 400),
+            (
+                "/admin/shard/shard_0/transfer-leader",
+                r#"{"to":"n9"}"#,
+                404,
+            ),
+            ("/admin/shard/shard_0/transfer-leader", r#"{}"#, 400),
+            ("/admin/shard/shard_0/split", r#"{}"#, 501),
+            ("/admin/node/n1/decommission", "", 400),
+            ("/admin/node/n8/decommission", "", 404),
+            ("/admin/scheduler", r#"{"paused": 3}"#, 400),
+            (
+                "/admin/shard/merge",
+                r#"{"sources":["shard_0","shard_1"]}"#,
+                501,
+            ),
+        ];
+        for (path, body, want) in bad {
+            let (code, v) = post_json(port, path, body);
+            assert_eq!(code, want, "POST {path} {body}: {v}");
+            assert!(
+                v["error"].as_str().is_some_and(|e| !e.is_empty()),
+                "POST {path}: no reason in {v}"
+            );
+        }
+        let (line, _) = http_get(port, "/admin/shard/shard_5");
+        assert!(line.contains(" 404 "), "{line}");
+        let after = get_json(port, "/admin/shards");
+        assert_eq!(
+            after["version"], meta_version,
+            "a refused request changed metadata"
+        );
+        assert_eq!(after["shards"], before["shards"]);
+
+        // Transfer shard_1's leadership to each node in turn.
+        for to in ["n3", "n1", "n2"] {
+            let (code, v) = post_json(
+                port,
+                "/admin/shard/shard_1/transfer-leader",
+                &format!(r#"{{"to":"{to}"}}"#),
+            );
+            assert_eq!(code, 200, "{v}");
+            let detail = get_json(c.nodes[1].http_port, "/admin/shard/shard_1");
+            assert_eq!(detail["leader"], to, "{detail}");
+        }
+        // The CLI prints the same JSON and reports refusals with a non-zero exit.
+        let ctl = |args: &[&str]| {
+            Command::new(env!("CARGO_BIN_EXE_raft-kv"))
+                .args(["ctl", "--addr", &format!("127.0.0.1:{port}")])
+                .args(args)
+                .output()
+                .expect("run ctl")
+        };
+        let out = ctl(&["shards"]);
+        assert!(out.status.success());
+        assert!(String::from_utf8_lossy(&out.stdout).contains("\"shard_1\""));
+        let out = ctl(&["migrate", "shard_9", "--from", "n1", "--to", "n2"]);
+        assert!(!out.status.success());
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("unknown shard"),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // Still serving.
+        let mut conn = c.nodes[2].conn().await;
+        let _: () = redis::cmd("SET")
+            .arg("after")
+            .arg("1")
+            .query_async(&mut conn)
+            .await
+            .expect("set");
+    })
+    .await
+    .expect("test timed out");
+}
+
+/// Replicas of shard `id` by node name, from a node's metadata.
+fn placement(port: u16) -> BTreeMap<String, Vec<String>> {
+    let v = get_json(port, "/admin/shards");
+    v["shards"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|s| {
+                    let mut r = names(&s["replicas"]);
+                    r.extend(names(&s["learners"]));
+                    (s["id"].as_str().unwrap_or("?").to_string(), r)
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn count_on(p: &BTreeMap<String, Vec<String>>, node: &str) -> usize {
+    p.values().filter(|r| r.iter().any(|n| n == node)).count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn decommission_repair_and_balance_move_replicas() {
+    tokio::time::timeout(Duration::from_secs(300), async {
+        let mut c = Cluster::start(5, &["--initial-shards", "4", "--node-down-after-secs", "3"]);
+        c.wait_ready(Duration::from_secs(30));
+        let port = c.nodes[0].http_port;
+        let mut conn = c.nodes[0].conn().await;
+        let mut acked = BTreeMap::new();
+        for i in 0..200 {
+            let (k, v) = (format!("d{i}"), format!("v{i}"));
+            let () = retry(Duration::from_secs(10), || {
+                let mut conn = conn.clone();
+                let (k, v) = (k.clone(), v.clone());
+                async move {
+                    redis::cmd("SET")
+                        .arg(&k)
+                        .arg(&v)
+                        .query_async(&mut conn)
+                        .await
+                }
+            })
+            .await;
+            acked.insert(k, v);
+        }
+        assert!(count_on(&placement(port), "n5") > 0);
+
+        // Decommission n5: the scheduler moves its replicas away, then it is removed.
+        let (code, v) = post_json(port, "/admin/node/n5/decommission", "");
+        assert_eq!(code, 202, "{v}");
+        let op = v["operation"].as_u64().expect("operation id");
+        let (code, v) = post_json(port, "/admin/node/n5/decommission", "");
+        assert_eq!(code, 400, "draining twice: {v}");
+        let (code, v) = post_json(
+            port,
+            "/admin/shard/shard_0/migrate",
+            r#"{"from": "n1", "to": "n5"}"#,
+        );
+        assert!(
+            code == 400 || code == 409,
+            "a draining node takes no replicas: {code} {v}"
+        );
+        wait_done(&c, port, op, Duration::from_secs(120));
+        assert_eq!(count_on(&placement(port), "n5"), 0);
+        let nodes = get_json(port, "/admin/nodes");
+        let n5 = nodes["nodes"]
+            .as_array()
+            .and_then(|a| a.iter().find(|n| n["id"] == "n5"))
+            .cloned()
+            .expect("n5 listed");
+        assert_eq!(n5["state"], "removed", "{n5}");
+        wait_until("n5 holds nothing", Duration::from_secs(10), || {
+            get_json(c.nodes[4].http_port, "/status")["groups"]
+                .as_array()
+                .is_some_and(|a| a.is_empty())
+        });
+        check_reads(&c, &acked).await;
+
+        // n4 dies: once it is down for 3 s, its replicas are rebuilt on the live nodes.
+        c.nodes[3].kill9();
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while count_on(&placement(port), "n4") > 0 {
+            assert!(
+                Instant::now() < deadline,
+                "n4's replicas not repaired: {:?}\n{}",
+                placement(port),
+                c.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let p = placement(port);
+        assert!(p.values().all(|r| r.len() == 3), "{p:?}");
+        // Acknowledged writes survive; new writes work on the three remaining nodes.
+        let live: Vec<usize> = vec![0, 1, 2];
+        for i in &live {
+            let conn = c.nodes[*i].conn().await;
+            for (k, v) in acked.iter().take(50) {
+                let got: Option<String> = retry(Duration::from_secs(10), || {
+                    let mut conn = conn.clone();
+                    let k = k.clone();
+                    async move { redis::cmd("GET").arg(&k).query_async(&mut conn).await }
+                })
+                .await;
+                assert_eq!(got.as_deref(), Some(v.as_str()));
+            }
+            let _: () = retry(Duration::from_secs(10), || {
+                let mut conn = conn.clone();
+                async move {
+                    redis::cmd("SET")
+                        .arg("after")
+                        .arg("x")
+                        .query_async(&mut conn)
+                        .await
+                }
+            })
+            .await;
+        }
+
+        // n4 comes back empty-handed: the scheduler balances replicas onto it.
+        c.nodes[3].spawn();
+        wait_until("n4 balanced", Duration::from_secs(120), || {
+            count_on(&placement(port), "n4") >= 2
+        });
+        let sched = get_json(port, "/admin/scheduler");
+        let reasons: Vec<&str> = sched["decisions"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|d| d["reason"].as_str()).collect())
+            .unwrap_or_default();
+        for want in ["decommission", "repair", "balance"] {
+            assert!(reasons.contains(&want), "no {want} decision in {sched}");
+        }
+        let (code, _) = post_json(port, "/admin/scheduler", r#"{"paused": true}"#);
+        assert_eq!(code, 200);
+        assert_eq!(
+            get_json(c.nodes[2].http_port, "/admin/scheduler")["paused"],
+            true
+        );
+        conn = c.nodes[3].conn().await;
+        let got: Option<String> = retry(Duration::from_secs(10), || {
+            let mut conn = conn.clone();
+            async move { redis::cmd("GET").arg("d7").query_async(&mut conn).await }
+        })
+        .await;
+        assert_eq!(got.as_deref(), Some("v7"));
+    })
+    .await
+    .expect("test timed out");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_joined_node_takes_replicas_and_serves() {
+    tokio::time::timeout(Duration::from_secs(240), async {
+        let mut c = Cluster::start(3, &["--initial-shards", "4"]);
+        c.wait_ready(Duration::from_secs(30));
+        let port = c.nodes[0].http_port;
+        let mut acked = BTreeMap::new();
+        let conn = c.nodes[1].conn().await;
+        for i in 0..150 {
+            let (k, v) = (format!("j{i}"), format!("v{i}"));
+            let () = retry(Duration::from_secs(10), || {
+                let mut conn = conn.clone();
+                let (k, v) = (k.clone(), v.clone());
+                async move {
+                    redis::cmd("SET")
+                        .arg(&k)
+                        .arg(&v)
+                        .query_async(&mut conn)
+                        .await
+                }
+            })
+            .await;
+            acked.insert(k, v);
+        }
+
+        // n4 joins through n2; the scheduler then drifts replicas onto it (12 over 4 nodes).
+        let n4 = c.join_node(1, &[]);
+        wait_until("n4 listed and reachable", Duration::from_secs(30), || {
+            get_json(port, "/admin/nodes")["nodes"]
+                .as_array()
+                .is_some_and(|a| a.iter().any(|n| n["id"] == "n4" && n["reachable"] == true))
+        });
+        c.wait_ready(Duration::from_secs(30));
+        let deadline = Instant::now() + Duration::from_secs(150);
+        // Settled: n4 holds three replicas and no shard has a learner (a move in progress).
+        let settled = |p: &BTreeMap<String, Vec<String>>| {
+            count_on(p, "n4") >= 3 && p.values().all(|r| r.len() == 3)
+        };
+        while !settled(&placement(port)) {
+            assert!(
+                Instant::now() < deadline,
+                "no drift to n4: {:?}\n{}",
+                placement(port),
+                c.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let p = placement(port);
+        for n in ["n1", "n2", "n3", "n4"] {
+            assert_eq!(count_on(&p, n), 3, "{p:?}");
+        }
+        check_reads(&c, &acked).await;
+        let mut conn = c.nodes[n4].conn().await;
+        let text: String = redis::cmd("CLUSTER")
+            .arg("NODES")
+            .query_async(&mut conn)
+            .await
+            .expect("cluster nodes");
+        assert_eq!(text.lines().count(), 4, "{text}");
+
+        // Restarted, the joined node comes back as it was (no second join).
+        c.nodes[n4].kill9();
+        c.nodes[n4].spawn();
+        c.wait_ready(Duration::from_secs(30));
+        assert_eq!(count_on(&placement(c.nodes[n4].http_port), "n4"), 3);
+        check_reads(&c, &acked).await;
+
+        // A second node under a taken name is refused, and says why.
+        let dir = c.tmp.path().join("dup");
+        let out = Command::new(env!("CARGO_BIN_EXE_raft-kv"))
+            .args(["--node-id", "n1", "--data-dir"])
+            .arg(&dir)
+            .args(["--port", &common::free_port().to_string()])
+            .args(["--redis-port", &common::free_port().to_string()])
+            .args(["--join", &format!("127.0.0.1:{port}")])
+            .output()
+            .expect("run a duplicate");
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("is taken"), "{err}");
+    })
+    .await
+    .expect("test timed out");
+}

@@ -49,6 +49,17 @@ pub enum CtlCommand {
         #[arg(long, default_value_t = 600)]
         timeout_secs: u64,
     },
+    /// Splits a shard: the new shard takes the upper slots, on the same replicas.
+    Split {
+        id: String,
+        /// First slot of the new shard (default: the middle of the range).
+        #[arg(long)]
+        at_slot: Option<u16>,
+        #[arg(long)]
+        no_wait: bool,
+        #[arg(long, default_value_t = 120)]
+        timeout_secs: u64,
+    },
     /// Makes a voting replica the shard's leader.
     TransferLeader {
         id: String,
@@ -104,6 +115,28 @@ pub fn run(args: CtlArgs) -> Result<(), String> {
             &format!("/admin/shard/{id}/transfer-leader"),
             Some(serde_json::json!({ "to": to })),
         )?),
+        CtlCommand::Split {
+            id,
+            at_slot,
+            no_wait,
+            timeout_secs,
+        } => {
+            let body = match at_slot {
+                Some(at) => serde_json::json!({ "at_slot": at }),
+                None => serde_json::json!({}),
+            };
+            let v = api.call("POST", &format!("/admin/shard/{id}/split"), Some(body))?;
+            let op = v["operation"]
+                .as_u64()
+                .ok_or("no operation id in the reply")?;
+            println!(
+                "operation {op}: splitting {id} at slot {} into {}",
+                v["at_slot"], v["new_shard"]
+            );
+            if !no_wait {
+                follow(&api, op, Duration::from_secs(timeout_secs))?;
+            }
+        }
         CtlCommand::Decommission {
             node,
             no_wait,

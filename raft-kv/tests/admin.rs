@@ -627,3 +627,154 @@ async fn a_joined_node_takes_replicas_and_serves() {
     .await
     .expect("test timed out");
 }
+
+/// A key whose slot is in `first..=last`.
+fn key_in(first: u16, last: u16, tag: &str) -> String {
+    (0..)
+        .map(|i| format!("{tag}{i}"))
+        .find(|k| (first..=last).contains(&raft_kv::storage::slot::key_slot(k.as_bytes())))
+        .expect("a key")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn split_shards_online_and_keep_every_key() {
+    tokio::time::timeout(Duration::from_secs(180), async {
+        let mut c = Cluster::start(3, &["--initial-shards", "2"]);
+        c.wait_ready(Duration::from_secs(30));
+        let port = c.nodes[0].http_port;
+        // Two keys that share shard_0 now and will be apart after the split at 4096.
+        let (low, high) = (key_in(0, 4095, "lo"), key_in(4096, 8191, "hi"));
+
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut writers = Vec::new();
+        for (w, n) in c.nodes.iter().enumerate() {
+            let mut conn = n.conn().await;
+            let stop = stop.clone();
+            writers.push(tokio::spawn(async move {
+                let mut acked = BTreeMap::new();
+                let mut i = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let k = format!("s{w}:{}", i % 400);
+                    let v = format!("v{i}");
+                    let r: redis::RedisResult<()> =
+                        redis::cmd("SET").arg(&k).arg(&v).query_async(&mut conn).await;
+                    match r {
+                        Ok(()) => {
+                            acked.insert(k, v);
+                        }
+                        Err(_) => {
+                            acked.remove(&k);
+                        }
+                    }
+                    i += 1;
+                }
+                acked
+            }));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+
+        let (code, v) = post_json(port, "/admin/shard/shard_0/split", "");
+        assert_eq!(code, 202, "{v}");
+        assert_eq!(v["new_shard"], "shard_2", "{v}");
+        assert_eq!(v["at_slot"], 4096, "{v}");
+        let op = v["operation"].as_u64().expect("operation id");
+        let (code, v) = post_json(port, "/admin/shard/shard_0/split", r#"{"at_slot": 100}"#);
+        assert_eq!(code, 409, "a second split of a busy shard: {v}");
+        wait_done(&c, port, op, Duration::from_secs(60));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        stop.store(true, Ordering::Relaxed);
+        let mut acked = BTreeMap::new();
+        for w in writers {
+            acked.extend(w.await.expect("writer"));
+        }
+        assert!(acked.len() > 100, "too few writes acknowledged: {}", acked.len());
+
+        let shards = get_json(port, "/admin/shards");
+        let s0 = shard(&shards, "shard_0");
+        let s2 = shard(&shards, "shard_2");
+        assert_eq!(s0["slots"], serde_json::json!([0, 4095]), "{shards}");
+        assert_eq!(s2["slots"], serde_json::json!([4096, 8191]), "{shards}");
+        assert_eq!(s0["epoch"], 2);
+        assert_eq!(s2["epoch"], 2);
+        assert_eq!(names(&s2["replicas"]).len(), 3);
+        for n in &c.nodes {
+            assert!(hosts(n.http_port, 3), "{} has no shard_2 replica", n.name);
+        }
+        check_reads(&c, &acked).await;
+
+        // The new shard takes writes; keys on both sides of the split are now apart.
+        let mut conn = c.nodes[1].conn().await;
+        let _: () = retry(Duration::from_secs(10), || {
+            let mut conn = conn.clone();
+            let high = high.clone();
+            async move { redis::cmd("SET").arg(&high).arg("h").query_async(&mut conn).await }
+        })
+        .await;
+        let r: redis::RedisResult<()> = redis::cmd("MSETNX")
+            .arg(&low)
+            .arg("l")
+            .arg(&high)
+            .arg("h")
+            .query_async(&mut conn)
+            .await;
+        let e = r.expect_err("keys in two shards");
+        assert!(e.to_string().to_lowercase().contains("crossslot"), "{e}");
+
+        // Bad splits change nothing.
+        for (path, body, want) in [
+            ("/admin/shard/shard_1/split", r#"{"at_slot": 100}"#, 400),
+            ("/admin/shard/shard_7/split", "", 404),
+            ("/admin/shard/shard_1/split", r#"{"new_shards": ["shard_0", "shard_9"]}"#, 400),
+            ("/admin/shard/shard_1/split", r#"{"new_shards": ["shard_1", "shard_0"]}"#, 400),
+            ("/admin/shard/shard_1/split", r#"{"at_slot": "x"}"#, 400),
+        ] {
+            let (code, v) = post_json(port, path, body);
+            assert_eq!(code, want, "POST {path} {body}: {v}");
+        }
+        assert_eq!(get_json(port, "/admin/shards")["shards"], shards["shards"]);
+
+        // Again with the CLI, at a given slot, through another node.
+        let out = Command::new(env!("CARGO_BIN_EXE_raft-kv"))
+            .args(["ctl", "--addr", &format!("127.0.0.1:{}", c.nodes[2].http_port)])
+            .args(["split", "shard_2", "--at-slot", "5000", "--timeout-secs", "60"])
+            .output()
+            .expect("run ctl");
+        assert!(
+            out.status.success(),
+            "ctl split: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let shards = get_json(port, "/admin/shards");
+        assert_eq!(
+            shard(&shards, "shard_3")["slots"],
+            serde_json::json!([5000, 8191])
+        );
+        let mut cconn = c.nodes[0].conn().await;
+        let slots: Vec<redis::Value> = redis::cmd("CLUSTER")
+            .arg("SLOTS")
+            .query_async(&mut cconn)
+            .await
+            .expect("cluster slots");
+        assert_eq!(slots.len(), 4);
+
+        // A restart keeps the split (the groups' own ranges are on disk).
+        c.nodes[2].kill9();
+        c.nodes[2].spawn();
+        c.wait_ready(Duration::from_secs(30));
+        for g in [3, 4] {
+            assert!(hosts(c.nodes[2].http_port, g));
+        }
+        check_reads(&c, &acked).await;
+        conn = c.nodes[2].conn().await;
+        let got: Option<String> = retry(Duration::from_secs(10), || {
+            let mut conn = conn.clone();
+            let high = high.clone();
+            async move { redis::cmd("GET").arg(&high).query_async(&mut conn).await }
+        })
+        .await;
+        assert_eq!(got.as_deref(), Some("h"));
+    })
+    .await
+    .expect("test timed out");
+}

@@ -773,10 +773,16 @@ fn nemesis(
         // Faults are held their full length even past `until`, then undone.
         let hold = Duration::from_millis(rng.gen_range(1000..=4000));
         faults += 1;
-        // With more nodes than replicas per shard, replicas also move while all this goes on.
-        let kinds = if n > 3 { 4 } else { 3 };
+        // Shards split while all this goes on, and with more nodes than replicas per shard,
+        // replicas move too.
+        let kinds = if n > 3 { 5 } else { 4 };
         match rng.gen_range(0..kinds) {
             3 => {
+                faults -= 1;
+                note(start_split(cluster, rng));
+                continue;
+            }
+            4 => {
                 faults -= 1;
                 note(start_migration(cluster, rng));
                 continue;
@@ -856,6 +862,27 @@ fn start_migration(cluster: &Harness, rng: &mut StdRng) -> String {
     match http_post(node.http_port, &format!("/admin/shard/{id}/migrate"), &body) {
         Ok((line, reply)) => format!("migrate {id} {from} -> {to}: {line} {}", reply.trim()),
         Err(e) => format!("migrate {id} {from} -> {to}: {e}"),
+    }
+}
+
+/// Asks a running node to split a random shard in the middle; the split then runs alongside
+/// the following faults. Returns what happened, for the nemesis log.
+fn start_split(cluster: &Harness, rng: &mut StdRng) -> String {
+    let Some(node) = cluster.nodes().iter().find(|n| n.is_running()) else {
+        return "split skipped: no node running".into();
+    };
+    let (line, body) = common::http_get(node.http_port, "/admin/shards");
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(&body) else {
+        return format!("split skipped: /admin/shards said {line}");
+    };
+    let shards = v["shards"].as_array().cloned().unwrap_or_default();
+    let Some(shard) = shards.choose(rng) else {
+        return "split skipped: no shards".into();
+    };
+    let id = shard["id"].as_str().unwrap_or("?");
+    match http_post(node.http_port, &format!("/admin/shard/{id}/split"), "") {
+        Ok((line, reply)) => format!("split {id}: {line} {}", reply.trim()),
+        Err(e) => format!("split {id}: {e}"),
     }
 }
 

@@ -151,6 +151,37 @@ impl Cluster {
             shard,
             conf_change: cc.map(|c| c.encode_to_vec()).unwrap_or_default().into(),
             transfer_to,
+            ..Default::default()
+        });
+        match tokio::time::timeout(RPC_TIMEOUT, c.change_group(req)).await {
+            Ok(Ok(r)) if r.get_ref().error.is_empty() => Ok(()),
+            Ok(Ok(r)) => Err(r.into_inner().error),
+            Ok(Err(s)) => Err(s.message().to_string()),
+            Err(_) => Err("timed out".into()),
+        }
+    }
+
+    /// Asks the group's leader on `node` to split it at `at` into `new_id`.
+    pub async fn split(
+        &self,
+        node: u64,
+        shard: u64,
+        at: u16,
+        new_id: u64,
+        epoch: u64,
+    ) -> Result<(), String> {
+        let entry = crate::raftstore::split::SplitEntry { at, new_id, epoch };
+        if node == self.node_id() {
+            return self.store.raft().propose_split(shard, entry).await;
+        }
+        let proxy = self.store.proxy().ok_or("no peers")?;
+        let mut c = proxy.client(node).ok_or("unknown node")?;
+        let req = proxy.request(GroupChange {
+            shard,
+            split_at: u32::from(at),
+            split_new_id: new_id,
+            split_epoch: epoch,
+            ..Default::default()
         });
         match tokio::time::timeout(RPC_TIMEOUT, c.change_group(req)).await {
             Ok(Ok(r)) if r.get_ref().error.is_empty() => Ok(()),
@@ -197,6 +228,9 @@ pub async fn run(c: Arc<Cluster>) {
             let r = match op.kind {
                 OpKind::Migrate { .. } => advance(&c, &state, op).await,
                 OpKind::Decommission { node } => drain(&c, &state, op, node).await,
+                OpKind::Split { shard, at, new_id } => {
+                    split(&c, &state, op, shard, at, new_id).await
+                }
             };
             if let Err(e) = r {
                 tracing::debug!(op = op.id, error = %e, "operation step failed; retrying");
@@ -461,6 +495,48 @@ async fn advance(c: &Cluster, state: &MetaState, op: &Operation) -> Result<(), S
     c.change(leader, shard, Some(conf_change(changes)), 0)
         .await?;
     note(c, op, "promoting", String::new()).await
+}
+
+/// A split: proposed into the parent's log (all replicas split at the same index); once the
+/// parent's leader reports the shorter range, the metadata follows.
+async fn split(
+    c: &Cluster,
+    state: &MetaState,
+    op: &Operation,
+    shard: u64,
+    at: u16,
+    new_id: u64,
+) -> Result<(), String> {
+    let spec = state.shard(shard).ok_or("the shard is gone")?;
+    let Some((leader, d)) = c.leader_of(spec).await else {
+        return note(
+            c,
+            op,
+            &op.step,
+            "waiting for the shard to have a leader".into(),
+        )
+        .await;
+    };
+    if d.epoch > spec.epoch && d.last_slot + 1 == at {
+        c.propose(&MetaCmd::FinishSplit {
+            op: op.id,
+            now_ms: now_ms(),
+        })
+        .await?;
+        tracing::info!(op = op.id, shard = %spec.name(), at, new = new_id - 1, "split done");
+        return Ok(());
+    }
+    if d.epoch != spec.epoch {
+        return note(
+            c,
+            op,
+            "splitting",
+            "the shard's range changed; waiting".into(),
+        )
+        .await;
+    }
+    c.split(leader, shard, at, new_id, spec.epoch).await?;
+    note(c, op, "splitting", String::new()).await
 }
 
 async fn give_up(c: &Cluster, op: &Operation, reason: &str) -> Result<(), String> {

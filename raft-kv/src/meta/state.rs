@@ -50,6 +50,9 @@ pub enum OpKind {
     Migrate { shard: u64, from: u64, to: u64 },
     /// Move every replica off `node`, then mark it removed.
     Decommission { node: u64 },
+    /// Split `shard` at slot `at`: slots `at..` go to the new group `new_id`, on the same
+    /// replicas, without copying data (it is already on every replica).
+    Split { shard: u64, at: u16, new_id: u64 },
 }
 
 /// A long-running scheduling operation and its progress.
@@ -75,7 +78,7 @@ impl Operation {
     /// The shard a migration works on (None for node-wide operations).
     pub fn shard(&self) -> Option<u64> {
         match self.kind {
-            OpKind::Migrate { shard, .. } => Some(shard),
+            OpKind::Migrate { shard, .. } | OpKind::Split { shard, .. } => Some(shard),
             OpKind::Decommission { .. } => None,
         }
     }
@@ -100,6 +103,15 @@ pub enum MetaCmd {
     FinishDecommission { op: u64, now_ms: u64 },
     /// Pauses or resumes the scheduler (repair, balance, decommission moves).
     SetSchedulerPaused { paused: bool },
+    /// Starts splitting `shard` at slot `at` into a new group `new_id`.
+    BeginSplit {
+        shard: u64,
+        at: u16,
+        new_id: u64,
+        now_ms: u64,
+    },
+    /// The parent group applied the split (its range ends before `at`): route by it.
+    FinishSplit { op: u64, now_ms: u64 },
     /// A new node joins (`--join`); joining again with the same name and address is a no-op.
     AddNode { id: u64, name: String, addr: String },
     /// Records the step a running operation reached.
@@ -201,6 +213,13 @@ impl MetaState {
             MetaCmd::Decommission { node, now_ms } => self.decommission(*node, *now_ms),
             MetaCmd::FinishDecommission { op, now_ms } => self.finish_decommission(*op, *now_ms),
             MetaCmd::AddNode { id, name, addr } => self.add_node(*id, name, addr),
+            MetaCmd::BeginSplit {
+                shard,
+                at,
+                new_id,
+                now_ms,
+            } => self.begin_split(*shard, *at, *new_id, *now_ms),
+            MetaCmd::FinishSplit { op, now_ms } => self.finish_split(*op, *now_ms),
             MetaCmd::SetSchedulerPaused { paused } => {
                 self.scheduler_paused = *paused;
                 Ok(u64::from(*paused))
@@ -306,6 +325,92 @@ impl MetaState {
             OpKind::Migrate { shard, from, to } => Ok((shard, from, to)),
             _ => Err(format!("operation {op} is not a migration")),
         }
+    }
+
+    /// A group id no shard uses (the next after the largest).
+    pub fn next_shard_id(&self) -> u64 {
+        self.shards.iter().map(|s| s.id).max().unwrap_or(0) + 1
+    }
+
+    fn begin_split(
+        &mut self,
+        shard: u64,
+        at: u16,
+        new_id: u64,
+        now_ms: u64,
+    ) -> Result<u64, String> {
+        let spec = self
+            .shard(shard)
+            .ok_or_else(|| format!("unknown shard {}", shard.saturating_sub(1)))?;
+        let name = spec.name();
+        if let Some(op) = self.running().find(|o| o.shard() == Some(shard)) {
+            return Err(format!(
+                "{name} is busy with operation {} ({})",
+                op.id, op.step
+            ));
+        }
+        if spec.first_slot == spec.last_slot {
+            return Err(format!("{name} owns one slot and cannot be split"));
+        }
+        if at <= spec.first_slot || at > spec.last_slot {
+            return Err(format!(
+                "split slot {at} is not inside {name}'s slots {}..={} (the new shard takes {at}..)",
+                spec.first_slot + 1,
+                spec.last_slot
+            ));
+        }
+        if !spec.learners.is_empty() {
+            return Err(format!("{name} is changing replicas"));
+        }
+        if new_id == 0 || new_id > 16384 || self.shard(new_id).is_some() {
+            return Err(format!("shard_{} already exists", new_id.saturating_sub(1)));
+        }
+        if self
+            .running()
+            .any(|o| matches!(o.kind, OpKind::Split { new_id: n, .. } if n == new_id))
+        {
+            return Err(format!("shard_{} is being created", new_id - 1));
+        }
+        let id = self.next_op;
+        self.next_op += 1;
+        self.operations.push(Operation {
+            id,
+            kind: OpKind::Split { shard, at, new_id },
+            state: OpState::Running,
+            reason: "admin".into(),
+            step: "splitting".into(),
+            message: String::new(),
+            started_ms: now_ms,
+            updated_ms: now_ms,
+        });
+        self.trim_finished();
+        Ok(id)
+    }
+
+    fn finish_split(&mut self, op: u64, now_ms: u64) -> Result<u64, String> {
+        let OpKind::Split { shard, at, new_id } = self.running_op(op)?.kind else {
+            return Err(format!("operation {op} is not a split"));
+        };
+        let parent = self.shard_mut(shard)?;
+        let child = ShardSpec {
+            id: new_id,
+            first_slot: at,
+            last_slot: parent.last_slot,
+            epoch: parent.epoch + 1,
+            replicas: parent.replicas.clone(),
+            learners: Vec::new(),
+            conf_ver: parent.conf_ver,
+            bootstrap: parent.replicas.clone(),
+        };
+        parent.last_slot = at - 1;
+        parent.epoch += 1;
+        self.shards.push(child);
+        self.shards.sort_by_key(|s| s.first_slot);
+        let o = self.running_op(op)?;
+        o.state = OpState::Done;
+        o.step = "done".into();
+        o.updated_ms = now_ms;
+        Ok(op)
     }
 
     fn add_node(&mut self, id: u64, name: &str, addr: &str) -> Result<u64, String> {
@@ -601,6 +706,71 @@ mod tests {
         assert!(add(&mut s, 6, "node6", "nowhere").is_err());
         assert!(add(&mut s, 6, "", "127.0.0.1:5006").is_err());
         assert_eq!(s.nodes.len(), 5);
+    }
+
+    #[test]
+    fn split_takes_the_upper_slots_into_a_new_shard() {
+        let mut s = state();
+        let split = |s: &mut MetaState, shard: u64, at: u16, new_id: u64| {
+            s.apply(&MetaCmd::BeginSplit {
+                shard,
+                at,
+                new_id,
+                now_ms: 1,
+            })
+        };
+        let (first, last) = s
+            .shard(1)
+            .map(|p| (p.first_slot, p.last_slot))
+            .expect("shard");
+        let before = s.clone();
+        assert!(split(&mut s, 1, first, 3)
+            .unwrap_err()
+            .contains("not inside"));
+        assert!(split(&mut s, 1, last + 1, 3)
+            .unwrap_err()
+            .contains("not inside"));
+        assert!(split(&mut s, 1, 100, 2)
+            .unwrap_err()
+            .contains("already exists"));
+        assert!(split(&mut s, 9, 100, 3)
+            .unwrap_err()
+            .contains("unknown shard"));
+        assert_eq!(s, before);
+        let op = split(&mut s, 1, 100, 3).expect("split");
+        assert!(split(&mut s, 1, 200, 4).unwrap_err().contains("busy"));
+        s.apply(&MetaCmd::FinishSplit { op, now_ms: 2 })
+            .expect("finish");
+        let parent = s.shard(1).expect("parent").clone();
+        let child = s.shard(3).expect("child").clone();
+        assert_eq!((parent.first_slot, parent.last_slot), (first, 99));
+        assert_eq!((child.first_slot, child.last_slot), (100, last));
+        assert_eq!(parent.epoch, 2);
+        assert_eq!(child.epoch, 2);
+        assert_eq!(child.replicas, parent.replicas);
+        assert!(s.layout().is_ok(), "slots still covered exactly once");
+        assert_eq!(s.next_shard_id(), 4);
+    }
+
+    #[test]
+    fn a_one_slot_shard_cannot_split() {
+        let nodes = vec![NodeMeta {
+            id: 1,
+            name: "n1".into(),
+            addr: "127.0.0.1:1".into(),
+            state: NodeState::Up,
+        }];
+        let layout = Layout::initial(&[1], 16384).expect("layout");
+        let mut s = MetaState::initial(nodes, &layout, vec![1]);
+        let err = s
+            .apply(&MetaCmd::BeginSplit {
+                shard: 1,
+                at: 1,
+                new_id: 20000,
+                now_ms: 1,
+            })
+            .unwrap_err();
+        assert!(err.contains("one slot"), "{err}");
     }
 
     #[test]

@@ -39,14 +39,7 @@ pub async fn run(view: Arc<MetaView>, store: Arc<Store>) {
                     }
                     store.set_layout(layout);
                     connect_new_nodes(&store, &state);
-                    let node = store.node_id();
-                    let mine = state
-                        .shards
-                        .iter()
-                        .filter(|s| s.has_replica(node))
-                        .cloned()
-                        .collect();
-                    store.raft().reconcile(mine).await;
+                    store.raft().reconcile(state.shards.clone()).await;
                     tracing::debug!(version = state.version, "metadata applied");
                 }
                 Err(e) => {

@@ -19,6 +19,7 @@ pub mod members;
 pub mod peer_storage;
 pub mod runtime;
 pub mod snapshot;
+pub mod split;
 pub mod transport;
 
 use std::collections::HashMap;
@@ -79,7 +80,8 @@ pub enum Inbox {
     },
     Read {
         group: u64,
-        reply: oneshot::Sender<Result<(), Frame>>,
+        /// Ok carries the group's epoch at the read point (the caller checks its route).
+        reply: oneshot::Sender<Result<u64, Frame>>,
     },
     Raft(Vec<GroupMessage>),
     Snapshot {
@@ -98,13 +100,19 @@ pub enum Inbox {
         group: u64,
         to: u64,
     },
-    /// The data groups this node should hold (from the metadata): missing replicas are
-    /// created, replicas not listed are removed, replica lists are refreshed.
+    /// Every shard of the metadata: missing local replicas are created, replicas of shards
+    /// that no longer list this node are removed, replica lists are refreshed.
     Reconcile(Vec<crate::routing::ShardSpec>),
     /// A group's configuration and (on its leader) its followers' progress.
     Detail {
         group: u64,
         reply: oneshot::Sender<Option<GroupDetail>>,
+    },
+    /// Proposes splitting the group at slot `at` into `new_id` (leader only).
+    ProposeSplit {
+        group: u64,
+        split: split::SplitEntry,
+        reply: oneshot::Sender<Result<(), String>>,
     },
     /// Proposes a membership change (leader only).
     ConfChange {
@@ -126,6 +134,10 @@ pub struct GroupDetail {
     pub last_index: u64,
     pub voters: Vec<u64>,
     pub learners: Vec<u64>,
+    /// The slot range and epoch the group's log has set.
+    pub first_slot: u16,
+    pub last_slot: u16,
+    pub epoch: u64,
     /// Non-empty while in a joint configuration.
     pub voters_outgoing: Vec<u64>,
     /// (node, matched index, recently active) per member; leader only.
@@ -190,8 +202,9 @@ impl RaftHandle {
         rx.await.unwrap_or_else(|_| unknown_outcome())
     }
 
-    /// Waits until a local read of `group` is linearizable.
-    pub async fn read_barrier(&self, group: u64) -> Result<(), Frame> {
+    /// Waits until a local read of `group` is linearizable; returns the group's epoch then
+    /// (a read routed with another epoch must not be served: the slots may have moved).
+    pub async fn read_barrier(&self, group: u64) -> Result<u64, Frame> {
         let (reply, rx) = oneshot::channel();
         if self.tx.send(Inbox::Read { group, reply }).await.is_err() {
             return Err(tryagain("the node is shutting down"));
@@ -208,7 +221,7 @@ impl RaftHandle {
         let _ = self.tx.send(Inbox::TransferLeader { group, to }).await;
     }
 
-    /// Makes the local replicas match `shards` (the data groups this node should hold).
+    /// Makes the local replicas match the metadata's `shards` (every shard of the cluster).
     pub async fn reconcile(&self, shards: Vec<crate::routing::ShardSpec>) {
         let _ = self.tx.send(Inbox::Reconcile(shards)).await;
     }
@@ -218,6 +231,21 @@ impl RaftHandle {
         let (reply, rx) = oneshot::channel();
         self.tx.send(Inbox::Detail { group, reply }).await.ok()?;
         rx.await.ok().flatten()
+    }
+
+    /// Proposes a split on this node's replica (which must lead the group).
+    pub async fn propose_split(&self, group: u64, split: split::SplitEntry) -> Result<(), String> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Inbox::ProposeSplit {
+                group,
+                split,
+                reply,
+            })
+            .await
+            .map_err(|_| "the node is shutting down".to_string())?;
+        rx.await
+            .unwrap_or_else(|_| Err("the node is shutting down".into()))
     }
 
     /// Proposes a membership change on this node's replica (which must lead the group).

@@ -133,6 +133,11 @@ impl PeerStorage {
         if local.hard_state.commit < apply.applied_index {
             local.hard_state.commit = apply.applied_index;
         }
+        // A group created by a split starts at a synthetic (index, term) with no hard state
+        // yet: its term is at least that of its log.
+        if local.hard_state.term < last_term {
+            local.hard_state.term = last_term;
+        }
         Ok(PeerStorage {
             group,
             log,

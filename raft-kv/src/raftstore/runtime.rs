@@ -29,8 +29,8 @@ use super::log_engine::{LogBatch, LogEngine};
 use super::peer_storage::{ApplyState, PeerStorage};
 use super::transport::Transport;
 use super::{
-    snapshot, tryagain, unknown_outcome, GroupDetail, GroupMessage, GroupStatus, Inbox, RaftHandle,
-    RaftOptions, ReadMode, StatusMap,
+    snapshot, split, tryagain, unknown_outcome, GroupDetail, GroupMessage, GroupStatus, Inbox,
+    RaftHandle, RaftOptions, ReadMode, StatusMap,
 };
 use crate::meta::MetaMachine;
 use crate::metrics::Metrics;
@@ -57,7 +57,7 @@ struct Pending {
 }
 
 struct ReadWaiter {
-    reply: oneshot::Sender<Result<(), Frame>>,
+    reply: oneshot::Sender<Result<u64, Frame>>,
     deadline: Instant,
 }
 
@@ -66,6 +66,8 @@ struct Peer {
     raw: RawNode<PeerStorage>,
     /// The metadata group's state machine (None for data shards).
     meta: Option<MetaMachine>,
+    /// The range changed (a split) since it was last persisted.
+    range_dirty: bool,
     /// Client requests proposed through this node, by request id.
     pending: HashMap<u64, Pending>,
     /// Log positions (index -> term, request) where this node's proposals were appended.
@@ -169,13 +171,14 @@ pub fn start(
     // Replicas this node no longer holds (removed while it was down, or a destroy cut short
     // by a crash) are finished off first, so nothing stale is ever served or replayed.
     let wanted: BTreeSet<u64> = so.groups.iter().map(|g| g.id).collect();
+    // Only groups the metadata knows are removed: one it doesn't know yet was just created
+    // by a split whose metadata change this node has not seen.
     for group in ApplyState::list(&so.engine)? {
-        if !wanted.contains(&group) && so.meta.as_ref().is_none_or(|(spec, _)| spec.id != group) {
-            let slots = so
-                .stale_slots
-                .iter()
-                .find(|s| s.id == group)
-                .map(|s| (s.first_slot, s.last_slot));
+        let Some(known) = so.stale_slots.iter().find(|s| s.id == group) else {
+            continue;
+        };
+        if !wanted.contains(&group) {
+            let slots = Some((known.first_slot, known.last_slot));
             destroy_group_data(&so.engine, so.log.as_ref(), group, slots)?;
         }
     }
@@ -272,6 +275,13 @@ fn new_peer(
             a
         }
     };
+    // The group's own record of its range wins: the metadata may not know of a split yet.
+    let mut spec = spec;
+    if let Some(r) = split::RangeState::load(engine, spec.id)? {
+        spec.first_slot = r.first;
+        spec.last_slot = r.last;
+        spec.epoch = r.epoch;
+    }
     let ps = PeerStorage::recover(spec.id, log.clone(), apply)?;
     tracing::info!(
         group = spec.id,
@@ -308,6 +318,7 @@ fn new_peer(
         spec,
         raw,
         meta,
+        range_dirty: false,
         pending: HashMap::new(),
         by_index: BTreeMap::new(),
         waiting: Vec::new(),
@@ -339,6 +350,7 @@ fn destroy_group_data(
         snapshot::clear_range(engine, &mut batch, first, last);
     }
     batch.delete_cf(engine.cf(Cf::Sys), ApplyState::key(group));
+    batch.delete_cf(engine.cf(Cf::Sys), split::RangeState::key(group));
     let mut wo = rocksdb::WriteOptions::default();
     wo.set_sync(true);
     engine
@@ -527,6 +539,29 @@ impl Runtime {
             Inbox::Detail { group, reply } => {
                 let _ = reply.send(self.peers.get(&group).map(detail));
             }
+            Inbox::ProposeSplit {
+                group,
+                split,
+                reply,
+            } => {
+                let r = match self.peers.get_mut(&group) {
+                    None => Err("this node does not serve that shard".to_string()),
+                    Some(peer) if peer.raw.role() != StateRole::Leader => {
+                        Err(format!("not the leader (leader: {})", peer.raw.leader_id()))
+                    }
+                    Some(peer) => {
+                        self.active.insert(group);
+                        peer.last_active_tick = self.ticks;
+                        if peer.raw.is_hibernating() {
+                            peer.raw.wake();
+                        }
+                        peer.raw
+                            .propose(Vec::new(), split.encode())
+                            .map_err(|e| format!("split refused: {e}"))
+                    }
+                };
+                let _ = reply.send(r);
+            }
             Inbox::ConfChange { group, cc, reply } => {
                 let r = match self.peers.get_mut(&group) {
                     None => Err("this node does not serve that shard".to_string()),
@@ -550,23 +585,65 @@ impl Runtime {
         }
     }
 
+    /// Starts a group just split off (its apply state was written with the split).
+    fn start_child(&mut self, child: GroupSpec) {
+        let id = child.id;
+        if self.peers.contains_key(&id) {
+            return;
+        }
+        match new_peer(
+            self.node_id,
+            &self.opts,
+            &self.engine,
+            &self.log,
+            child,
+            None,
+            false,
+        ) {
+            Ok(peer) => {
+                tracing::info!(
+                    group = id,
+                    first = peer.spec.first_slot,
+                    last = peer.spec.last_slot,
+                    "started a group split off"
+                );
+                self.peers.insert(id, peer);
+                self.active.insert(id);
+            }
+            Err(e) => fatal(&e),
+        }
+    }
+
     /// Creates the replicas `shards` lists that are missing here, removes those it doesn't
     /// list (the metadata says they moved away, after the group's own configuration did),
     /// and refreshes the replica lists the others keep.
-    fn reconcile(&mut self, shards: Vec<GroupSpec>) {
+    fn reconcile(&mut self, all: Vec<GroupSpec>) {
+        let known: BTreeSet<u64> = all.iter().map(|s| s.id).collect();
+        let shards: Vec<GroupSpec> = all
+            .into_iter()
+            .filter(|s| s.has_replica(self.node_id))
+            .collect();
         let wanted: BTreeSet<u64> = shards.iter().map(|s| s.id).collect();
+        // A group the metadata doesn't know yet (just split off) stays.
         let gone: Vec<u64> = self
             .peers
             .iter()
-            .filter(|(id, p)| p.meta.is_none() && !wanted.contains(*id))
+            .filter(|(id, p)| p.meta.is_none() && known.contains(*id) && !wanted.contains(*id))
             .map(|(id, _)| *id)
             .collect();
         for group in gone {
             let Some(mut peer) = self.peers.remove(&group) else {
                 continue;
             };
+            // An attempt already forwarded or appended may still commit on the group's
+            // remaining replicas: its outcome is unknown. Only parked ones certainly failed.
             for (_, p) in peer.pending.drain() {
-                let _ = p.reply.send(tryagain("the replica moved away"));
+                let reply = if p.term.is_some() {
+                    unknown_outcome()
+                } else {
+                    tryagain("the replica moved away")
+                };
+                let _ = p.reply.send(reply);
             }
             for w in peer.reads_new.drain(..) {
                 let _ = w.reply.send(Err(tryagain("the replica moved away")));
@@ -773,9 +850,11 @@ impl Runtime {
             // The data is read now, on this thread, so it is exactly the state at the apply
             // state below (raft may have asked for the snapshot a few applies ago).
             let apply = peer.raw.store().apply.clone();
+            let spec = &peer.spec;
             let built = match &peer.meta {
                 Some(m) => Ok(m.snapshot()),
-                None => snapshot::build(&self.engine, peer.spec.first_slot, peer.spec.last_slot),
+                None => snapshot::build(&self.engine, spec.first_slot, spec.last_slot)
+                    .map(|d| snapshot::with_range(spec.first_slot, spec.last_slot, spec.epoch, d)),
             };
             let data = match built {
                 Ok(d) => d,
@@ -879,6 +958,7 @@ impl Runtime {
         let mut applied_groups = Vec::new();
         let mut later_msgs: Vec<(u64, Vec<Message>)> = Vec::new();
         let mut ops = 0u64;
+        let mut splits: Vec<GroupSpec> = Vec::new();
         for (group, mut rd) in readies {
             let Some(peer) = self.peers.get_mut(&group) else {
                 continue;
@@ -902,6 +982,7 @@ impl Runtime {
                 &committed,
                 &mut apply,
                 &mut replies,
+                &mut splits,
             );
             let light = peer.raw.advance(rd);
             group_ops += apply_entries(
@@ -911,6 +992,7 @@ impl Runtime {
                 &light.committed_entries,
                 &mut apply,
                 &mut replies,
+                &mut splits,
             );
             fail_superseded(peer, apply.applied_term);
             ops += group_ops;
@@ -940,9 +1022,49 @@ impl Runtime {
                     ApplyState::key(*group),
                     apply.encode(),
                 );
-                if let Some(m) = self.peers.get_mut(group).and_then(|p| p.meta.as_mut()) {
-                    meta_changed |= m.persist(&self.engine, &mut batch);
+                if let Some(peer) = self.peers.get_mut(group) {
+                    if std::mem::take(&mut peer.range_dirty) {
+                        let r = split::RangeState {
+                            first: peer.spec.first_slot,
+                            last: peer.spec.last_slot,
+                            epoch: peer.spec.epoch,
+                        };
+                        batch.put_cf(
+                            self.engine.cf(Cf::Sys),
+                            split::RangeState::key(*group),
+                            r.encode(),
+                        );
+                    }
+                    if let Some(m) = peer.meta.as_mut() {
+                        meta_changed |= m.persist(&self.engine, &mut batch);
+                    }
                 }
+            }
+            // Children of splits are born in the same batch as the split's apply.
+            for child in &splits {
+                let a = ApplyState {
+                    applied_index: split::INIT_INDEX,
+                    applied_term: split::INIT_TERM,
+                    conf_state: raft::eraftpb::ConfState {
+                        voters: child.bootstrap.clone(),
+                        ..Default::default()
+                    },
+                };
+                let r = split::RangeState {
+                    first: child.first_slot,
+                    last: child.last_slot,
+                    epoch: child.epoch,
+                };
+                batch.put_cf(
+                    self.engine.cf(Cf::Sys),
+                    ApplyState::key(child.id),
+                    a.encode(),
+                );
+                batch.put_cf(
+                    self.engine.cf(Cf::Sys),
+                    split::RangeState::key(child.id),
+                    r.encode(),
+                );
             }
             // Not synced: the log is, and replays whatever a crash takes from here.
             if let Err(e) = self.engine.db().write(batch) {
@@ -963,6 +1085,9 @@ impl Runtime {
             }
             if !touched.is_empty() {
                 let _ = self.touched.send(Arc::new(touched));
+            }
+            for child in splits {
+                self.start_child(child);
             }
         } else {
             drop(ctx);
@@ -1095,6 +1220,9 @@ fn detail(peer: &Peer) -> GroupDetail {
         last_index: st.last_index,
         voters: st.conf_state.voters.clone(),
         learners: st.conf_state.learners.clone(),
+        first_slot: peer.spec.first_slot,
+        last_slot: peer.spec.last_slot,
+        epoch: peer.spec.epoch,
         voters_outgoing: st.conf_state.voters_outgoing.clone(),
         progress: st
             .progress
@@ -1209,6 +1337,7 @@ fn apply_entries(
     entries: &[Entry],
     apply: &mut ApplyState,
     replies: &mut Vec<(oneshot::Sender<Frame>, Frame)>,
+    splits: &mut Vec<GroupSpec>,
 ) -> u64 {
     let mut ops = 0;
     for e in entries {
@@ -1221,6 +1350,12 @@ fn apply_entries(
                 if let Some(m) = peer.meta.as_mut() {
                     reply = Some(m.apply(&e.data));
                 }
+            }
+            EntryType::EntryNormal if split::is_admin(&e.data) => {
+                reply = Some(match split::SplitEntry::decode(&e.data) {
+                    Ok(sp) => apply_split(peer, &sp, apply, splits),
+                    Err(err) => crate::cmd::CmdError::Other(format!("ERR {err}")).to_frame(),
+                });
             }
             EntryType::EntryNormal if !e.data.is_empty() => {
                 reply = Some(match WriteOp::decode(&e.data) {
@@ -1285,6 +1420,42 @@ fn apply_entries(
     ops
 }
 
+/// Applies a split entry: the parent keeps slots `..at` (epoch + 1) and the child, started
+/// after the batch is written, takes `at..` on the same voters. A split proposed for another
+/// epoch or outside the range changes nothing, on every replica alike.
+fn apply_split(
+    peer: &mut Peer,
+    sp: &split::SplitEntry,
+    apply: &ApplyState,
+    splits: &mut Vec<GroupSpec>,
+) -> Frame {
+    let spec = &mut peer.spec;
+    if sp.epoch != spec.epoch || sp.at <= spec.first_slot || sp.at > spec.last_slot {
+        return tryagain("the split no longer matches the shard");
+    }
+    let child = GroupSpec {
+        id: sp.new_id,
+        first_slot: sp.at,
+        last_slot: spec.last_slot,
+        epoch: spec.epoch + 1,
+        replicas: spec.replicas.clone(),
+        learners: Vec::new(),
+        conf_ver: spec.conf_ver,
+        bootstrap: apply.conf_state.voters.clone(),
+    };
+    tracing::info!(
+        group = spec.id,
+        child = sp.new_id,
+        at = sp.at,
+        "split applied"
+    );
+    spec.last_slot = sp.at - 1;
+    spec.epoch += 1;
+    peer.range_dirty = true;
+    splits.push(child);
+    Frame::Integer(sp.new_id as i64)
+}
+
 /// Replaces the group's data with a received snapshot and resets its log.
 fn install_snapshot(engine: &Engine, peer: &mut Peer, snap: &Snapshot, log_batch: &mut LogBatch) {
     let Some(meta) = snap.metadata.clone() else {
@@ -1305,13 +1476,26 @@ fn install_snapshot(engine: &Engine, peer: &mut Peer, snap: &Snapshot, log_batch
             m.persist(engine, &mut batch);
             1
         }),
-        None => snapshot::install(
-            engine,
-            &mut batch,
-            peer.spec.first_slot,
-            peer.spec.last_slot,
-            &data,
-        ),
+        None => snapshot::range_of(&data).and_then(|(range, records)| {
+            // The sender's range at the snapshot point is the group's range from now on.
+            if let Some(r) = range {
+                peer.spec.first_slot = r.first;
+                peer.spec.last_slot = r.last;
+                peer.spec.epoch = r.epoch;
+                batch.put_cf(
+                    engine.cf(Cf::Sys),
+                    split::RangeState::key(peer.spec.id),
+                    r.encode(),
+                );
+            }
+            snapshot::install(
+                engine,
+                &mut batch,
+                peer.spec.first_slot,
+                peer.spec.last_slot,
+                records,
+            )
+        }),
     };
     let n = match installed {
         Ok(n) => n,
@@ -1380,7 +1564,7 @@ fn serve_reads(peer: &mut Peer) -> u64 {
         if index <= applied {
             for w in ws {
                 served += 1;
-                let _ = w.reply.send(Ok(()));
+                let _ = w.reply.send(Ok(peer.spec.epoch));
             }
         } else {
             kept.push((index, ws));

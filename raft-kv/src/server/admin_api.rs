@@ -40,7 +40,7 @@ pub fn routes() -> Router<Arc<Server>> {
         .route("/admin/shard/{id}/transfer-leader", post(transfer_leader))
         .route("/admin/shard", post(not_yet))
         .route("/admin/shard/merge", post(not_yet))
-        .route("/admin/shard/{id}/split", post(not_yet))
+        .route("/admin/shard/{id}/split", post(split))
         .route("/admin/node/{id}/decommission", post(decommission))
         .route("/admin/scheduler", get(scheduler).post(set_scheduler))
 }
@@ -114,6 +114,12 @@ fn op_json(state: &MetaState, o: &Operation) -> Value {
         OpKind::Decommission { node } => {
             v["kind"] = json!("decommission");
             v["node"] = json!(state.name_of(node));
+        }
+        OpKind::Split { shard, at, new_id } => {
+            v["kind"] = json!("split");
+            v["shard"] = json!(format!("shard_{}", shard.saturating_sub(1)));
+            v["new_shard"] = json!(format!("shard_{}", new_id.saturating_sub(1)));
+            v["at_slot"] = json!(at);
         }
     }
     v
@@ -373,6 +379,84 @@ async fn transfer_leader(
     ok(json!({ "shard": spec.name(), "leader": state.name_of(to) }))
 }
 
+/// `{"at_slot": N}` (default: the middle) and/or `{"new_shards": ["shard_0", "shard_10"]}`
+/// (the parent keeps its name; the second names the new shard, default the next free id).
+async fn split(
+    State(srv): State<Arc<Server>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Reply {
+    if let Err(e) = check(&srv, &headers) {
+        return e;
+    }
+    let state = srv.meta.current();
+    let spec = match find_shard(&state, &id) {
+        Ok(s) => s,
+        Err(e) => return e,
+    };
+    let body = if body.iter().all(u8::is_ascii_whitespace) {
+        serde_json::Map::new()
+    } else {
+        match body_object(&body) {
+            Ok(b) => b,
+            Err(e) => return e,
+        }
+    };
+    let at = match body.get("at_slot") {
+        None => spec.first_slot + (spec.last_slot - spec.first_slot).div_ceil(2),
+        Some(v) => match v.as_u64().and_then(|n| u16::try_from(n).ok()) {
+            Some(n) => n,
+            None => return err(StatusCode::BAD_REQUEST, "at_slot must be a slot number"),
+        },
+    };
+    let new_id = match body.get("new_shards") {
+        None => state.next_shard_id(),
+        Some(v) => {
+            let names: Vec<&str> = v
+                .as_array()
+                .map(|a| a.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            let parsed: Vec<Option<u64>> = names.iter().map(|n| ShardSpec::parse_name(n)).collect();
+            match parsed.as_slice() {
+                [Some(p), Some(n)] if *p == spec.id => *n,
+                _ => {
+                    return err(
+                        StatusCode::BAD_REQUEST,
+                        format!(
+                        "new_shards must be [\"{}\", \"shard_N\"]: the shard keeps its name and \
+                             the new one takes the upper slots",
+                        spec.name()
+                    ),
+                    )
+                }
+            }
+        }
+    };
+    let cmd = MetaCmd::BeginSplit {
+        shard: spec.id,
+        at,
+        new_id,
+        now_ms: now_ms(),
+    };
+    match srv.cluster.propose(&cmd).await {
+        Ok(op) => {
+            tracing::info!(op, shard = %spec.name(), at, new = new_id - 1, "split accepted");
+            (
+                StatusCode::ACCEPTED,
+                Json(json!({
+                    "operation": op,
+                    "shard": spec.name(),
+                    "new_shard": format!("shard_{}", new_id - 1),
+                    "at_slot": at,
+                    "progress": "/admin/operations",
+                })),
+            )
+        }
+        Err(e) => refusal(e),
+    }
+}
+
 async fn decommission(
     State(srv): State<Arc<Server>>,
     headers: HeaderMap,
@@ -451,7 +535,7 @@ async fn set_scheduler(State(srv): State<Arc<Server>>, headers: HeaderMap, body:
 async fn not_yet() -> Reply {
     err(
         StatusCode::NOT_IMPLEMENTED,
-        "not implemented yet: shard create, split and merge come next (see MULTI_RAFT.md); \
-         migrate, transfer-leader and decommission work",
+        "not implemented yet: shard create and merge come next (see MULTI_RAFT.md); \
+         migrate, split, transfer-leader and decommission work",
     )
 }

@@ -86,7 +86,14 @@ impl Node for NodeService {
         self.srv.cluster_secret.check(&request)?;
         let req = request.into_inner();
         let raft = self.srv.store.raft();
-        let result = if req.transfer_to != 0 {
+        let result = if req.split_new_id != 0 {
+            let split = crate::raftstore::split::SplitEntry {
+                at: u16::try_from(req.split_at).unwrap_or(u16::MAX),
+                new_id: req.split_new_id,
+                epoch: req.split_epoch,
+            };
+            raft.propose_split(req.shard, split).await
+        } else if req.transfer_to != 0 {
             raft.transfer_leader(req.shard, req.transfer_to).await;
             Ok(())
         } else {
@@ -152,6 +159,9 @@ pub fn detail_to_pb(d: Option<GroupDetail>) -> GroupInfo {
         voters: d.voters,
         learners: d.learners,
         voters_outgoing: d.voters_outgoing,
+        first_slot: u32::from(d.first_slot),
+        last_slot: u32::from(d.last_slot),
+        epoch: d.epoch,
         progress: d
             .progress
             .into_iter()
@@ -175,6 +185,9 @@ pub fn detail_from_pb(g: GroupInfo) -> Option<GroupDetail> {
         voters: g.voters,
         learners: g.learners,
         voters_outgoing: g.voters_outgoing,
+        first_slot: g.first_slot as u16,
+        last_slot: g.last_slot as u16,
+        epoch: g.epoch,
         progress: g
             .progress
             .into_iter()

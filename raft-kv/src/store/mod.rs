@@ -173,8 +173,10 @@ impl Store {
         shards.sort_unstable();
         shards.dedup();
         for s in shards {
-            if layout.shard(s).is_some_and(|s| self.hosts(s)) {
-                self.raft.read_barrier(s).await?;
+            if let Some(spec) = layout.shard(s).filter(|s| self.hosts(s)) {
+                if self.raft.read_barrier(s).await? != spec.epoch {
+                    return Err(stale_route());
+                }
             }
         }
         Ok(())
@@ -428,7 +430,8 @@ impl Store {
     async fn on_local_shard(&self, shard: &ShardSpec, req: ShardRequest) -> Frame {
         match req {
             ShardRequest::Read(args) => match self.raft.read_barrier(shard.id).await {
-                Ok(()) => self.read_shard(shard, &args),
+                Ok(epoch) if epoch == shard.epoch => self.read_shard(shard, &args),
+                Ok(_) => stale_route(),
                 Err(e) => e,
             },
             ShardRequest::Write(kind) => {
@@ -436,8 +439,10 @@ impl Store {
                 self.raft.propose(shard.id, op.encode()).await
             }
             ShardRequest::KeyRevs(keys) => {
-                if let Err(e) = self.raft.read_barrier(shard.id).await {
-                    return e;
+                match self.raft.read_barrier(shard.id).await {
+                    Ok(epoch) if epoch == shard.epoch => {}
+                    Ok(_) => return stale_route(),
+                    Err(e) => return e,
                 }
                 let ctx = Ctx::read(&self.engine, now_ms());
                 match keys
@@ -641,6 +646,12 @@ pub async fn join_in_order<'a>(
         .into_iter()
         .map(|r| r.unwrap_or_else(|| Frame::Error("ERR missing reply".into())))
         .collect()
+}
+
+/// A read routed by a layout older than the shard's own range (a split since): not served,
+/// since the slots may belong to another group now.
+fn stale_route() -> Frame {
+    tryagain("the shard changed since the request was routed; retry")
 }
 
 fn encode_args(args: &[Bytes]) -> Vec<u8> {

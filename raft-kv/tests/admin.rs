@@ -41,6 +41,26 @@ fn shard<'a>(shards: &'a Value, id: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no {id} in {shards}"))
 }
 
+/// The routing-relevant part of `/admin/shards` (leaders move on their own).
+fn layout_of(shards: &Value) -> Vec<Value> {
+    shards["shards"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|s| {
+                    serde_json::json!([
+                        s["id"],
+                        s["slots"],
+                        s["epoch"],
+                        s["replicas"],
+                        s["learners"]
+                    ])
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 fn names(v: &Value) -> Vec<String> {
     v.as_array()
         .map(|a| {
@@ -325,7 +345,12 @@ async fn admin_api_refuses_bad_requests_and_transfers_leaders() {
                 404,
             ),
             ("/admin/shard/shard_0/transfer-leader", r#"{}"#, 400),
-            ("/admin/shard/shard_0/split", r#"{}"#, 501),
+            ("/admin/shard/shard_0/split", r#"{"at_slot": 0}"#, 400),
+            (
+                "/admin/shard",
+                r#"{"shard_id": "shard_9", "nodes": ["n1"]}"#,
+                501,
+            ),
             ("/admin/node/n1/decommission", "", 400),
             ("/admin/node/n8/decommission", "", 404),
             ("/admin/scheduler", r#"{"paused": 3}"#, 400),
@@ -350,7 +375,7 @@ async fn admin_api_refuses_bad_requests_and_transfers_leaders() {
             after["version"], meta_version,
             "a refused request changed metadata"
         );
-        assert_eq!(after["shards"], before["shards"]);
+        assert_eq!(layout_of(&after), layout_of(&before));
 
         // Transfer shard_1's leadership to each node in turn.
         for to in ["n3", "n1", "n2"] {
@@ -527,10 +552,10 @@ async fn decommission_repair_and_balance_move_replicas() {
         }
         let (code, _) = post_json(port, "/admin/scheduler", r#"{"paused": true}"#);
         assert_eq!(code, 200);
-        assert_eq!(
-            get_json(c.nodes[2].http_port, "/admin/scheduler")["paused"],
-            true
-        );
+        // Other nodes learn it as they apply or hear of the metadata change.
+        wait_until("pause seen by n3", Duration::from_secs(5), || {
+            get_json(c.nodes[2].http_port, "/admin/scheduler")["paused"] == true
+        });
         conn = c.nodes[3].conn().await;
         let got: Option<String> = retry(Duration::from_secs(10), || {
             let mut conn = conn.clone();
@@ -656,8 +681,11 @@ async fn split_shards_online_and_keep_every_key() {
                 while !stop.load(Ordering::Relaxed) {
                     let k = format!("s{w}:{}", i % 400);
                     let v = format!("v{i}");
-                    let r: redis::RedisResult<()> =
-                        redis::cmd("SET").arg(&k).arg(&v).query_async(&mut conn).await;
+                    let r: redis::RedisResult<()> = redis::cmd("SET")
+                        .arg(&k)
+                        .arg(&v)
+                        .query_async(&mut conn)
+                        .await;
                     match r {
                         Ok(()) => {
                             acked.insert(k, v);
@@ -687,7 +715,11 @@ async fn split_shards_online_and_keep_every_key() {
         for w in writers {
             acked.extend(w.await.expect("writer"));
         }
-        assert!(acked.len() > 100, "too few writes acknowledged: {}", acked.len());
+        assert!(
+            acked.len() > 100,
+            "too few writes acknowledged: {}",
+            acked.len()
+        );
 
         let shards = get_json(port, "/admin/shards");
         let s0 = shard(&shards, "shard_0");
@@ -707,7 +739,13 @@ async fn split_shards_online_and_keep_every_key() {
         let _: () = retry(Duration::from_secs(10), || {
             let mut conn = conn.clone();
             let high = high.clone();
-            async move { redis::cmd("SET").arg(&high).arg("h").query_async(&mut conn).await }
+            async move {
+                redis::cmd("SET")
+                    .arg(&high)
+                    .arg("h")
+                    .query_async(&mut conn)
+                    .await
+            }
         })
         .await;
         let r: redis::RedisResult<()> = redis::cmd("MSETNX")
@@ -724,19 +762,41 @@ async fn split_shards_online_and_keep_every_key() {
         for (path, body, want) in [
             ("/admin/shard/shard_1/split", r#"{"at_slot": 100}"#, 400),
             ("/admin/shard/shard_7/split", "", 404),
-            ("/admin/shard/shard_1/split", r#"{"new_shards": ["shard_0", "shard_9"]}"#, 400),
-            ("/admin/shard/shard_1/split", r#"{"new_shards": ["shard_1", "shard_0"]}"#, 400),
+            (
+                "/admin/shard/shard_1/split",
+                r#"{"new_shards": ["shard_0", "shard_9"]}"#,
+                400,
+            ),
+            (
+                "/admin/shard/shard_1/split",
+                r#"{"new_shards": ["shard_1", "shard_0"]}"#,
+                400,
+            ),
             ("/admin/shard/shard_1/split", r#"{"at_slot": "x"}"#, 400),
         ] {
             let (code, v) = post_json(port, path, body);
             assert_eq!(code, want, "POST {path} {body}: {v}");
         }
-        assert_eq!(get_json(port, "/admin/shards")["shards"], shards["shards"]);
+        assert_eq!(
+            layout_of(&get_json(port, "/admin/shards")),
+            layout_of(&shards)
+        );
 
         // Again with the CLI, at a given slot, through another node.
         let out = Command::new(env!("CARGO_BIN_EXE_raft-kv"))
-            .args(["ctl", "--addr", &format!("127.0.0.1:{}", c.nodes[2].http_port)])
-            .args(["split", "shard_2", "--at-slot", "5000", "--timeout-secs", "60"])
+            .args([
+                "ctl",
+                "--addr",
+                &format!("127.0.0.1:{}", c.nodes[2].http_port),
+            ])
+            .args([
+                "split",
+                "shard_2",
+                "--at-slot",
+                "5000",
+                "--timeout-secs",
+                "60",
+            ])
             .output()
             .expect("run ctl");
         assert!(
@@ -774,6 +834,122 @@ async fn split_shards_online_and_keep_every_key() {
         })
         .await;
         assert_eq!(got.as_deref(), Some("h"));
+    })
+    .await
+    .expect("test timed out");
+}
+
+/// Index of the node leading the metadata group (from a metadata replica's `/status`).
+fn meta_leader(c: &Cluster) -> usize {
+    for n in c.nodes.iter().filter(|n| n.is_running()) {
+        let v = get_json(n.http_port, "/status");
+        if let Some(name) = v["meta"]["leader"].as_str() {
+            if let Some(i) = c.nodes.iter().position(|m| m.name == name) {
+                return i;
+            }
+        }
+    }
+    panic!("no metadata leader known");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operations_finish_across_crashes_of_the_nodes_driving_them() {
+    tokio::time::timeout(Duration::from_secs(300), async {
+        let mut c = Cluster::start(4, &["--initial-shards", "4"]);
+        c.wait_ready(Duration::from_secs(30));
+        let port = c.nodes[3].http_port;
+        let (code, _) = post_json(port, "/admin/scheduler", r#"{"paused": true}"#);
+        assert_eq!(code, 200);
+        let mut acked = BTreeMap::new();
+        let conn = c.nodes[3].conn().await;
+        for i in 0..200 {
+            let (k, v) = (format!("c{i}"), format!("v{i}"));
+            let () = retry(Duration::from_secs(10), || {
+                let mut conn = conn.clone();
+                let (k, v) = (k.clone(), v.clone());
+                async move {
+                    redis::cmd("SET")
+                        .arg(&k)
+                        .arg(&v)
+                        .query_async(&mut conn)
+                        .await
+                }
+            })
+            .await;
+            acked.insert(k, v);
+        }
+        // The shard n4 lacks.
+        let p = placement(port);
+        let (id, replicas) = p
+            .iter()
+            .find(|(_, r)| !r.contains(&"n4".to_string()))
+            .map(|(id, r)| (id.clone(), r.clone()))
+            .expect("a shard without n4");
+
+        // 1. The metadata leader (which drives the migration) dies right after accepting it.
+        let (code, v) = post_json(
+            port,
+            &format!("/admin/shard/{id}/migrate"),
+            &format!(r#"{{"from": "{}", "to": "n4"}}"#, replicas[0]),
+        );
+        assert_eq!(code, 202, "{v}");
+        let op = v["operation"].as_u64().expect("op");
+        let m = meta_leader(&c);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        c.nodes[m].kill9();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        c.nodes[m].spawn();
+        wait_done(&c, port, op, Duration::from_secs(90));
+
+        // 2. The new replica's node dies while catching up; it comes back and finishes.
+        let p = placement(port);
+        let all: Vec<String> = c.nodes.iter().map(|n| n.name.clone()).collect();
+        let (id2, to) = p
+            .iter()
+            .find_map(|(id, r)| {
+                let missing = all.iter().find(|n| !r.contains(n))?;
+                r.contains(&"n4".to_string())
+                    .then(|| (id.clone(), missing.clone()))
+            })
+            .expect("a shard on n4 that some node lacks");
+        let (code, v) = post_json(
+            port,
+            &format!("/admin/shard/{id2}/migrate"),
+            &format!(r#"{{"from": "n4", "to": "{to}"}}"#),
+        );
+        assert_eq!(code, 202, "{v}");
+        let op = v["operation"].as_u64().expect("op");
+        let t = c.nodes.iter().position(|n| n.name == to).expect("target");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        c.nodes[t].kill9();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        c.nodes[t].spawn();
+        wait_done(&c, port, op, Duration::from_secs(90));
+
+        // 3. A replica dies right after a split is accepted.
+        let (code, v) = post_json(port, &format!("/admin/shard/{id}/split"), "");
+        assert_eq!(code, 202, "{v}");
+        let op = v["operation"].as_u64().expect("op");
+        let child = v["new_shard"].as_str().expect("new shard").to_string();
+        let victim = 1;
+        c.nodes[victim].kill9();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        c.nodes[victim].spawn();
+        wait_done(&c, port, op, Duration::from_secs(90));
+        c.wait_ready(Duration::from_secs(30));
+        let p = placement(port);
+        let group = 1 + child["shard_".len()..]
+            .parse::<u64>()
+            .expect("shard number");
+        for n in &p[&child] {
+            let i = c.nodes.iter().position(|m| &m.name == n).expect("node");
+            wait_until(
+                "the child on every replica",
+                Duration::from_secs(20),
+                || hosts(c.nodes[i].http_port, group),
+            );
+        }
+        check_reads(&c, &acked).await;
     })
     .await
     .expect("test timed out");

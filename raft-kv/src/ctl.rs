@@ -60,6 +60,15 @@ pub enum CtlCommand {
         #[arg(long, default_value_t = 120)]
         timeout_secs: u64,
     },
+    /// Merges two adjacent shards on the same nodes; `source` goes into `target`.
+    Merge {
+        target: String,
+        source: String,
+        #[arg(long)]
+        no_wait: bool,
+        #[arg(long, default_value_t = 120)]
+        timeout_secs: u64,
+    },
     /// Makes a voting replica the shard's leader.
     TransferLeader {
         id: String,
@@ -133,6 +142,22 @@ pub fn run(args: CtlArgs) -> Result<(), String> {
                 "operation {op}: splitting {id} at slot {} into {}",
                 v["at_slot"], v["new_shard"]
             );
+            if !no_wait {
+                follow(&api, op, Duration::from_secs(timeout_secs))?;
+            }
+        }
+        CtlCommand::Merge {
+            target,
+            source,
+            no_wait,
+            timeout_secs,
+        } => {
+            let body = serde_json::json!({ "sources": [target, source], "target": target });
+            let v = api.call("POST", "/admin/shard/merge", Some(body))?;
+            let op = v["operation"]
+                .as_u64()
+                .ok_or("no operation id in the reply")?;
+            println!("operation {op}: merging {source} into {target}");
             if !no_wait {
                 follow(&api, op, Duration::from_secs(timeout_secs))?;
             }

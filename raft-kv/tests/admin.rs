@@ -357,7 +357,12 @@ async fn admin_api_refuses_bad_requests_and_transfers_leaders() {
             (
                 "/admin/shard/merge",
                 r#"{"sources":["shard_0","shard_1"]}"#,
-                501,
+                400,
+            ),
+            (
+                "/admin/shard/merge",
+                r#"{"sources":["shard_0","shard_9"],"target":"shard_0"}"#,
+                404,
             ),
         ];
         for (path, body, want) in bad {
@@ -950,6 +955,153 @@ async fn operations_finish_across_crashes_of_the_nodes_driving_them() {
             );
         }
         check_reads(&c, &acked).await;
+    })
+    .await
+    .expect("test timed out");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn merge_shards_back_online_and_keep_every_key() {
+    tokio::time::timeout(Duration::from_secs(180), async {
+        let mut c = Cluster::start(3, &["--initial-shards", "2"]);
+        c.wait_ready(Duration::from_secs(30));
+        let port = c.nodes[0].http_port;
+        // shard_0 = 0..4095, shard_2 = 4096..8191, shard_1 = 8192..16383.
+        let (code, v) = post_json(port, "/admin/shard/shard_0/split", "");
+        assert_eq!(code, 202, "{v}");
+        wait_done(
+            &c,
+            port,
+            v["operation"].as_u64().expect("op"),
+            Duration::from_secs(60),
+        );
+
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut writers = Vec::new();
+        for (w, n) in c.nodes.iter().enumerate() {
+            let mut conn = n.conn().await;
+            let stop = stop.clone();
+            writers.push(tokio::spawn(async move {
+                let mut acked = BTreeMap::new();
+                let mut i = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let k = format!("m{w}:{}", i % 400);
+                    let v = format!("v{i}");
+                    let r: redis::RedisResult<()> = redis::cmd("SET")
+                        .arg(&k)
+                        .arg(&v)
+                        .query_async(&mut conn)
+                        .await;
+                    match r {
+                        Ok(()) => {
+                            acked.insert(k, v);
+                        }
+                        Err(_) => {
+                            acked.remove(&k);
+                        }
+                    }
+                    i += 1;
+                }
+                acked
+            }));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+
+        // Not adjacent, the same shard twice, three sources, a target not among them.
+        let before = layout_of(&get_json(port, "/admin/shards"));
+        for body in [
+            r#"{"sources":["shard_0","shard_1"],"target":"shard_0"}"#,
+            r#"{"sources":["shard_0","shard_0"],"target":"shard_0"}"#,
+            r#"{"sources":["shard_0","shard_2","shard_1"],"target":"shard_0"}"#,
+            r#"{"sources":["shard_0","shard_2"],"target":"shard_1"}"#,
+        ] {
+            let (code, v) = post_json(port, "/admin/shard/merge", body);
+            assert_eq!(code, 400, "{body}: {v}");
+        }
+        assert_eq!(layout_of(&get_json(port, "/admin/shards")), before);
+
+        let (code, v) = post_json(
+            port,
+            "/admin/shard/merge",
+            r#"{"sources":["shard_0","shard_2"],"target":"shard_0"}"#,
+        );
+        assert_eq!(code, 202, "{v}");
+        let op = v["operation"].as_u64().expect("op");
+        let (code, v) = post_json(port, "/admin/shard/shard_2/split", "");
+        assert_eq!(code, 409, "the source is busy: {v}");
+        wait_done(&c, port, op, Duration::from_secs(60));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        stop.store(true, Ordering::Relaxed);
+        let mut acked = BTreeMap::new();
+        for w in writers {
+            acked.extend(w.await.expect("writer"));
+        }
+        assert!(
+            acked.len() > 100,
+            "too few writes acknowledged: {}",
+            acked.len()
+        );
+
+        let shards = get_json(port, "/admin/shards");
+        assert_eq!(
+            shards["shards"].as_array().map(Vec::len),
+            Some(2),
+            "{shards}"
+        );
+        let s0 = shard(&shards, "shard_0");
+        assert_eq!(s0["slots"], serde_json::json!([0, 8191]), "{shards}");
+        for n in &c.nodes {
+            wait_until("the source group dropped", Duration::from_secs(10), || {
+                !hosts(n.http_port, 3)
+            });
+        }
+        check_reads(&c, &acked).await;
+
+        // And with the CLI; a restart keeps the merged range.
+        let out = Command::new(env!("CARGO_BIN_EXE_raft-kv"))
+            .args([
+                "ctl",
+                "--addr",
+                &format!("127.0.0.1:{}", c.nodes[1].http_port),
+            ])
+            .args(["merge", "shard_0", "shard_1", "--timeout-secs", "60"])
+            .output()
+            .expect("run ctl");
+        assert!(
+            out.status.success(),
+            "ctl merge: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let shards = get_json(port, "/admin/shards");
+        assert_eq!(
+            shard(&shards, "shard_0")["slots"],
+            serde_json::json!([0, 16383])
+        );
+        c.nodes[1].kill9();
+        c.nodes[1].spawn();
+        c.wait_ready(Duration::from_secs(30));
+        assert!(!hosts(c.nodes[1].http_port, 2));
+        assert!(hosts(c.nodes[1].http_port, 1));
+        check_reads(&c, &acked).await;
+        // Keys from both ends of the key space live in one shard now.
+        let conn = c.nodes[2].conn().await;
+        let (a, b) = (key_in(0, 100, "a"), key_in(16000, 16383, "b"));
+        let n: i64 = retry(Duration::from_secs(10), || {
+            let mut conn = conn.clone();
+            let (a, b) = (a.clone(), b.clone());
+            async move {
+                redis::cmd("MSETNX")
+                    .arg(&a)
+                    .arg("1")
+                    .arg(&b)
+                    .arg("2")
+                    .query_async(&mut conn)
+                    .await
+            }
+        })
+        .await;
+        assert_eq!(n, 1);
     })
     .await
     .expect("test timed out");

@@ -773,9 +773,9 @@ fn nemesis(
         // Faults are held their full length even past `until`, then undone.
         let hold = Duration::from_millis(rng.gen_range(1000..=4000));
         faults += 1;
-        // Shards split while all this goes on, and with more nodes than replicas per shard,
-        // replicas move too.
-        let kinds = if n > 3 { 5 } else { 4 };
+        // Shards split and merge while all this goes on, and with more nodes than replicas
+        // per shard, replicas move too.
+        let kinds = if n > 3 { 6 } else { 5 };
         match rng.gen_range(0..kinds) {
             3 => {
                 faults -= 1;
@@ -783,6 +783,11 @@ fn nemesis(
                 continue;
             }
             4 => {
+                faults -= 1;
+                note(start_merge(cluster, rng));
+                continue;
+            }
+            5 => {
                 faults -= 1;
                 note(start_migration(cluster, rng));
                 continue;
@@ -883,6 +888,47 @@ fn start_split(cluster: &Harness, rng: &mut StdRng) -> String {
     match http_post(node.http_port, &format!("/admin/shard/{id}/split"), "") {
         Ok((line, reply)) => format!("split {id}: {line} {}", reply.trim()),
         Err(e) => format!("split {id}: {e}"),
+    }
+}
+
+/// Asks a running node to merge a random pair of adjacent shards on the same nodes.
+fn start_merge(cluster: &Harness, rng: &mut StdRng) -> String {
+    let Some(node) = cluster.nodes().iter().find(|n| n.is_running()) else {
+        return "merge skipped: no node running".into();
+    };
+    let (line, body) = common::http_get(node.http_port, "/admin/shards");
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(&body) else {
+        return format!("merge skipped: /admin/shards said {line}");
+    };
+    let mut shards = v["shards"].as_array().cloned().unwrap_or_default();
+    shards.sort_by_key(|s| s["slots"][0].as_u64());
+    let sorted = |s: &serde_json::Value| {
+        let mut r: Vec<String> = s["replicas"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        r.sort();
+        r
+    };
+    let pairs: Vec<(String, String)> = shards
+        .windows(2)
+        .filter(|w| sorted(&w[0]) == sorted(&w[1]))
+        .map(|w| {
+            let id = |s: &serde_json::Value| s["id"].as_str().unwrap_or("?").to_string();
+            (id(&w[0]), id(&w[1]))
+        })
+        .collect();
+    let Some((a, b)) = pairs.choose(rng) else {
+        return "merge skipped: no adjacent shards on the same nodes".into();
+    };
+    let body = format!(r#"{{"sources":["{a}","{b}"],"target":"{a}"}}"#);
+    match http_post(node.http_port, "/admin/shard/merge", &body) {
+        Ok((line, reply)) => format!("merge {b} into {a}: {line} {}", reply.trim()),
+        Err(e) => format!("merge {b} into {a}: {e}"),
     }
 }
 

@@ -31,6 +31,7 @@ use raft::eraftpb::{ConfChangeSingle, ConfChangeTransition, ConfChangeType, Conf
 use super::{MetaCmd, MetaState, MetaView, NodeState, OpKind, Operation, META_GROUP};
 use crate::metrics::Metrics;
 use crate::protocol::Frame;
+use crate::raftstore::split::{AdminEntry, CommitMerge, PrepareMerge, SplitEntry};
 use crate::raftstore::transport::pb::{GroupChange, GroupQuery, MetaProposal};
 use crate::raftstore::GroupDetail;
 use crate::routing::ShardSpec;
@@ -113,13 +114,19 @@ impl Cluster {
     }
 
     /// Node `node`'s view of `shard` (None: it holds no replica).
-    pub async fn detail(&self, node: u64, shard: u64) -> Result<Option<GroupDetail>, String> {
+    /// With `sync`, the node makes its applied state durable first.
+    pub async fn detail(
+        &self,
+        node: u64,
+        shard: u64,
+        sync: bool,
+    ) -> Result<Option<GroupDetail>, String> {
         if node == self.node_id() {
-            return Ok(self.store.raft().detail(shard).await);
+            return Ok(self.store.raft().detail(shard, sync).await);
         }
         let proxy = self.store.proxy().ok_or("no peers")?;
         let mut c = proxy.client(node).ok_or("unknown node")?;
-        let req = proxy.request(GroupQuery { shard });
+        let req = proxy.request(GroupQuery { shard, sync });
         match tokio::time::timeout(RPC_TIMEOUT, c.detail(req)).await {
             Ok(Ok(r)) => Ok(crate::server::node_rpc::detail_from_pb(r.into_inner())),
             Ok(Err(s)) => Err(s.message().to_string()),
@@ -161,26 +168,16 @@ impl Cluster {
         }
     }
 
-    /// Asks the group's leader on `node` to split it at `at` into `new_id`.
-    pub async fn split(
-        &self,
-        node: u64,
-        shard: u64,
-        at: u16,
-        new_id: u64,
-        epoch: u64,
-    ) -> Result<(), String> {
-        let entry = crate::raftstore::split::SplitEntry { at, new_id, epoch };
+    /// Asks the group's leader on `node` to propose an admin entry (split, merge).
+    pub async fn admin(&self, node: u64, shard: u64, entry: AdminEntry) -> Result<(), String> {
         if node == self.node_id() {
-            return self.store.raft().propose_split(shard, entry).await;
+            return self.store.raft().propose_admin(shard, entry).await;
         }
         let proxy = self.store.proxy().ok_or("no peers")?;
         let mut c = proxy.client(node).ok_or("unknown node")?;
         let req = proxy.request(GroupChange {
             shard,
-            split_at: u32::from(at),
-            split_new_id: new_id,
-            split_epoch: epoch,
+            admin: entry.encode().into(),
             ..Default::default()
         });
         match tokio::time::timeout(RPC_TIMEOUT, c.change_group(req)).await {
@@ -195,7 +192,7 @@ impl Cluster {
     pub async fn leader_of(&self, spec: &ShardSpec) -> Option<(u64, GroupDetail)> {
         let mut hint = 0;
         for node in spec.replicas.iter().chain(&spec.learners) {
-            if let Ok(Some(d)) = self.detail(*node, spec.id).await {
+            if let Ok(Some(d)) = self.detail(*node, spec.id, false).await {
                 if d.is_leader {
                     return Some((*node, d));
                 }
@@ -208,7 +205,7 @@ impl Cluster {
         if hint == 0 {
             return None;
         }
-        match self.detail(hint, spec.id).await {
+        match self.detail(hint, spec.id, false).await {
             Ok(Some(d)) if d.is_leader => Some((hint, d)),
             _ => None,
         }
@@ -231,6 +228,7 @@ pub async fn run(c: Arc<Cluster>) {
                 OpKind::Split { shard, at, new_id } => {
                     split(&c, &state, op, shard, at, new_id).await
                 }
+                OpKind::Merge { source, target } => merge(&c, &state, op, source, target).await,
             };
             if let Err(e) = r {
                 tracing::debug!(op = op.id, error = %e, "operation step failed; retrying");
@@ -275,7 +273,7 @@ fn schedule(c: &Cluster, state: &MetaState) -> Option<(MetaCmd, &'static str, St
     if ours > 0 {
         return None;
     }
-    let busy = |shard: u64| state.running().any(|o| o.shard() == Some(shard));
+    let busy = |shard: u64| state.running().any(|o| o.touches(shard));
     let targets: Vec<u64> = state
         .nodes
         .iter()
@@ -535,8 +533,96 @@ async fn split(
         )
         .await;
     }
-    c.split(leader, shard, at, new_id, spec.epoch).await?;
+    let entry = AdminEntry::Split(SplitEntry {
+        at,
+        new_id,
+        epoch: spec.epoch,
+    });
+    c.admin(leader, shard, entry).await?;
     note(c, op, "splitting", String::new()).await
+}
+
+/// A merge: freeze the source in its own log, wait until every replica of it has that state
+/// durably applied, then extend the target over it in the target's log (every replica
+/// drops its source replica there, keeping the data), then the metadata follows.
+async fn merge(
+    c: &Cluster,
+    state: &MetaState,
+    op: &Operation,
+    source: u64,
+    target: u64,
+) -> Result<(), String> {
+    let src = state.shard(source).ok_or("the source is gone")?;
+    let tgt = state.shard(target).ok_or("the target is gone")?;
+    let Some((tl, td)) = c.leader_of(tgt).await else {
+        return note(
+            c,
+            op,
+            &op.step,
+            "waiting for the target to have a leader".into(),
+        )
+        .await;
+    };
+    let covers = td.first_slot <= src.first_slot.min(tgt.first_slot)
+        && td.last_slot >= src.last_slot.max(tgt.last_slot);
+    if td.epoch > tgt.epoch && covers {
+        c.propose(&MetaCmd::FinishMerge {
+            op: op.id,
+            epoch: td.epoch,
+            now_ms: now_ms(),
+        })
+        .await?;
+        tracing::info!(op = op.id, source = %src.name(), target = %tgt.name(), "merge done");
+        return Ok(());
+    }
+    if td.epoch != tgt.epoch {
+        return note(c, op, "committing", "waiting for the target's range".into()).await;
+    }
+    let Some((sl, sd)) = c.leader_of(src).await else {
+        return note(
+            c,
+            op,
+            &op.step,
+            "waiting for the source to have a leader".into(),
+        )
+        .await;
+    };
+    if sd.epoch == src.epoch {
+        c.admin(
+            sl,
+            source,
+            AdminEntry::PrepareMerge(PrepareMerge { epoch: src.epoch }),
+        )
+        .await?;
+        return note(c, op, "freezing", String::new()).await;
+    }
+    if sd.epoch != src.epoch + 1 {
+        return note(c, op, "freezing", "the source changed; waiting".into()).await;
+    }
+    // Frozen: nothing after the source's commit index changes data. Every replica must hold
+    // all of it durably before the target takes the slots over.
+    let upto = sd.commit;
+    for &r in &src.replicas {
+        match c.detail(r, source, true).await {
+            Ok(Some(d)) if d.applied >= upto && d.epoch == sd.epoch => {}
+            _ => {
+                let msg = format!(
+                    "waiting for {} to apply the source up to {upto}",
+                    state.name_of(r)
+                );
+                return note(c, op, "catching_up", msg).await;
+            }
+        }
+    }
+    let entry = AdminEntry::CommitMerge(CommitMerge {
+        source,
+        source_first: src.first_slot,
+        source_last: src.last_slot,
+        source_epoch: sd.epoch,
+        target_epoch: tgt.epoch,
+    });
+    c.admin(tl, target, entry).await?;
+    note(c, op, "committing", String::new()).await
 }
 
 async fn give_up(c: &Cluster, op: &Operation, reason: &str) -> Result<(), String> {

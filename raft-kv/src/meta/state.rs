@@ -53,6 +53,8 @@ pub enum OpKind {
     /// Split `shard` at slot `at`: slots `at..` go to the new group `new_id`, on the same
     /// replicas, without copying data (it is already on every replica).
     Split { shard: u64, at: u16, new_id: u64 },
+    /// Merge `source` into its neighbour `target` (same replicas, so no data moves).
+    Merge { source: u64, target: u64 },
 }
 
 /// A long-running scheduling operation and its progress.
@@ -79,7 +81,16 @@ impl Operation {
     pub fn shard(&self) -> Option<u64> {
         match self.kind {
             OpKind::Migrate { shard, .. } | OpKind::Split { shard, .. } => Some(shard),
+            OpKind::Merge { target, .. } => Some(target),
             OpKind::Decommission { .. } => None,
+        }
+    }
+
+    /// Whether the operation works on `shard`.
+    pub fn touches(&self, shard: u64) -> bool {
+        match self.kind {
+            OpKind::Merge { source, target } => shard == source || shard == target,
+            _ => self.shard() == Some(shard),
         }
     }
 }
@@ -112,6 +123,14 @@ pub enum MetaCmd {
     },
     /// The parent group applied the split (its range ends before `at`): route by it.
     FinishSplit { op: u64, now_ms: u64 },
+    /// Starts merging `source` into its adjacent, co-located neighbour `target`.
+    BeginMerge {
+        source: u64,
+        target: u64,
+        now_ms: u64,
+    },
+    /// The target applied the merge (now at `epoch`): the source is gone.
+    FinishMerge { op: u64, epoch: u64, now_ms: u64 },
     /// A new node joins (`--join`); joining again with the same name and address is a no-op.
     AddNode { id: u64, name: String, addr: String },
     /// Records the step a running operation reached.
@@ -144,6 +163,9 @@ pub struct MetaState {
     pub next_op: u64,
     #[serde(default)]
     pub scheduler_paused: bool,
+    /// Groups merged away (never reused): replicas left of them are dropped, data kept.
+    #[serde(default)]
+    pub tombstones: Vec<u64>,
 }
 
 impl MetaState {
@@ -157,6 +179,7 @@ impl MetaState {
             operations: Vec::new(),
             next_op: 1,
             scheduler_paused: false,
+            tombstones: Vec::new(),
         }
     }
 
@@ -220,6 +243,12 @@ impl MetaState {
                 now_ms,
             } => self.begin_split(*shard, *at, *new_id, *now_ms),
             MetaCmd::FinishSplit { op, now_ms } => self.finish_split(*op, *now_ms),
+            MetaCmd::BeginMerge {
+                source,
+                target,
+                now_ms,
+            } => self.begin_merge(*source, *target, *now_ms),
+            MetaCmd::FinishMerge { op, epoch, now_ms } => self.finish_merge(*op, *epoch, *now_ms),
             MetaCmd::SetSchedulerPaused { paused } => {
                 self.scheduler_paused = *paused;
                 Ok(u64::from(*paused))
@@ -271,7 +300,7 @@ impl MetaState {
             .shard(shard)
             .ok_or_else(|| format!("unknown shard {}", shard.saturating_sub(1)))?;
         let name = spec.name();
-        if let Some(op) = self.running().find(|o| o.shard() == Some(shard)) {
+        if let Some(op) = self.running().find(|o| o.touches(shard)) {
             return Err(format!(
                 "{name} is busy with operation {} ({})",
                 op.id, op.step
@@ -327,9 +356,91 @@ impl MetaState {
         }
     }
 
-    /// A group id no shard uses (the next after the largest).
+    /// A group id no shard uses and none used (the next after the largest).
     pub fn next_shard_id(&self) -> u64 {
-        self.shards.iter().map(|s| s.id).max().unwrap_or(0) + 1
+        let used = self.shards.iter().map(|s| s.id);
+        used.chain(self.tombstones.iter().copied())
+            .max()
+            .unwrap_or(0)
+            + 1
+    }
+
+    fn begin_merge(&mut self, source: u64, target: u64, now_ms: u64) -> Result<u64, String> {
+        let unknown = |id: u64| format!("unknown shard {}", id.saturating_sub(1));
+        let src = self.shard(source).ok_or_else(|| unknown(source))?.clone();
+        let tgt = self.shard(target).ok_or_else(|| unknown(target))?.clone();
+        if source == target {
+            return Err("a shard cannot be merged into itself".into());
+        }
+        for s in [&src, &tgt] {
+            if let Some(op) = self.running().find(|o| o.touches(s.id)) {
+                return Err(format!(
+                    "{} is busy with operation {} ({})",
+                    s.name(),
+                    op.id,
+                    op.step
+                ));
+            }
+        }
+        let adjacent = u32::from(src.last_slot) + 1 == u32::from(tgt.first_slot)
+            || u32::from(tgt.last_slot) + 1 == u32::from(src.first_slot);
+        if !adjacent {
+            return Err(format!(
+                "{} and {} are not adjacent (slots {}..={} and {}..={})",
+                src.name(),
+                tgt.name(),
+                src.first_slot,
+                src.last_slot,
+                tgt.first_slot,
+                tgt.last_slot
+            ));
+        }
+        let mut a = src.replicas.clone();
+        let mut b = tgt.replicas.clone();
+        a.sort_unstable();
+        b.sort_unstable();
+        if a != b || !src.learners.is_empty() || !tgt.learners.is_empty() {
+            return Err(format!(
+                "{} and {} are not on the same nodes; co-locate their replicas first (migrate)",
+                src.name(),
+                tgt.name()
+            ));
+        }
+        let id = self.next_op;
+        self.next_op += 1;
+        self.operations.push(Operation {
+            id,
+            kind: OpKind::Merge { source, target },
+            state: OpState::Running,
+            reason: "admin".into(),
+            step: "freezing".into(),
+            message: String::new(),
+            started_ms: now_ms,
+            updated_ms: now_ms,
+        });
+        self.trim_finished();
+        Ok(id)
+    }
+
+    fn finish_merge(&mut self, op: u64, epoch: u64, now_ms: u64) -> Result<u64, String> {
+        let OpKind::Merge { source, target } = self.running_op(op)?.kind else {
+            return Err(format!("operation {op} is not a merge"));
+        };
+        let src = self
+            .shard(source)
+            .cloned()
+            .ok_or_else(|| format!("no shard {source}"))?;
+        let tgt = self.shard_mut(target)?;
+        tgt.first_slot = tgt.first_slot.min(src.first_slot);
+        tgt.last_slot = tgt.last_slot.max(src.last_slot);
+        tgt.epoch = epoch;
+        self.shards.retain(|s| s.id != source);
+        self.tombstones.push(source);
+        let o = self.running_op(op)?;
+        o.state = OpState::Done;
+        o.step = "done".into();
+        o.updated_ms = now_ms;
+        Ok(op)
     }
 
     fn begin_split(
@@ -343,7 +454,7 @@ impl MetaState {
             .shard(shard)
             .ok_or_else(|| format!("unknown shard {}", shard.saturating_sub(1)))?;
         let name = spec.name();
-        if let Some(op) = self.running().find(|o| o.shard() == Some(shard)) {
+        if let Some(op) = self.running().find(|o| o.touches(shard)) {
             return Err(format!(
                 "{name} is busy with operation {} ({})",
                 op.id, op.step
@@ -362,7 +473,11 @@ impl MetaState {
         if !spec.learners.is_empty() {
             return Err(format!("{name} is changing replicas"));
         }
-        if new_id == 0 || new_id > 16384 || self.shard(new_id).is_some() {
+        if new_id == 0
+            || new_id > 16384
+            || self.shard(new_id).is_some()
+            || self.tombstones.contains(&new_id)
+        {
             return Err(format!("shard_{} already exists", new_id.saturating_sub(1)));
         }
         if self
@@ -750,6 +865,74 @@ mod tests {
         assert_eq!(child.replicas, parent.replicas);
         assert!(s.layout().is_ok(), "slots still covered exactly once");
         assert_eq!(s.next_shard_id(), 4);
+    }
+
+    #[test]
+    fn merge_joins_adjacent_co_located_shards() {
+        let mut s = state();
+        let op = s
+            .apply(&MetaCmd::BeginSplit {
+                shard: 1,
+                at: 100,
+                new_id: 3,
+                now_ms: 1,
+            })
+            .expect("split");
+        s.apply(&MetaCmd::FinishSplit { op, now_ms: 2 })
+            .expect("finish split");
+        let merge = |s: &mut MetaState, source: u64, target: u64| {
+            s.apply(&MetaCmd::BeginMerge {
+                source,
+                target,
+                now_ms: 3,
+            })
+        };
+        let before = s.clone();
+        // shard 1 = 0..99, shard 3 = 100..8191, shard 2 = 8192..
+        assert!(merge(&mut s, 1, 2).unwrap_err().contains("not adjacent"));
+        assert!(merge(&mut s, 1, 1).unwrap_err().contains("itself"));
+        assert!(merge(&mut s, 1, 9).unwrap_err().contains("unknown"));
+        assert_eq!(s, before);
+        let op = merge(&mut s, 3, 1).expect("merge");
+        assert!(merge(&mut s, 3, 2).unwrap_err().contains("busy"));
+        assert!(s
+            .apply(&MetaCmd::BeginSplit {
+                shard: 1,
+                at: 50,
+                new_id: 4,
+                now_ms: 4,
+            })
+            .unwrap_err()
+            .contains("busy"));
+        s.apply(&MetaCmd::FinishMerge {
+            op,
+            epoch: 4,
+            now_ms: 5,
+        })
+        .expect("finish merge");
+        let t = s.shard(1).expect("target");
+        assert_eq!((t.first_slot, t.last_slot, t.epoch), (0, 8191, 4));
+        assert!(s.shard(3).is_none());
+        assert_eq!(s.tombstones, vec![3]);
+        assert_eq!(s.next_shard_id(), 4, "a merged-away id is never reused");
+        assert!(s.layout().is_ok());
+    }
+
+    #[test]
+    fn shards_on_other_nodes_are_not_merged() {
+        let mut s = state();
+        // Move shard 2's replica from node 2 to node 4: shards 1 and 2 are then apart.
+        let op = begin(&mut s, 2, 2, 4).expect("migrate");
+        s.apply(&MetaCmd::FinishMigrate { op, now_ms: 1 })
+            .expect("finish");
+        let err = s
+            .apply(&MetaCmd::BeginMerge {
+                source: 2,
+                target: 1,
+                now_ms: 2,
+            })
+            .unwrap_err();
+        assert!(err.contains("co-locate"), "{err}");
     }
 
     #[test]

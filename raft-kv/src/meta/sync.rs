@@ -39,7 +39,10 @@ pub async fn run(view: Arc<MetaView>, store: Arc<Store>) {
                     }
                     store.set_layout(layout);
                     connect_new_nodes(&store, &state);
-                    store.raft().reconcile(state.shards.clone()).await;
+                    store
+                        .raft()
+                        .reconcile(state.shards.clone(), state.tombstones.clone())
+                        .await;
                     tracing::debug!(version = state.version, "metadata applied");
                 }
                 Err(e) => {

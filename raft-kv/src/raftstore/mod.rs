@@ -102,16 +102,22 @@ pub enum Inbox {
     },
     /// Every shard of the metadata: missing local replicas are created, replicas of shards
     /// that no longer list this node are removed, replica lists are refreshed.
-    Reconcile(Vec<crate::routing::ShardSpec>),
+    Reconcile {
+        shards: Vec<crate::routing::ShardSpec>,
+        /// Groups merged away: their replicas go, their data stays (the target's now).
+        tombstones: Vec<u64>,
+    },
     /// A group's configuration and (on its leader) its followers' progress.
     Detail {
         group: u64,
+        /// Make the applied state durable first.
+        sync: bool,
         reply: oneshot::Sender<Option<GroupDetail>>,
     },
-    /// Proposes splitting the group at slot `at` into `new_id` (leader only).
-    ProposeSplit {
+    /// Proposes an admin entry (split, merge) into the group's log (leader only).
+    ProposeAdmin {
         group: u64,
-        split: split::SplitEntry,
+        entry: split::AdminEntry,
         reply: oneshot::Sender<Result<(), String>>,
     },
     /// Proposes a membership change (leader only).
@@ -222,24 +228,27 @@ impl RaftHandle {
     }
 
     /// Makes the local replicas match the metadata's `shards` (every shard of the cluster).
-    pub async fn reconcile(&self, shards: Vec<crate::routing::ShardSpec>) {
-        let _ = self.tx.send(Inbox::Reconcile(shards)).await;
+    pub async fn reconcile(&self, shards: Vec<crate::routing::ShardSpec>, tombstones: Vec<u64>) {
+        let _ = self.tx.send(Inbox::Reconcile { shards, tombstones }).await;
     }
 
     /// The group's configuration and progress (None: not hosted here).
-    pub async fn detail(&self, group: u64) -> Option<GroupDetail> {
+    pub async fn detail(&self, group: u64, sync: bool) -> Option<GroupDetail> {
         let (reply, rx) = oneshot::channel();
-        self.tx.send(Inbox::Detail { group, reply }).await.ok()?;
+        self.tx
+            .send(Inbox::Detail { group, sync, reply })
+            .await
+            .ok()?;
         rx.await.ok().flatten()
     }
 
-    /// Proposes a split on this node's replica (which must lead the group).
-    pub async fn propose_split(&self, group: u64, split: split::SplitEntry) -> Result<(), String> {
+    /// Proposes an admin entry on this node's replica (which must lead the group).
+    pub async fn propose_admin(&self, group: u64, entry: split::AdminEntry) -> Result<(), String> {
         let (reply, rx) = oneshot::channel();
         self.tx
-            .send(Inbox::ProposeSplit {
+            .send(Inbox::ProposeAdmin {
                 group,
-                split,
+                entry,
                 reply,
             })
             .await

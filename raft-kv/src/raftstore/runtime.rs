@@ -151,6 +151,8 @@ pub struct StartOptions {
     pub meta: Option<(GroupSpec, MetaMachine)>,
     /// Every shard known (to clear the slot range of a replica removed while down).
     pub stale_slots: Vec<GroupSpec>,
+    /// Groups merged away: a replica left on disk goes, its data stays.
+    pub tombstones: Vec<u64>,
     pub opts: RaftOptions,
     pub engine: Arc<Engine>,
     pub log: Arc<dyn LogEngine>,
@@ -174,6 +176,10 @@ pub fn start(
     // Only groups the metadata knows are removed: one it doesn't know yet was just created
     // by a split whose metadata change this node has not seen.
     for group in ApplyState::list(&so.engine)? {
+        if so.tombstones.contains(&group) {
+            destroy_group_data(&so.engine, so.log.as_ref(), group, None)?;
+            continue;
+        }
         let Some(known) = so.stale_slots.iter().find(|s| s.id == group) else {
             continue;
         };
@@ -182,8 +188,12 @@ pub fn start(
             destroy_group_data(&so.engine, so.log.as_ref(), group, slots)?;
         }
     }
-    let mut specs: Vec<(GroupSpec, Option<MetaMachine>)> =
-        so.groups.into_iter().map(|g| (g, None)).collect();
+    let mut specs: Vec<(GroupSpec, Option<MetaMachine>)> = so
+        .groups
+        .into_iter()
+        .filter(|g| !is_tombstoned(&so.engine, g.id))
+        .map(|g| (g, None))
+        .collect();
     if let Some((spec, machine)) = so.meta {
         specs.push((spec, Some(machine)));
     }
@@ -336,8 +346,19 @@ fn new_peer(
     })
 }
 
-/// Removes a replica's state from this node: its slot range's data (when known), its apply
-/// state, then its log. The state machine goes first (synced): a crash in between leaves a
+fn tombstone_key(group: u64) -> Vec<u8> {
+    let mut k = b"tomb|".to_vec();
+    k.extend_from_slice(&group.to_be_bytes());
+    k
+}
+
+/// Whether `group` was merged away on this node.
+fn is_tombstoned(engine: &Engine, group: u64) -> bool {
+    matches!(engine.get(Cf::Sys, &tombstone_key(group)), Ok(Some(_)))
+}
+
+/// Removes a replica's state from this node: its slot range's data (or, for a group merged
+/// away, whose data is the target's now, a tombstone instead), its apply state, then its log. The state machine goes first (synced): a crash in between leaves a
 /// log without apply state, which `new_peer` clears before bootstrapping.
 fn destroy_group_data(
     engine: &Engine,
@@ -346,8 +367,11 @@ fn destroy_group_data(
     slots: Option<(u16, u16)>,
 ) -> Result<(), String> {
     let mut batch = rocksdb::WriteBatch::default();
-    if let Some((first, last)) = slots {
-        snapshot::clear_range(engine, &mut batch, first, last);
+    match slots {
+        Some((first, last)) => snapshot::clear_range(engine, &mut batch, first, last),
+        // Merged away: the data is the target's now, and the group must never come back
+        // (a stale metadata view could otherwise recreate it over the target's slots).
+        None => batch.put_cf(engine.cf(Cf::Sys), tombstone_key(group), b""),
     }
     batch.delete_cf(engine.cf(Cf::Sys), ApplyState::key(group));
     batch.delete_cf(engine.cf(Cf::Sys), split::RangeState::key(group));
@@ -535,13 +559,21 @@ impl Runtime {
                     self.active.insert(group);
                 }
             }
-            Inbox::Reconcile(shards) => self.reconcile(shards),
-            Inbox::Detail { group, reply } => {
+            Inbox::Reconcile { shards, tombstones } => self.reconcile(shards, &tombstones),
+            Inbox::Detail { group, sync, reply } => {
+                // The applied index reported is then durable (a merge counts on it).
+                if sync {
+                    if let Err(e) = self.engine.db().flush_wal(true) {
+                        tracing::warn!(error = %e, "cannot sync the state machine");
+                        let _ = reply.send(None);
+                        return;
+                    }
+                }
                 let _ = reply.send(self.peers.get(&group).map(detail));
             }
-            Inbox::ProposeSplit {
+            Inbox::ProposeAdmin {
                 group,
-                split,
+                entry,
                 reply,
             } => {
                 let r = match self.peers.get_mut(&group) {
@@ -556,8 +588,8 @@ impl Runtime {
                             peer.raw.wake();
                         }
                         peer.raw
-                            .propose(Vec::new(), split.encode())
-                            .map_err(|e| format!("split refused: {e}"))
+                            .propose(Vec::new(), entry.encode())
+                            .map_err(|e| format!("admin entry refused: {e}"))
                     }
                 };
                 let _ = reply.send(r);
@@ -582,6 +614,38 @@ impl Runtime {
                 let _ = reply.send(r);
             }
             Inbox::Shutdown(done) => self.shutdown = Some(done),
+        }
+    }
+
+    /// Removes a peer from the runtime, answering what waits on it.
+    fn take_peer(&mut self, group: u64) -> Option<Peer> {
+        let mut peer = self.peers.remove(&group)?;
+        // An attempt already forwarded or appended may still commit on the group's remaining
+        // replicas: its outcome is unknown. Only parked ones certainly failed.
+        for (_, p) in peer.pending.drain() {
+            let reply = if p.term.is_some() {
+                unknown_outcome()
+            } else {
+                tryagain("the replica moved away")
+            };
+            let _ = p.reply.send(reply);
+        }
+        for w in peer.reads_new.drain(..) {
+            let _ = w.reply.send(Err(tryagain("the replica moved away")));
+        }
+        self.active.remove(&group);
+        self.status.write().remove(&group);
+        Some(peer)
+    }
+
+    /// Drops a group merged into its neighbour: its state and log go, its data stays (the
+    /// target owns those slots now).
+    fn drop_merged(&mut self, group: u64) {
+        if self.take_peer(group).is_some() {
+            tracing::info!(group, "dropped a group merged into its neighbour");
+            if let Err(e) = destroy_group_data(&self.engine, self.log.as_ref(), group, None) {
+                fatal(&e);
+            }
         }
     }
 
@@ -617,7 +681,12 @@ impl Runtime {
     /// Creates the replicas `shards` lists that are missing here, removes those it doesn't
     /// list (the metadata says they moved away, after the group's own configuration did),
     /// and refreshes the replica lists the others keep.
-    fn reconcile(&mut self, all: Vec<GroupSpec>) {
+    fn reconcile(&mut self, all: Vec<GroupSpec>, tombstones: &[u64]) {
+        for &group in tombstones {
+            if self.peers.contains_key(&group) {
+                self.drop_merged(group);
+            }
+        }
         let known: BTreeSet<u64> = all.iter().map(|s| s.id).collect();
         let shards: Vec<GroupSpec> = all
             .into_iter()
@@ -632,24 +701,9 @@ impl Runtime {
             .map(|(id, _)| *id)
             .collect();
         for group in gone {
-            let Some(mut peer) = self.peers.remove(&group) else {
+            let Some(peer) = self.take_peer(group) else {
                 continue;
             };
-            // An attempt already forwarded or appended may still commit on the group's
-            // remaining replicas: its outcome is unknown. Only parked ones certainly failed.
-            for (_, p) in peer.pending.drain() {
-                let reply = if p.term.is_some() {
-                    unknown_outcome()
-                } else {
-                    tryagain("the replica moved away")
-                };
-                let _ = p.reply.send(reply);
-            }
-            for w in peer.reads_new.drain(..) {
-                let _ = w.reply.send(Err(tryagain("the replica moved away")));
-            }
-            self.active.remove(&group);
-            self.status.write().remove(&group);
             let slots = Some((peer.spec.first_slot, peer.spec.last_slot));
             drop(peer);
             if let Err(e) = destroy_group_data(&self.engine, self.log.as_ref(), group, slots) {
@@ -665,6 +719,10 @@ impl Runtime {
                 continue;
             }
             let id = spec.id;
+            if is_tombstoned(&self.engine, id) {
+                // Merged away here; the metadata will catch up.
+                continue;
+            }
             match new_peer(
                 self.node_id,
                 &self.opts,
@@ -958,7 +1016,7 @@ impl Runtime {
         let mut applied_groups = Vec::new();
         let mut later_msgs: Vec<(u64, Vec<Message>)> = Vec::new();
         let mut ops = 0u64;
-        let mut splits: Vec<GroupSpec> = Vec::new();
+        let mut effects = AdminEffects::default();
         for (group, mut rd) in readies {
             let Some(peer) = self.peers.get_mut(&group) else {
                 continue;
@@ -982,7 +1040,7 @@ impl Runtime {
                 &committed,
                 &mut apply,
                 &mut replies,
-                &mut splits,
+                &mut effects,
             );
             let light = peer.raw.advance(rd);
             group_ops += apply_entries(
@@ -992,7 +1050,7 @@ impl Runtime {
                 &light.committed_entries,
                 &mut apply,
                 &mut replies,
-                &mut splits,
+                &mut effects,
             );
             fail_superseded(peer, apply.applied_term);
             ops += group_ops;
@@ -1041,7 +1099,7 @@ impl Runtime {
                 }
             }
             // Children of splits are born in the same batch as the split's apply.
-            for child in &splits {
+            for child in &effects.splits {
                 let a = ApplyState {
                     applied_index: split::INIT_INDEX,
                     applied_term: split::INIT_TERM,
@@ -1086,8 +1144,11 @@ impl Runtime {
             if !touched.is_empty() {
                 let _ = self.touched.send(Arc::new(touched));
             }
-            for child in splits {
+            for child in std::mem::take(&mut effects.splits) {
                 self.start_child(child);
+            }
+            for group in std::mem::take(&mut effects.merged) {
+                self.drop_merged(group);
             }
         } else {
             drop(ctx);
@@ -1337,7 +1398,7 @@ fn apply_entries(
     entries: &[Entry],
     apply: &mut ApplyState,
     replies: &mut Vec<(oneshot::Sender<Frame>, Frame)>,
-    splits: &mut Vec<GroupSpec>,
+    effects: &mut AdminEffects,
 ) -> u64 {
     let mut ops = 0;
     for e in entries {
@@ -1352,8 +1413,14 @@ fn apply_entries(
                 }
             }
             EntryType::EntryNormal if split::is_admin(&e.data) => {
-                reply = Some(match split::SplitEntry::decode(&e.data) {
-                    Ok(sp) => apply_split(peer, &sp, apply, splits),
+                reply = Some(match split::AdminEntry::decode(&e.data) {
+                    Ok(split::AdminEntry::Split(sp)) => {
+                        apply_split(peer, &sp, apply, &mut effects.splits)
+                    }
+                    Ok(split::AdminEntry::PrepareMerge(pm)) => apply_prepare_merge(peer, &pm),
+                    Ok(split::AdminEntry::CommitMerge(cm)) => {
+                        apply_commit_merge(peer, &cm, &mut effects.merged)
+                    }
                     Err(err) => crate::cmd::CmdError::Other(format!("ERR {err}")).to_frame(),
                 });
             }
@@ -1418,6 +1485,55 @@ fn apply_entries(
         }
     }
     ops
+}
+
+/// What admin entries applied in a round leave to do once the round's batch is written.
+#[derive(Default)]
+struct AdminEffects {
+    /// Groups split off, to start.
+    splits: Vec<GroupSpec>,
+    /// Groups merged into a neighbour, to drop (keeping their data).
+    merged: Vec<u64>,
+}
+
+/// Freezes a group about to be merged away: with its epoch bumped, every request routed
+/// with the old one is refused, so its data stops changing.
+fn apply_prepare_merge(peer: &mut Peer, pm: &split::PrepareMerge) -> Frame {
+    if pm.epoch != peer.spec.epoch {
+        return tryagain("the merge no longer matches the shard");
+    }
+    peer.spec.epoch += 1;
+    peer.range_dirty = true;
+    tracing::info!(
+        group = peer.spec.id,
+        epoch = peer.spec.epoch,
+        "frozen for a merge"
+    );
+    Frame::Integer(peer.spec.epoch as i64)
+}
+
+/// Extends the target over the frozen source's adjacent slots (epoch above both); the
+/// source's local replica is dropped after the batch, its data kept.
+fn apply_commit_merge(peer: &mut Peer, cm: &split::CommitMerge, merged: &mut Vec<u64>) -> Frame {
+    let spec = &mut peer.spec;
+    let adjacent = u32::from(cm.source_last) + 1 == u32::from(spec.first_slot)
+        || u32::from(spec.last_slot) + 1 == u32::from(cm.source_first);
+    if cm.target_epoch != spec.epoch || !adjacent || cm.source == spec.id {
+        return tryagain("the merge no longer matches the shard");
+    }
+    spec.first_slot = spec.first_slot.min(cm.source_first);
+    spec.last_slot = spec.last_slot.max(cm.source_last);
+    spec.epoch = spec.epoch.max(cm.source_epoch) + 1;
+    peer.range_dirty = true;
+    tracing::info!(
+        group = spec.id,
+        source = cm.source,
+        first = spec.first_slot,
+        last = spec.last_slot,
+        "merge applied"
+    );
+    merged.push(cm.source);
+    Frame::Integer(spec.epoch as i64)
 }
 
 /// Applies a split entry: the parent keeps slots `..at` (epoch + 1) and the child, started

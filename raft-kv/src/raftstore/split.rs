@@ -1,4 +1,4 @@
-//! Splitting a group inside its own log, and the slot range a group persists.
+//! Splitting and merging groups inside their own logs, and the slot range a group persists.
 //!
 //! A split is an entry in the parent's log (not a write op): every replica applies it at the
 //! same index, shrinks the parent's range to `..at`, bumps its epoch, and creates the child
@@ -17,6 +17,8 @@ use crate::storage::Engine;
 /// First byte of an admin entry (write ops start with their format version, 1 or 2).
 pub const ADMIN_MAGIC: u8 = 0xA0;
 const SPLIT: u8 = 1;
+const PREPARE_MERGE: u8 = 2;
+const COMMIT_MERGE: u8 = 3;
 
 /// Where a group created by a split starts its log (index and term).
 pub const INIT_INDEX: u64 = 5;
@@ -54,6 +56,91 @@ impl SplitEntry {
             new_id: u64_at(4),
             epoch: u64_at(12),
         })
+    }
+}
+
+/// Freezes a group about to be merged away: its epoch goes up, so every request routed with
+/// the old one is refused from here on (its data stops changing).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PrepareMerge {
+    pub epoch: u64,
+}
+
+/// Extends the target over the (frozen) source's slots; replicas drop the source group but
+/// keep its data, which is the target's now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CommitMerge {
+    pub source: u64,
+    pub source_first: u16,
+    pub source_last: u16,
+    /// The source's epoch once frozen.
+    pub source_epoch: u64,
+    /// The target's epoch the merge was proposed for (a stale one is ignored).
+    pub target_epoch: u64,
+}
+
+/// Any admin entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AdminEntry {
+    Split(SplitEntry),
+    PrepareMerge(PrepareMerge),
+    CommitMerge(CommitMerge),
+}
+
+fn be_u64(raw: &[u8], i: usize) -> u64 {
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&raw[i..i + 8]);
+    u64::from_be_bytes(b)
+}
+
+impl PrepareMerge {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = vec![ADMIN_MAGIC, PREPARE_MERGE];
+        out.extend_from_slice(&self.epoch.to_be_bytes());
+        out
+    }
+}
+
+impl CommitMerge {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = vec![ADMIN_MAGIC, COMMIT_MERGE];
+        out.extend_from_slice(&self.source.to_be_bytes());
+        out.extend_from_slice(&self.source_first.to_be_bytes());
+        out.extend_from_slice(&self.source_last.to_be_bytes());
+        out.extend_from_slice(&self.source_epoch.to_be_bytes());
+        out.extend_from_slice(&self.target_epoch.to_be_bytes());
+        out
+    }
+}
+
+impl AdminEntry {
+    pub fn encode(&self) -> Vec<u8> {
+        match self {
+            AdminEntry::Split(e) => e.encode(),
+            AdminEntry::PrepareMerge(e) => e.encode(),
+            AdminEntry::CommitMerge(e) => e.encode(),
+        }
+    }
+
+    pub fn decode(raw: &[u8]) -> Result<AdminEntry, String> {
+        match (raw.first(), raw.get(1), raw.len()) {
+            (Some(&ADMIN_MAGIC), Some(&SPLIT), _) => SplitEntry::decode(raw).map(AdminEntry::Split),
+            (Some(&ADMIN_MAGIC), Some(&PREPARE_MERGE), 10) => {
+                Ok(AdminEntry::PrepareMerge(PrepareMerge {
+                    epoch: be_u64(raw, 2),
+                }))
+            }
+            (Some(&ADMIN_MAGIC), Some(&COMMIT_MERGE), 30) => {
+                Ok(AdminEntry::CommitMerge(CommitMerge {
+                    source: be_u64(raw, 2),
+                    source_first: u16::from_be_bytes([raw[10], raw[11]]),
+                    source_last: u16::from_be_bytes([raw[12], raw[13]]),
+                    source_epoch: be_u64(raw, 14),
+                    target_epoch: be_u64(raw, 22),
+                }))
+            }
+            _ => Err("unknown admin entry".into()),
+        }
     }
 }
 
@@ -124,6 +211,25 @@ mod tests {
         assert_eq!(SplitEntry::decode(&raw), Ok(e));
         assert!(SplitEntry::decode(&raw[..10]).is_err());
         assert!(!is_admin(&[2, 0, 0]));
+        let all = [
+            AdminEntry::Split(SplitEntry {
+                at: 1,
+                new_id: 2,
+                epoch: 3,
+            }),
+            AdminEntry::PrepareMerge(PrepareMerge { epoch: 4 }),
+            AdminEntry::CommitMerge(CommitMerge {
+                source: 5,
+                source_first: 6,
+                source_last: 7,
+                source_epoch: 8,
+                target_epoch: 9,
+            }),
+        ];
+        for e in all {
+            assert_eq!(AdminEntry::decode(&e.encode()), Ok(e.clone()));
+            assert!(AdminEntry::decode(&e.encode()[..9]).is_err());
+        }
         let r = RangeState {
             first: 1,
             last: 16383,

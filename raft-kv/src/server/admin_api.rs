@@ -39,7 +39,7 @@ pub fn routes() -> Router<Arc<Server>> {
         .route("/admin/shard/{id}/migrate", post(migrate))
         .route("/admin/shard/{id}/transfer-leader", post(transfer_leader))
         .route("/admin/shard", post(not_yet))
-        .route("/admin/shard/merge", post(not_yet))
+        .route("/admin/shard/merge", post(merge))
         .route("/admin/shard/{id}/split", post(split))
         .route("/admin/node/{id}/decommission", post(decommission))
         .route("/admin/scheduler", get(scheduler).post(set_scheduler))
@@ -77,10 +77,7 @@ fn names(state: &MetaState, ids: &[u64]) -> Vec<String> {
 
 fn shard_json(srv: &Server, state: &MetaState, s: &ShardSpec) -> Value {
     let leader = leader_of(srv, s);
-    let op = state
-        .running()
-        .find(|o| o.shard() == Some(s.id))
-        .map(|o| o.id);
+    let op = state.running().find(|o| o.touches(s.id)).map(|o| o.id);
     json!({
         "id": s.name(),
         "group": s.id,
@@ -114,6 +111,11 @@ fn op_json(state: &MetaState, o: &Operation) -> Value {
         OpKind::Decommission { node } => {
             v["kind"] = json!("decommission");
             v["node"] = json!(state.name_of(node));
+        }
+        OpKind::Merge { source, target } => {
+            v["kind"] = json!("merge");
+            v["source"] = json!(format!("shard_{}", source.saturating_sub(1)));
+            v["target"] = json!(format!("shard_{}", target.saturating_sub(1)));
         }
         OpKind::Split { shard, at, new_id } => {
             v["kind"] = json!("split");
@@ -360,7 +362,7 @@ async fn transfer_leader(
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
             tokio::time::sleep(Duration::from_millis(50)).await;
-            if matches!(srv.cluster.detail(to, spec.id).await, Ok(Some(d)) if d.is_leader) {
+            if matches!(srv.cluster.detail(to, spec.id, false).await, Ok(Some(d)) if d.is_leader) {
                 break;
             }
             if Instant::now() > deadline {
@@ -457,6 +459,73 @@ async fn split(
     }
 }
 
+/// `{"sources": ["shard_1", "shard_2"], "target": "shard_1"}`: two adjacent shards on the same
+/// nodes; the other source is merged into the target.
+async fn merge(State(srv): State<Arc<Server>>, headers: HeaderMap, body: Bytes) -> Reply {
+    if let Err(e) = check(&srv, &headers) {
+        return e;
+    }
+    let state = srv.meta.current();
+    let body = match body_object(&body) {
+        Ok(b) => b,
+        Err(e) => return e,
+    };
+    let sources: Vec<&str> = body
+        .get("sources")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let Some(target) = body.get("target").and_then(Value::as_str) else {
+        return err(
+            StatusCode::BAD_REQUEST,
+            "missing field \"target\" (a shard id)",
+        );
+    };
+    if sources.len() != 2 || !sources.contains(&target) {
+        return err(
+            StatusCode::BAD_REQUEST,
+            "\"sources\" must name two adjacent shards, one of them the \"target\"",
+        );
+    }
+    let mut ids = Vec::new();
+    for name in &sources {
+        match find_shard(&state, name) {
+            Ok(s) => ids.push(s.id),
+            Err(e) => return e,
+        }
+    }
+    let target_id = match find_shard(&state, target) {
+        Ok(s) => s.id,
+        Err(e) => return e,
+    };
+    let source_id = if ids[0] == target_id { ids[1] } else { ids[0] };
+    let cmd = MetaCmd::BeginMerge {
+        source: source_id,
+        target: target_id,
+        now_ms: now_ms(),
+    };
+    match srv.cluster.propose(&cmd).await {
+        Ok(op) => {
+            tracing::info!(
+                op,
+                source = source_id - 1,
+                target = target_id - 1,
+                "merge accepted"
+            );
+            (
+                StatusCode::ACCEPTED,
+                Json(json!({
+                    "operation": op,
+                    "source": format!("shard_{}", source_id - 1),
+                    "target": format!("shard_{}", target_id - 1),
+                    "progress": "/admin/operations",
+                })),
+            )
+        }
+        Err(e) => refusal(e),
+    }
+}
+
 async fn decommission(
     State(srv): State<Arc<Server>>,
     headers: HeaderMap,
@@ -535,7 +604,7 @@ async fn set_scheduler(State(srv): State<Arc<Server>>, headers: HeaderMap, body:
 async fn not_yet() -> Reply {
     err(
         StatusCode::NOT_IMPLEMENTED,
-        "not implemented yet: shard create and merge come next (see MULTI_RAFT.md); \
-         migrate, split, transfer-leader and decommission work",
+        "not implemented yet: shard create comes next (see MULTI_RAFT.md); split a shard and \
+         migrate its replicas instead",
     )
 }

@@ -360,6 +360,7 @@ async fn serve(config: Config) -> Result<(), String> {
                 .collect(),
             meta: meta_group,
             stale_slots: known.shards.clone(),
+            tombstones: known.tombstones.clone(),
             opts: config.raft_options()?,
             engine: engine.clone(),
             log,

@@ -74,8 +74,8 @@ impl Node for NodeService {
 
     async fn detail(&self, request: Request<GroupQuery>) -> Result<Response<GroupInfo>, Status> {
         self.srv.cluster_secret.check(&request)?;
-        let shard = request.into_inner().shard;
-        let d = self.srv.store.raft().detail(shard).await;
+        let q = request.into_inner();
+        let d = self.srv.store.raft().detail(q.shard, q.sync).await;
         Ok(Response::new(detail_to_pb(d)))
     }
 
@@ -86,13 +86,11 @@ impl Node for NodeService {
         self.srv.cluster_secret.check(&request)?;
         let req = request.into_inner();
         let raft = self.srv.store.raft();
-        let result = if req.split_new_id != 0 {
-            let split = crate::raftstore::split::SplitEntry {
-                at: u16::try_from(req.split_at).unwrap_or(u16::MAX),
-                new_id: req.split_new_id,
-                epoch: req.split_epoch,
-            };
-            raft.propose_split(req.shard, split).await
+        let result = if !req.admin.is_empty() {
+            match crate::raftstore::split::AdminEntry::decode(&req.admin) {
+                Ok(entry) => raft.propose_admin(req.shard, entry).await,
+                Err(e) => Err(format!("bad admin entry: {e}")),
+            }
         } else if req.transfer_to != 0 {
             raft.transfer_leader(req.shard, req.transfer_to).await;
             Ok(())

@@ -60,6 +60,23 @@ pub enum CtlCommand {
         #[arg(long, default_value_t = 120)]
         timeout_secs: u64,
     },
+    /// Creates a shard from some slots of an existing one, on the given nodes.
+    Create {
+        id: String,
+        /// Comma-separated node ids.
+        #[arg(long, value_delimiter = ',')]
+        nodes: Vec<String>,
+        /// First and last slot: `--slots 4096-8191` (else `--from`).
+        #[arg(long, conflicts_with = "from")]
+        slots: Option<String>,
+        /// Take the upper half of this shard.
+        #[arg(long)]
+        from: Option<String>,
+        #[arg(long)]
+        no_wait: bool,
+        #[arg(long, default_value_t = 600)]
+        timeout_secs: u64,
+    },
     /// Merges two adjacent shards on the same nodes; `source` goes into `target`.
     Merge {
         target: String,
@@ -142,6 +159,35 @@ pub fn run(args: CtlArgs) -> Result<(), String> {
                 "operation {op}: splitting {id} at slot {} into {}",
                 v["at_slot"], v["new_shard"]
             );
+            if !no_wait {
+                follow(&api, op, Duration::from_secs(timeout_secs))?;
+            }
+        }
+        CtlCommand::Create {
+            id,
+            nodes,
+            slots,
+            from,
+            no_wait,
+            timeout_secs,
+        } => {
+            let mut body = serde_json::json!({ "shard_id": id, "nodes": nodes });
+            match (slots, from) {
+                (Some(r), _) => {
+                    let (a, b) = r
+                        .split_once('-')
+                        .and_then(|(a, b)| Some((a.parse::<u16>().ok()?, b.parse::<u16>().ok()?)))
+                        .ok_or("--slots takes FIRST-LAST, such as 4096-8191")?;
+                    body["slots"] = serde_json::json!([a, b]);
+                }
+                (None, Some(f)) => body["from"] = serde_json::json!(f),
+                (None, None) => return Err("give --slots FIRST-LAST or --from SHARD".into()),
+            }
+            let v = api.call("POST", "/admin/shard", Some(body))?;
+            let op = v["operation"]
+                .as_u64()
+                .ok_or("no operation id in the reply")?;
+            println!("operation {op}: creating {id} with slots {}", v["slots"]);
             if !no_wait {
                 follow(&api, op, Duration::from_secs(timeout_secs))?;
             }

@@ -88,7 +88,7 @@ fn wait_done(c: &Cluster, port: u16, op: u64, within: Duration) {
         }
         assert!(
             Instant::now() < deadline,
-            "operation {op} not done within {within:?}: {o}\n{}",
+            "operation {op} not done within {within:?}: {o}\nall: {ops}\n{}",
             c.logs()
         );
         std::thread::sleep(Duration::from_millis(100));
@@ -348,8 +348,13 @@ async fn admin_api_refuses_bad_requests_and_transfers_leaders() {
             ("/admin/shard/shard_0/split", r#"{"at_slot": 0}"#, 400),
             (
                 "/admin/shard",
-                r#"{"shard_id": "shard_9", "nodes": ["n1"]}"#,
-                501,
+                r#"{"shard_id": "shard_9", "nodes": ["n1"], "slots": [10, 20]}"#,
+                400,
+            ),
+            (
+                "/admin/shard",
+                r#"{"shard_id": "shard_9", "nodes": ["n1", "n2", "n9"], "slots": [10, 20]}"#,
+                404,
             ),
             ("/admin/node/n1/decommission", "", 400),
             ("/admin/node/n8/decommission", "", 404),
@@ -1102,6 +1107,98 @@ async fn merge_shards_back_online_and_keep_every_key() {
         })
         .await;
         assert_eq!(n, 1);
+    })
+    .await
+    .expect("test timed out");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_a_shard_from_slots_of_another_on_chosen_nodes() {
+    tokio::time::timeout(Duration::from_secs(180), async {
+        let c = Cluster::start(4, &["--initial-shards", "2"]);
+        c.wait_ready(Duration::from_secs(30));
+        let port = c.nodes[0].http_port;
+        let (code, _) = post_json(port, "/admin/scheduler", r#"{"paused": true}"#);
+        assert_eq!(code, 200);
+        let conn = c.nodes[3].conn().await;
+        let mut acked = BTreeMap::new();
+        for i in 0..300 {
+            let (k, v) = (format!("k{i}"), format!("v{i}"));
+            let () = retry(Duration::from_secs(10), || {
+                let mut conn = conn.clone();
+                let (k, v) = (k.clone(), v.clone());
+                async move {
+                    redis::cmd("SET")
+                        .arg(&k)
+                        .arg(&v)
+                        .query_async(&mut conn)
+                        .await
+                }
+            })
+            .await;
+            acked.insert(k, v);
+        }
+        let owner = shard(&get_json(port, "/admin/shards"), "shard_0").clone();
+        let first = owner["slots"][0].as_u64().expect("first");
+        let last = owner["slots"][1].as_u64().expect("last");
+        // Nodes: two of shard_0's and the one without it.
+        let mut want = names(&owner["replicas"]);
+        let outsider = c
+            .nodes
+            .iter()
+            .map(|n| n.name.clone())
+            .find(|n| !want.contains(n))
+            .expect("a node without shard_0");
+        want[0] = outsider;
+        let nodes = serde_json::to_string(&want).expect("json");
+        let refused = [
+            (
+                format!(r#"{{"shard_id":"shard_1","nodes":{nodes},"slots":[100,200]}}"#),
+                400,
+            ),
+            (
+                format!(r#"{{"shard_id":"shard_9","nodes":{nodes},"slots":[{first},200]}}"#),
+                400,
+            ),
+            (
+                format!(
+                    r#"{{"shard_id":"shard_9","nodes":{nodes},"slots":[100,{}]}}"#,
+                    last + 5
+                ),
+                400,
+            ),
+            (format!(r#"{{"shard_id":"shard_9","nodes":{nodes}}}"#), 400),
+            (
+                format!(r#"{{"shard_id":"shard_9","nodes":{nodes},"from":"shard_7"}}"#),
+                404,
+            ),
+        ];
+        for (body, want_code) in &refused {
+            let (code, v) = post_json(port, "/admin/shard", body);
+            assert_eq!(code, *want_code, "{body}: {v}");
+        }
+        let body = format!(r#"{{"shard_id":"shard_9","nodes":{nodes},"slots":[100,2000]}}"#);
+        let (code, v) = post_json(port, "/admin/shard", &body);
+        assert_eq!(code, 202, "{v}");
+        wait_done(
+            &c,
+            port,
+            v["operation"].as_u64().expect("op"),
+            Duration::from_secs(120),
+        );
+        let shards = get_json(port, "/admin/shards");
+        let s9 = shard(&shards, "shard_9");
+        assert_eq!(s9["slots"], serde_json::json!([100, 2000]), "{shards}");
+        let mut got = names(&s9["replicas"]);
+        got.sort();
+        want.sort();
+        assert_eq!(got, want, "{shards}");
+        assert_eq!(
+            shards["shards"].as_array().map(Vec::len),
+            Some(4),
+            "{shards}"
+        );
+        check_reads(&c, &acked).await;
     })
     .await
     .expect("test timed out");

@@ -229,6 +229,12 @@ pub async fn run(c: Arc<Cluster>) {
                     split(&c, &state, op, shard, at, new_id).await
                 }
                 OpKind::Merge { source, target } => merge(&c, &state, op, source, target).await,
+                OpKind::Create {
+                    shard,
+                    first,
+                    last,
+                    ref nodes,
+                } => create(&c, &state, op, shard, (first, last), nodes).await,
             };
             if let Err(e) = r {
                 tracing::debug!(op = op.id, error = %e, "operation step failed; retrying");
@@ -623,6 +629,78 @@ async fn merge(
     });
     c.admin(tl, target, entry).await?;
     note(c, op, "committing", String::new()).await
+}
+
+/// A create, as operations of their own: split the owning shard at `first` (the new shard
+/// is the upper part), split again after `last` if needed, then move replicas onto the
+/// requested nodes one at a time.
+async fn create(
+    c: &Cluster,
+    state: &MetaState,
+    op: &Operation,
+    id: u64,
+    (first, last): (u16, u16),
+    nodes: &[u64],
+) -> Result<(), String> {
+    let now = now_ms();
+    let waiting = |s: &ShardSpec| state.running().any(|o| o.id != op.id && o.touches(s.id));
+    let Some(s) = state.shard(id) else {
+        let owner = state
+            .shard_of_slot(first)
+            .ok_or("no shard owns the first slot")?;
+        if waiting(owner) {
+            let msg = format!("waiting for {} to be free", owner.name());
+            return note(c, op, "splitting", msg).await;
+        }
+        c.propose(&MetaCmd::BeginSplit {
+            shard: owner.id,
+            at: first,
+            new_id: id,
+            now_ms: now,
+        })
+        .await?;
+        return note(c, op, "splitting", format!("splitting {}", owner.name())).await;
+    };
+    if waiting(s) {
+        return note(
+            c,
+            op,
+            &op.step,
+            "waiting for the shard's current step".into(),
+        )
+        .await;
+    }
+    if s.last_slot > last {
+        c.propose(&MetaCmd::BeginSplit {
+            shard: id,
+            at: last + 1,
+            new_id: state.next_shard_id(),
+            now_ms: now,
+        })
+        .await?;
+        return note(c, op, "splitting", format!("cutting at slot {}", last + 1)).await;
+    }
+    let to = nodes.iter().copied().find(|n| !s.replicas.contains(n));
+    let from = s.replicas.iter().copied().find(|r| !nodes.contains(r));
+    if let (Some(to), Some(from)) = (to, from) {
+        c.propose(&MetaCmd::BeginMigrate {
+            shard: id,
+            from,
+            to,
+            reason: "create".into(),
+            now_ms: now,
+        })
+        .await?;
+        let msg = format!("{} -> {}", state.name_of(from), state.name_of(to));
+        return note(c, op, "moving_replicas", msg).await;
+    }
+    c.propose(&MetaCmd::FinishCreate {
+        op: op.id,
+        now_ms: now,
+    })
+    .await?;
+    tracing::info!(op = op.id, shard = %s.name(), "shard created");
+    Ok(())
 }
 
 async fn give_up(c: &Cluster, op: &Operation, reason: &str) -> Result<(), String> {

@@ -55,6 +55,15 @@ pub enum OpKind {
     Split { shard: u64, at: u16, new_id: u64 },
     /// Merge `source` into its neighbour `target` (same replicas, so no data moves).
     Merge { source: u64, target: u64 },
+    /// Create shard `id` owning `first..=last` on `nodes`: carried out as splits of the
+    /// owning shard, then migrations onto the requested nodes.
+    /// (`shard`, not `id`: the kind is flattened into the operation, which has an `id`.)
+    Create {
+        shard: u64,
+        first: u16,
+        last: u16,
+        nodes: Vec<u64>,
+    },
 }
 
 /// A long-running scheduling operation and its progress.
@@ -82,7 +91,8 @@ impl Operation {
         match self.kind {
             OpKind::Migrate { shard, .. } | OpKind::Split { shard, .. } => Some(shard),
             OpKind::Merge { target, .. } => Some(target),
-            OpKind::Decommission { .. } => None,
+            // Its steps are operations of their own, on the shards they touch.
+            OpKind::Decommission { .. } | OpKind::Create { .. } => None,
         }
     }
 
@@ -131,6 +141,16 @@ pub enum MetaCmd {
     },
     /// The target applied the merge (now at `epoch`): the source is gone.
     FinishMerge { op: u64, epoch: u64, now_ms: u64 },
+    /// Starts creating shard `id` with slots `first..=last` (inside one shard) on `nodes`.
+    BeginCreate {
+        id: u64,
+        first: u16,
+        last: u16,
+        nodes: Vec<u64>,
+        now_ms: u64,
+    },
+    /// The created shard has its slots and replicas.
+    FinishCreate { op: u64, now_ms: u64 },
     /// A new node joins (`--join`); joining again with the same name and address is a no-op.
     AddNode { id: u64, name: String, addr: String },
     /// Records the step a running operation reached.
@@ -249,6 +269,24 @@ impl MetaState {
                 now_ms,
             } => self.begin_merge(*source, *target, *now_ms),
             MetaCmd::FinishMerge { op, epoch, now_ms } => self.finish_merge(*op, *epoch, *now_ms),
+            MetaCmd::BeginCreate {
+                id,
+                first,
+                last,
+                nodes,
+                now_ms,
+            } => self.begin_create(*id, *first, *last, nodes, *now_ms),
+            MetaCmd::FinishCreate { op, now_ms } => {
+                let o = self.running_op(*op)?;
+                if !matches!(o.kind, OpKind::Create { .. }) {
+                    return Err(format!("operation {op} is not a create"));
+                }
+                o.state = OpState::Done;
+                o.step = "done".into();
+                o.message = String::new();
+                o.updated_ms = *now_ms;
+                Ok(*op)
+            }
             MetaCmd::SetSchedulerPaused { paused } => {
                 self.scheduler_paused = *paused;
                 Ok(u64::from(*paused))
@@ -363,6 +401,86 @@ impl MetaState {
             .max()
             .unwrap_or(0)
             + 1
+    }
+
+    fn begin_create(
+        &mut self,
+        id: u64,
+        first: u16,
+        last: u16,
+        nodes: &[u64],
+        now_ms: u64,
+    ) -> Result<u64, String> {
+        if id == 0 || id > 16384 || self.shard(id).is_some() || self.tombstones.contains(&id) {
+            return Err(format!("shard_{} already exists", id.saturating_sub(1)));
+        }
+        if first > last || last >= 16384 {
+            return Err(format!("bad slot range {first}..={last}"));
+        }
+        let owner = self.shard_of_slot(first).ok_or("no shard owns that slot")?;
+        if last > owner.last_slot {
+            return Err(format!(
+                "slots {first}..={last} span more than one shard ({} ends at {}); merge first",
+                owner.name(),
+                owner.last_slot
+            ));
+        }
+        if owner.first_slot == first {
+            return Err(format!(
+                "{} starts at slot {first}: a new shard takes slots after an existing shard's \
+                 first one (split it or pick a later first slot)",
+                owner.name()
+            ));
+        }
+        let want = owner.replicas.len();
+        if nodes.len() != want {
+            return Err(format!(
+                "a shard has {want} replicas here; give {want} nodes"
+            ));
+        }
+        let mut seen = nodes.to_vec();
+        seen.sort_unstable();
+        seen.dedup();
+        if seen.len() != nodes.len() {
+            return Err("a node is named twice".into());
+        }
+        for n in nodes {
+            match self.node(*n).map(|m| m.state) {
+                Some(NodeState::Up) => {}
+                Some(_) => return Err(format!("{} takes no replicas", self.name_of(*n))),
+                None => return Err(format!("unknown node {n}")),
+            }
+        }
+        if self.running().any(|o| {
+            o.touches(owner.id) || matches!(&o.kind, OpKind::Create { shard: c, .. } if *c == id)
+        }) {
+            return Err(format!("{} is busy", owner.name()));
+        }
+        let op = self.next_op;
+        self.next_op += 1;
+        self.operations.push(Operation {
+            id: op,
+            kind: OpKind::Create {
+                shard: id,
+                first,
+                last,
+                nodes: nodes.to_vec(),
+            },
+            state: OpState::Running,
+            reason: "admin".into(),
+            step: "splitting".into(),
+            message: String::new(),
+            started_ms: now_ms,
+            updated_ms: now_ms,
+        });
+        self.trim_finished();
+        Ok(op)
+    }
+
+    pub fn shard_of_slot(&self, slot: u16) -> Option<&ShardSpec> {
+        self.shards
+            .iter()
+            .find(|s| (s.first_slot..=s.last_slot).contains(&slot))
     }
 
     fn begin_merge(&mut self, source: u64, target: u64, now_ms: u64) -> Result<u64, String> {
@@ -960,6 +1078,45 @@ mod tests {
     fn encoding_round_trips() {
         let mut s = state();
         begin(&mut s, 1, 1, 4).expect("begin");
+        // Every kind of operation survives encoding (kinds are flattened into operations,
+        // so a field named like one of the operation's own would break decoding).
+        s.apply(&MetaCmd::Decommission { node: 4, now_ms: 1 })
+            .expect("decommission");
+        s.apply(&MetaCmd::BeginSplit {
+            shard: 2,
+            at: 9000,
+            new_id: 7,
+            now_ms: 1,
+        })
+        .expect("split");
+        let mut t = state();
+        t.apply(&MetaCmd::BeginCreate {
+            id: 9,
+            first: 10,
+            last: 20,
+            nodes: vec![1, 2, 3],
+            now_ms: 1,
+        })
+        .expect("create");
+        let op = t
+            .apply(&MetaCmd::BeginSplit {
+                shard: 2,
+                at: 9000,
+                new_id: 7,
+                now_ms: 1,
+            })
+            .expect("split");
+        t.apply(&MetaCmd::FinishSplit { op, now_ms: 2 })
+            .expect("finish");
+        t.apply(&MetaCmd::BeginMerge {
+            source: 7,
+            target: 2,
+            now_ms: 3,
+        })
+        .expect("merge");
+        for st in [&s, &t] {
+            assert_eq!(&MetaState::decode(&st.encode()).expect("decode"), st);
+        }
         let back = MetaState::decode(&s.encode()).expect("decode");
         assert_eq!(back, s);
         assert!(MetaState::decode(b"{").is_err());

@@ -38,7 +38,7 @@ pub fn routes() -> Router<Arc<Server>> {
         .route("/admin/operations", get(operations))
         .route("/admin/shard/{id}/migrate", post(migrate))
         .route("/admin/shard/{id}/transfer-leader", post(transfer_leader))
-        .route("/admin/shard", post(not_yet))
+        .route("/admin/shard", post(create))
         .route("/admin/shard/merge", post(merge))
         .route("/admin/shard/{id}/split", post(split))
         .route("/admin/node/{id}/decommission", post(decommission))
@@ -111,6 +111,17 @@ fn op_json(state: &MetaState, o: &Operation) -> Value {
         OpKind::Decommission { node } => {
             v["kind"] = json!("decommission");
             v["node"] = json!(state.name_of(node));
+        }
+        OpKind::Create {
+            shard,
+            first,
+            last,
+            ref nodes,
+        } => {
+            v["kind"] = json!("create");
+            v["shard"] = json!(format!("shard_{}", shard.saturating_sub(1)));
+            v["slots"] = json!([first, last]);
+            v["nodes"] = json!(names(state, nodes));
         }
         OpKind::Merge { source, target } => {
             v["kind"] = json!("merge");
@@ -459,6 +470,102 @@ async fn split(
     }
 }
 
+/// `{"shard_id": "shard_9", "nodes": ["node1", "node2", "node3"], "slots": [4096, 8191]}`, or
+/// `"from": "shard_0"` instead of `slots` (the upper half of that shard).
+async fn create(State(srv): State<Arc<Server>>, headers: HeaderMap, body: Bytes) -> Reply {
+    if let Err(e) = check(&srv, &headers) {
+        return e;
+    }
+    let state = srv.meta.current();
+    let body = match body_object(&body) {
+        Ok(b) => b,
+        Err(e) => return e,
+    };
+    let Some(id) = body
+        .get("shard_id")
+        .and_then(Value::as_str)
+        .and_then(ShardSpec::parse_name)
+    else {
+        return err(
+            StatusCode::BAD_REQUEST,
+            "missing or bad field \"shard_id\" (such as \"shard_9\")",
+        );
+    };
+    let mut nodes = Vec::new();
+    for n in body
+        .get("nodes")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().collect::<Vec<_>>())
+        .unwrap_or_default()
+    {
+        match n.as_str().and_then(|name| state.node_by_name(name)) {
+            Some(m) => nodes.push(m.id),
+            None => return err(StatusCode::NOT_FOUND, format!("unknown node {n}")),
+        }
+    }
+    if nodes.is_empty() {
+        return err(
+            StatusCode::BAD_REQUEST,
+            "missing field \"nodes\" (node ids)",
+        );
+    }
+    let slots = match (body.get("slots"), body.get("from").and_then(Value::as_str)) {
+        (Some(v), None) => {
+            let pair: Vec<Option<u16>> = v
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .map(|x| x.as_u64().and_then(|n| u16::try_from(n).ok()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            match pair.as_slice() {
+                [Some(a), Some(b)] => (*a, *b),
+                _ => return err(StatusCode::BAD_REQUEST, "\"slots\" must be [first, last]"),
+            }
+        }
+        (None, Some(from)) => match find_shard(&state, from) {
+            Ok(s) => (
+                s.first_slot + (s.last_slot - s.first_slot).div_ceil(2),
+                s.last_slot,
+            ),
+            Err(e) => return e,
+        },
+        _ => return err(
+            StatusCode::BAD_REQUEST,
+            "give either \"slots\": [first, last] or \"from\": a shard to take the upper half of",
+        ),
+    };
+    let cmd = MetaCmd::BeginCreate {
+        id,
+        first: slots.0,
+        last: slots.1,
+        nodes,
+        now_ms: now_ms(),
+    };
+    match srv.cluster.propose(&cmd).await {
+        Ok(op) => {
+            tracing::info!(
+                op,
+                shard = id - 1,
+                first = slots.0,
+                last = slots.1,
+                "create accepted"
+            );
+            (
+                StatusCode::ACCEPTED,
+                Json(json!({
+                    "operation": op,
+                    "shard": format!("shard_{}", id - 1),
+                    "slots": [slots.0, slots.1],
+                    "progress": "/admin/operations",
+                })),
+            )
+        }
+        Err(e) => refusal(e),
+    }
+}
+
 /// `{"sources": ["shard_1", "shard_2"], "target": "shard_1"}`: two adjacent shards on the same
 /// nodes; the other source is merged into the target.
 async fn merge(State(srv): State<Arc<Server>>, headers: HeaderMap, body: Bytes) -> Reply {
@@ -599,12 +706,4 @@ async fn set_scheduler(State(srv): State<Arc<Server>>, headers: HeaderMap, body:
         }
         Err(e) => refusal(e),
     }
-}
-
-async fn not_yet() -> Reply {
-    err(
-        StatusCode::NOT_IMPLEMENTED,
-        "not implemented yet: shard create comes next (see MULTI_RAFT.md); split a shard and \
-         migrate its replicas instead",
-    )
 }

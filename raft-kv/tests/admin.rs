@@ -1203,3 +1203,123 @@ async fn create_a_shard_from_slots_of_another_on_chosen_nodes() {
     .await
     .expect("test timed out");
 }
+
+/// A replica added to a shard after it split must get everything it holds, including the
+/// writes from before the split (routed with the older epoch): it is sent a snapshot, not a
+/// replay of the log under today's epoch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_added_after_a_split_holds_the_writes_from_before_it() {
+    tokio::time::timeout(Duration::from_secs(180), async {
+        let mut c = Cluster::start(4, &["--initial-shards", "2"]);
+        c.wait_ready(Duration::from_secs(30));
+        let port = c.nodes[0].http_port;
+        let (code, _) = post_json(port, "/admin/scheduler", r#"{"paused": true}"#);
+        assert_eq!(code, 200);
+        let conn = c.nodes[0].conn().await;
+        let mut acked = BTreeMap::new();
+        let write = |acked: &mut BTreeMap<String, String>, k: String| {
+            let conn = conn.clone();
+            acked.insert(k.clone(), format!("v-{k}"));
+            async move {
+                let v = format!("v-{k}");
+                let () = retry(Duration::from_secs(10), || {
+                    let mut conn = conn.clone();
+                    let (k, v) = (k.clone(), v.clone());
+                    async move {
+                        redis::cmd("SET")
+                            .arg(&k)
+                            .arg(&v)
+                            .query_async(&mut conn)
+                            .await
+                    }
+                })
+                .await;
+            }
+        };
+        for i in 0..150 {
+            write(&mut acked, format!("before{i}")).await;
+        }
+        let (code, v) = post_json(port, "/admin/shard/shard_0/split", "");
+        assert_eq!(code, 202, "{v}");
+        wait_done(
+            &c,
+            port,
+            v["operation"].as_u64().expect("op"),
+            Duration::from_secs(60),
+        );
+        for i in 0..150 {
+            write(&mut acked, format!("after{i}")).await;
+        }
+        // Move the parent's replica to the node without it; then its old node goes away,
+        // so reads there are served by the new replica.
+        let p = placement(port);
+        let outsider = c
+            .nodes
+            .iter()
+            .map(|n| n.name.clone())
+            .find(|n| !p["shard_0"].contains(n))
+            .expect("a node without shard_0");
+        let from = p["shard_0"][0].clone();
+        let (code, v) = post_json(
+            port,
+            "/admin/shard/shard_0/migrate",
+            &format!(r#"{{"from": "{from}", "to": "{outsider}"}}"#),
+        );
+        assert_eq!(code, 202, "{v}");
+        wait_done(
+            &c,
+            port,
+            v["operation"].as_u64().expect("op"),
+            Duration::from_secs(60),
+        );
+        let o = c
+            .nodes
+            .iter()
+            .position(|n| n.name == outsider)
+            .expect("node");
+        let conn = c.nodes[o].conn().await;
+        let first_of = |k: &str| raft_kv::storage::slot::key_slot(k.as_bytes());
+        let s0 = shard(&get_json(port, "/admin/shards"), "shard_0").clone();
+        let last = s0["slots"][1].as_u64().expect("last") as u16;
+        let mut checked = 0;
+        for (k, v) in &acked {
+            if first_of(k) > last {
+                continue;
+            }
+            checked += 1;
+            let got: Option<String> = retry(Duration::from_secs(10), || {
+                let mut conn = conn.clone();
+                let k = k.clone();
+                async move { redis::cmd("GET").arg(&k).query_async(&mut conn).await }
+            })
+            .await;
+            assert_eq!(got.as_deref(), Some(v.as_str()), "{k} on the new replica");
+        }
+        assert!(checked > 20, "too few keys in shard_0: {checked}");
+        // The new replica's own copy: ask it with the old node stopped.
+        let f = c.nodes.iter().position(|n| n.name == from).expect("node");
+        c.nodes[f].kill9();
+        check_reads_on(&c, o, &acked).await;
+    })
+    .await
+    .expect("test timed out");
+}
+
+/// Every acknowledged key reads back from node `i`.
+async fn check_reads_on(c: &Cluster, i: usize, acked: &BTreeMap<String, String>) {
+    let conn = c.nodes[i].conn().await;
+    for (k, v) in acked {
+        let got: Option<String> = retry(Duration::from_secs(15), || {
+            let mut conn = conn.clone();
+            let k = k.clone();
+            async move { redis::cmd("GET").arg(&k).query_async(&mut conn).await }
+        })
+        .await;
+        assert_eq!(
+            got.as_deref(),
+            Some(v.as_str()),
+            "{k} on {}",
+            c.nodes[i].name
+        );
+    }
+}

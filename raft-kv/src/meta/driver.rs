@@ -168,6 +168,29 @@ impl Cluster {
         }
     }
 
+    /// Compacts `node`'s log of `shard` up to its applied index.
+    pub async fn compact(&self, node: u64, shard: u64) -> Result<(), String> {
+        if node == self.node_id() {
+            return match self.store.raft().compact_now(shard).await {
+                Some(_) => Ok(()),
+                None => Err("not hosted".into()),
+            };
+        }
+        let proxy = self.store.proxy().ok_or("no peers")?;
+        let mut c = proxy.client(node).ok_or("unknown node")?;
+        let req = proxy.request(GroupChange {
+            shard,
+            compact: true,
+            ..Default::default()
+        });
+        match tokio::time::timeout(RPC_TIMEOUT, c.change_group(req)).await {
+            Ok(Ok(r)) if r.get_ref().error.is_empty() => Ok(()),
+            Ok(Ok(r)) => Err(r.into_inner().error),
+            Ok(Err(s)) => Err(s.message().to_string()),
+            Err(_) => Err("timed out".into()),
+        }
+    }
+
     /// Asks the group's leader on `node` to propose an admin entry (split, merge).
     pub async fn admin(&self, node: u64, shard: u64, entry: AdminEntry) -> Result<(), String> {
         if node == self.node_id() {
@@ -442,6 +465,19 @@ async fn advance(c: &Cluster, state: &MetaState, op: &Operation) -> Result<(), S
         if timed_out {
             return give_up(c, op, "the new replica could not be added in time").await;
         }
+        // Every voter that may lead drops its log up to what it applied: the new replica
+        // is then always sent a snapshot (with the group's current range and epoch), never
+        // a replay from index 1 checked against today's epoch (or missing a merged
+        // source's data). The leader must; a voter that is down (a repair's `from`) can't.
+        for &v in &d.voters {
+            if let Err(e) = c.compact(v, shard).await {
+                if v == leader {
+                    let msg = format!("compacting the log on {}: {e}", state.name_of(v));
+                    return note(c, op, "adding_learner", msg).await;
+                }
+                tracing::info!(node = %state.name_of(v), error = %e, "log not compacted on a voter");
+            }
+        }
         c.change(
             leader,
             shard,
@@ -458,6 +494,7 @@ async fn advance(c: &Cluster, state: &MetaState, op: &Operation) -> Result<(), S
         let matched = d.progress.iter().find(|p| p.0 == to).map_or(0, |p| p.1);
         if matched == 0 || matched + CATCH_UP_SLACK < d.commit {
             if timed_out {
+                // Given up once a leader no longer lists the learner (next passes).
                 c.change(
                     leader,
                     shard,
@@ -465,7 +502,7 @@ async fn advance(c: &Cluster, state: &MetaState, op: &Operation) -> Result<(), S
                     0,
                 )
                 .await?;
-                return give_up(c, op, "the new replica did not catch up in time").await;
+                return note(c, op, "giving_up", "removing the learner".into()).await;
             }
             let msg = format!("learner at index {matched} of {}", d.commit);
             return note(c, op, "catching_up", msg).await;

@@ -394,13 +394,20 @@ impl MetaState {
         }
     }
 
-    /// A group id no shard uses and none used (the next after the largest).
+    /// A group id no shard uses and none used: the next after the largest, or the lowest
+    /// free one once ids reach 16384.
     pub fn next_shard_id(&self) -> u64 {
+        let taken = |id: u64| self.shard(id).is_some() || self.tombstones.contains(&id);
         let used = self.shards.iter().map(|s| s.id);
-        used.chain(self.tombstones.iter().copied())
+        let next = used
+            .chain(self.tombstones.iter().copied())
             .max()
             .unwrap_or(0)
-            + 1
+            + 1;
+        if next <= 16384 {
+            return next;
+        }
+        (1..=16384).find(|id| !taken(*id)).unwrap_or(next)
     }
 
     fn begin_create(

@@ -25,6 +25,8 @@ fn connect_new_nodes(store: &Store, state: &super::MetaState) {
     }
 }
 
+const RECONCILE_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
 pub async fn run(view: Arc<MetaView>, store: Arc<Store>) {
     let mut rx = view.subscribe();
     let mut seen = 0;
@@ -50,8 +52,18 @@ pub async fn run(view: Arc<MetaView>, store: Arc<Store>) {
                 }
             }
         }
-        if rx.changed().await.is_err() {
-            return;
+        // Also every few seconds: a replica whose creation was deferred (its slots were
+        // still owned by a local group that had not applied a split) is retried.
+        match tokio::time::timeout(RECONCILE_EVERY, rx.changed()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => return,
+            Err(_) => {
+                let state = view.current();
+                store
+                    .raft()
+                    .reconcile(state.shards.clone(), state.tombstones.clone())
+                    .await;
+            }
         }
     }
 }

@@ -114,6 +114,11 @@ pub enum Inbox {
         sync: bool,
         reply: oneshot::Sender<Option<GroupDetail>>,
     },
+    /// Compacts the group's log up to its applied index; replies with its first index.
+    CompactNow {
+        group: u64,
+        reply: oneshot::Sender<Option<u64>>,
+    },
     /// Proposes an admin entry (split, merge) into the group's log (leader only).
     ProposeAdmin {
         group: u64,
@@ -237,6 +242,17 @@ impl RaftHandle {
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(Inbox::Detail { group, sync, reply })
+            .await
+            .ok()?;
+        rx.await.ok().flatten()
+    }
+
+    /// Compacts the local replica's log up to its applied index; returns its first index
+    /// (None: not hosted here).
+    pub async fn compact_now(&self, group: u64) -> Option<u64> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Inbox::CompactNow { group, reply })
             .await
             .ok()?;
         rx.await.ok().flatten()

@@ -153,6 +153,10 @@ pub struct StartOptions {
     pub stale_slots: Vec<GroupSpec>,
     /// Groups merged away: a replica left on disk goes, its data stays.
     pub tombstones: Vec<u64>,
+    /// The data directory was just initialised: groups bootstrap from nothing. Otherwise a
+    /// listed group without an apply state is left to the first reconcile, which clears
+    /// leftovers and checks that no local group still owns its slots.
+    pub fresh: bool,
     pub opts: RaftOptions,
     pub engine: Arc<Engine>,
     pub log: Arc<dyn LogEngine>,
@@ -192,6 +196,7 @@ pub fn start(
         .groups
         .into_iter()
         .filter(|g| !is_tombstoned(&so.engine, g.id))
+        .filter(|g| so.fresh || matches!(ApplyState::load(&so.engine, g.id), Ok(Some(_))))
         .map(|g| (g, None))
         .collect();
     if let Some((spec, machine)) = so.meta {
@@ -287,10 +292,34 @@ fn new_peer(
     };
     // The group's own record of its range wins: the metadata may not know of a split yet.
     let mut spec = spec;
-    if let Some(r) = split::RangeState::load(engine, spec.id)? {
-        spec.first_slot = r.first;
-        spec.last_slot = r.last;
-        spec.epoch = r.epoch;
+    match split::RangeState::load(engine, spec.id)? {
+        Some(r) => {
+            spec.first_slot = r.first;
+            spec.last_slot = r.last;
+            spec.epoch = r.epoch;
+        }
+        // First recovery of a group (or of one from before ranges were recorded, when
+        // ranges never changed): record it now, so the epoch its log is replayed against is
+        // always the group's own, never a newer metadata view's.
+        None if meta.is_none() => {
+            let r = split::RangeState {
+                first: spec.first_slot,
+                last: spec.last_slot,
+                epoch: spec.epoch,
+            };
+            let mut wo = rocksdb::WriteOptions::default();
+            wo.set_sync(true);
+            engine
+                .db()
+                .put_cf_opt(
+                    engine.cf(Cf::Sys),
+                    split::RangeState::key(spec.id),
+                    r.encode(),
+                    &wo,
+                )
+                .map_err(|e| format!("cannot record the range of group {}: {e}", spec.id))?;
+        }
+        None => {}
     }
     let ps = PeerStorage::recover(spec.id, log.clone(), apply)?;
     tracing::info!(
@@ -560,6 +589,11 @@ impl Runtime {
                 }
             }
             Inbox::Reconcile { shards, tombstones } => self.reconcile(shards, &tombstones),
+            Inbox::CompactNow { group, reply } => {
+                self.compact(Some(group));
+                let first = self.peers.get(&group).map(|p| p.raw.store().first_index());
+                let _ = reply.send(first);
+            }
             Inbox::Detail { group, sync, reply } => {
                 // The applied index reported is then durable (a merge counts on it).
                 if sync {
@@ -688,6 +722,10 @@ impl Runtime {
             }
         }
         let known: BTreeSet<u64> = all.iter().map(|s| s.id).collect();
+        let all_ranges: HashMap<u64, (u16, u16)> = all
+            .iter()
+            .map(|s| (s.id, (s.first_slot, s.last_slot)))
+            .collect();
         let shards: Vec<GroupSpec> = all
             .into_iter()
             .filter(|s| s.has_replica(self.node_id))
@@ -704,7 +742,12 @@ impl Runtime {
             let Some(peer) = self.take_peer(group) else {
                 continue;
             };
-            let slots = Some((peer.spec.first_slot, peer.spec.last_slot));
+            // The metadata's range: a lagging local replica may still think it owns slots
+            // that a split gave to a group this node keeps.
+            let slots = all_ranges
+                .get(&group)
+                .copied()
+                .or(Some((peer.spec.first_slot, peer.spec.last_slot)));
             drop(peer);
             if let Err(e) = destroy_group_data(&self.engine, self.log.as_ref(), group, slots) {
                 fatal(&e);
@@ -721,6 +764,21 @@ impl Runtime {
             let id = spec.id;
             if is_tombstoned(&self.engine, id) {
                 // Merged away here; the metadata will catch up.
+                continue;
+            }
+            // A local group still owns some of these slots (it has not applied the split
+            // that gave them away, say): creating the replica now would let that group's
+            // older writes land on the new replica's data. Retried at the next reconcile.
+            if let Some(other) = self.peers.values().find(|p| {
+                p.meta.is_none()
+                    && p.spec.first_slot <= spec.last_slot
+                    && spec.first_slot <= p.spec.last_slot
+            }) {
+                tracing::debug!(
+                    group = id,
+                    overlapping = other.spec.id,
+                    "replica creation deferred"
+                );
                 continue;
             }
             match new_peer(
@@ -1100,6 +1158,9 @@ impl Runtime {
             }
             // Children of splits are born in the same batch as the split's apply.
             for child in &effects.splits {
+                if self.peers.contains_key(&child.id) {
+                    continue;
+                }
                 let a = ApplyState {
                     applied_index: split::INIT_INDEX,
                     applied_term: split::INIT_TERM,
@@ -1187,16 +1248,32 @@ impl Runtime {
     /// Drops log entries well behind the applied index once a group's log grows past the
     /// threshold, keeping half of it for followers that are a little behind.
     fn compact_logs(&mut self) {
+        self.compact(None);
+    }
+
+    /// Compacts logs past the threshold or, with `force`, that group's log up to its
+    /// applied index (before a replica is added: a new replica must then be sent a
+    /// snapshot, never a replay from index 1 under today's range and epoch).
+    fn compact(&mut self, force: Option<u64>) {
         let threshold = self.opts.log_gc_threshold.max(2);
         let mut batch = LogBatch::default();
         let mut flushed = false;
         for (group, peer) in self.peers.iter_mut() {
-            let ps = peer.raw.store();
-            let applied = ps.apply.applied_index;
-            if applied.saturating_sub(ps.local.truncated_index) <= threshold {
+            if force.is_some_and(|g| g != *group) {
                 continue;
             }
-            let compact_to = applied - threshold / 2;
+            let ps = peer.raw.store();
+            let applied = ps.apply.applied_index;
+            let compact_to = if force.is_some() {
+                applied
+            } else if applied.saturating_sub(ps.local.truncated_index) <= threshold {
+                continue;
+            } else {
+                applied - threshold / 2
+            };
+            if compact_to <= ps.local.truncated_index {
+                continue;
+            }
             let Ok(term) = raft::Storage::term(ps, compact_to) else {
                 continue;
             };
@@ -1423,6 +1500,9 @@ fn apply_entries(
                     }
                     Err(err) => crate::cmd::CmdError::Other(format!("ERR {err}")).to_frame(),
                 });
+                // Later entries of this round apply to the new range (keyspace-wide
+                // commands like FLUSHALL walk it).
+                ctx.set_shard(peer.spec.id, peer.spec.first_slot, peer.spec.last_slot);
             }
             EntryType::EntryNormal if !e.data.is_empty() => {
                 reply = Some(match WriteOp::decode(&e.data) {

@@ -361,6 +361,7 @@ async fn serve(config: Config) -> Result<(), String> {
             meta: meta_group,
             stale_slots: known.shards.clone(),
             tombstones: known.tombstones.clone(),
+            fresh: identity.fresh,
             opts: config.raft_options()?,
             engine: engine.clone(),
             log,

@@ -86,7 +86,12 @@ impl Node for NodeService {
         self.srv.cluster_secret.check(&request)?;
         let req = request.into_inner();
         let raft = self.srv.store.raft();
-        let result = if !req.admin.is_empty() {
+        let result = if req.compact {
+            match raft.compact_now(req.shard).await {
+                Some(_) => Ok(()),
+                None => Err("this node does not serve that shard".to_string()),
+            }
+        } else if !req.admin.is_empty() {
             match crate::raftstore::split::AdminEntry::decode(&req.admin) {
                 Ok(entry) => raft.propose_admin(req.shard, entry).await,
                 Err(e) => Err(format!("bad admin entry: {e}")),

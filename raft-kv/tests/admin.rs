@@ -111,6 +111,55 @@ fn wait_until(what: &str, within: Duration, mut f: impl FnMut() -> bool) {
     }
 }
 
+type Writers = Vec<tokio::task::JoinHandle<BTreeMap<String, String>>>;
+
+/// One client per node writing `{prefix}{node}:{i % keys}` until stopped. Each returns the
+/// last acknowledged value per key (a key whose last write failed or is uncertain is left
+/// out: its value is not known).
+async fn start_writers(c: &Cluster, prefix: &str, keys: u64) -> (Arc<AtomicBool>, Writers) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut writers = Vec::new();
+    for (w, n) in c.nodes.iter().enumerate() {
+        let mut conn = n.conn().await;
+        let stop = stop.clone();
+        let prefix = prefix.to_string();
+        writers.push(tokio::spawn(async move {
+            let mut acked = BTreeMap::new();
+            let mut i = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let k = format!("{prefix}{w}:{}", i % keys);
+                let v = format!("v{i}");
+                let r: redis::RedisResult<()> = redis::cmd("SET")
+                    .arg(&k)
+                    .arg(&v)
+                    .query_async(&mut conn)
+                    .await;
+                match r {
+                    Ok(()) => {
+                        acked.insert(k, v);
+                    }
+                    Err(_) => {
+                        acked.remove(&k);
+                    }
+                }
+                i += 1;
+            }
+            acked
+        }));
+    }
+    (stop, writers)
+}
+
+/// Stops the writers and merges what they acknowledged.
+async fn stop_writers(stop: &AtomicBool, writers: Writers) -> BTreeMap<String, String> {
+    stop.store(true, Ordering::Relaxed);
+    let mut acked = BTreeMap::new();
+    for w in writers {
+        acked.extend(w.await.expect("writer"));
+    }
+    acked
+}
+
 /// Every acknowledged key reads back with its last acknowledged value from every node.
 async fn check_reads(c: &Cluster, acked: &BTreeMap<String, String>) {
     for n in &c.nodes {
@@ -153,36 +202,7 @@ async fn migrate_a_replica_under_load_and_back_with_ctl() {
         let from_idx: usize = from[1..].parse::<usize>().expect("node index") - 1;
 
         // Clients write through every node while the replica moves.
-        let stop = Arc::new(AtomicBool::new(false));
-        let mut writers = Vec::new();
-        for (w, n) in c.nodes.iter().enumerate() {
-            let mut conn = n.conn().await;
-            let stop = stop.clone();
-            writers.push(tokio::spawn(async move {
-                let mut acked = BTreeMap::new();
-                let mut i = 0u64;
-                while !stop.load(Ordering::Relaxed) {
-                    let k = format!("w{w}:{}", i % 300);
-                    let v = format!("v{i}");
-                    let r: redis::RedisResult<()> = redis::cmd("SET")
-                        .arg(&k)
-                        .arg(&v)
-                        .query_async(&mut conn)
-                        .await;
-                    match r {
-                        Ok(()) => {
-                            acked.insert(k, v);
-                        }
-                        // Unknown outcome: the key's last value is no longer certain.
-                        Err(_) => {
-                            acked.remove(&k);
-                        }
-                    }
-                    i += 1;
-                }
-                acked
-            }));
-        }
+        let (stop, writers) = start_writers(&c, "w", 300).await;
         tokio::time::sleep(Duration::from_millis(500)).await;
 
         let (code, v) = post_json(
@@ -201,11 +221,7 @@ async fn migrate_a_replica_under_load_and_back_with_ctl() {
         assert_eq!(code, 409, "{v}");
         wait_done(&c, port, op, Duration::from_secs(60));
         tokio::time::sleep(Duration::from_millis(500)).await;
-        stop.store(true, Ordering::Relaxed);
-        let mut acked = BTreeMap::new();
-        for w in writers {
-            acked.extend(w.await.expect("writer"));
-        }
+        let acked = stop_writers(&stop, writers).await;
         assert!(
             acked.len() > 100,
             "too few writes acknowledged: {}",
@@ -680,35 +696,7 @@ async fn split_shards_online_and_keep_every_key() {
         // Two keys that share shard_0 now and will be apart after the split at 4096.
         let (low, high) = (key_in(0, 4095, "lo"), key_in(4096, 8191, "hi"));
 
-        let stop = Arc::new(AtomicBool::new(false));
-        let mut writers = Vec::new();
-        for (w, n) in c.nodes.iter().enumerate() {
-            let mut conn = n.conn().await;
-            let stop = stop.clone();
-            writers.push(tokio::spawn(async move {
-                let mut acked = BTreeMap::new();
-                let mut i = 0u64;
-                while !stop.load(Ordering::Relaxed) {
-                    let k = format!("s{w}:{}", i % 400);
-                    let v = format!("v{i}");
-                    let r: redis::RedisResult<()> = redis::cmd("SET")
-                        .arg(&k)
-                        .arg(&v)
-                        .query_async(&mut conn)
-                        .await;
-                    match r {
-                        Ok(()) => {
-                            acked.insert(k, v);
-                        }
-                        Err(_) => {
-                            acked.remove(&k);
-                        }
-                    }
-                    i += 1;
-                }
-                acked
-            }));
-        }
+        let (stop, writers) = start_writers(&c, "s", 400).await;
         tokio::time::sleep(Duration::from_millis(500)).await;
 
         let (code, v) = post_json(port, "/admin/shard/shard_0/split", "");
@@ -720,11 +708,7 @@ async fn split_shards_online_and_keep_every_key() {
         assert_eq!(code, 409, "a second split of a busy shard: {v}");
         wait_done(&c, port, op, Duration::from_secs(60));
         tokio::time::sleep(Duration::from_millis(500)).await;
-        stop.store(true, Ordering::Relaxed);
-        let mut acked = BTreeMap::new();
-        for w in writers {
-            acked.extend(w.await.expect("writer"));
-        }
+        let acked = stop_writers(&stop, writers).await;
         assert!(
             acked.len() > 100,
             "too few writes acknowledged: {}",
@@ -981,35 +965,7 @@ async fn merge_shards_back_online_and_keep_every_key() {
             Duration::from_secs(60),
         );
 
-        let stop = Arc::new(AtomicBool::new(false));
-        let mut writers = Vec::new();
-        for (w, n) in c.nodes.iter().enumerate() {
-            let mut conn = n.conn().await;
-            let stop = stop.clone();
-            writers.push(tokio::spawn(async move {
-                let mut acked = BTreeMap::new();
-                let mut i = 0u64;
-                while !stop.load(Ordering::Relaxed) {
-                    let k = format!("m{w}:{}", i % 400);
-                    let v = format!("v{i}");
-                    let r: redis::RedisResult<()> = redis::cmd("SET")
-                        .arg(&k)
-                        .arg(&v)
-                        .query_async(&mut conn)
-                        .await;
-                    match r {
-                        Ok(()) => {
-                            acked.insert(k, v);
-                        }
-                        Err(_) => {
-                            acked.remove(&k);
-                        }
-                    }
-                    i += 1;
-                }
-                acked
-            }));
-        }
+        let (stop, writers) = start_writers(&c, "m", 400).await;
         tokio::time::sleep(Duration::from_millis(500)).await;
 
         // Not adjacent, the same shard twice, three sources, a target not among them.
@@ -1036,11 +992,7 @@ async fn merge_shards_back_online_and_keep_every_key() {
         assert_eq!(code, 409, "the source is busy: {v}");
         wait_done(&c, port, op, Duration::from_secs(60));
         tokio::time::sleep(Duration::from_millis(500)).await;
-        stop.store(true, Ordering::Relaxed);
-        let mut acked = BTreeMap::new();
-        for w in writers {
-            acked.extend(w.await.expect("writer"));
-        }
+        let acked = stop_writers(&stop, writers).await;
         assert!(
             acked.len() > 100,
             "too few writes acknowledged: {}",

@@ -152,20 +152,16 @@ impl Cluster {
                 }
             };
         }
-        let proxy = self.store.proxy().ok_or("no peers")?;
-        let mut c = proxy.client(node).ok_or("unknown node")?;
-        let req = proxy.request(GroupChange {
-            shard,
-            conf_change: cc.map(|c| c.encode_to_vec()).unwrap_or_default().into(),
-            transfer_to,
-            ..Default::default()
-        });
-        match tokio::time::timeout(RPC_TIMEOUT, c.change_group(req)).await {
-            Ok(Ok(r)) if r.get_ref().error.is_empty() => Ok(()),
-            Ok(Ok(r)) => Err(r.into_inner().error),
-            Ok(Err(s)) => Err(s.message().to_string()),
-            Err(_) => Err("timed out".into()),
-        }
+        self.change_remote(
+            node,
+            GroupChange {
+                shard,
+                conf_change: cc.map(|c| c.encode_to_vec()).unwrap_or_default().into(),
+                transfer_to,
+                ..Default::default()
+            },
+        )
+        .await
     }
 
     /// Compacts `node`'s log of `shard` up to its applied index.
@@ -176,19 +172,15 @@ impl Cluster {
                 None => Err("not hosted".into()),
             };
         }
-        let proxy = self.store.proxy().ok_or("no peers")?;
-        let mut c = proxy.client(node).ok_or("unknown node")?;
-        let req = proxy.request(GroupChange {
-            shard,
-            compact: true,
-            ..Default::default()
-        });
-        match tokio::time::timeout(RPC_TIMEOUT, c.change_group(req)).await {
-            Ok(Ok(r)) if r.get_ref().error.is_empty() => Ok(()),
-            Ok(Ok(r)) => Err(r.into_inner().error),
-            Ok(Err(s)) => Err(s.message().to_string()),
-            Err(_) => Err("timed out".into()),
-        }
+        self.change_remote(
+            node,
+            GroupChange {
+                shard,
+                compact: true,
+                ..Default::default()
+            },
+        )
+        .await
     }
 
     /// Asks the group's leader on `node` to propose an admin entry (split, merge).
@@ -196,13 +188,22 @@ impl Cluster {
         if node == self.node_id() {
             return self.store.raft().propose_admin(shard, entry).await;
         }
+        self.change_remote(
+            node,
+            GroupChange {
+                shard,
+                admin: entry.encode().into(),
+                ..Default::default()
+            },
+        )
+        .await
+    }
+
+    /// Sends a `ChangeGroup` to `node` (its answer's error, or the transport's).
+    async fn change_remote(&self, node: u64, change: GroupChange) -> Result<(), String> {
         let proxy = self.store.proxy().ok_or("no peers")?;
         let mut c = proxy.client(node).ok_or("unknown node")?;
-        let req = proxy.request(GroupChange {
-            shard,
-            admin: entry.encode().into(),
-            ..Default::default()
-        });
+        let req = proxy.request(change);
         match tokio::time::timeout(RPC_TIMEOUT, c.change_group(req)).await {
             Ok(Ok(r)) if r.get_ref().error.is_empty() => Ok(()),
             Ok(Ok(r)) => Err(r.into_inner().error),

@@ -28,6 +28,8 @@ pub struct Proxy {
     /// Leaders of shards as peers report them: shard -> (term, node). Only used for shards
     /// this node hosts no replica of (its own replicas know better).
     leaders: RwLock<HashMap<u64, (u64, u64)>>,
+    /// Wakes the `Hello` loop early (a request met a stale route).
+    refresh: tokio::sync::Notify,
     /// When each peer last answered `Hello`.
     last_seen: RwLock<HashMap<u64, std::time::Instant>>,
     timeout: Duration,
@@ -59,6 +61,7 @@ impl Proxy {
             redis_addrs: RwLock::new(HashMap::new()),
             leaders: RwLock::new(HashMap::new()),
             last_seen: RwLock::new(HashMap::new()),
+            refresh: tokio::sync::Notify::new(),
             timeout,
             secret,
         }))
@@ -121,6 +124,11 @@ impl Proxy {
         let mut req = tonic::Request::new(msg);
         self.secret.attach(&mut req);
         req
+    }
+
+    /// Asks peers for newer metadata now rather than at the next periodic round.
+    pub fn refresh_now(&self) {
+        self.refresh.notify_one();
     }
 
     /// Whether `node` answered `Hello` within `window`.
@@ -189,7 +197,10 @@ impl Proxy {
                 }
             }
             let wait = if missing { 200 } else { 1_000 };
-            tokio::time::sleep(Duration::from_millis(wait)).await;
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(wait)) => {}
+                _ = self.refresh.notified() => {}
+            }
         }
     }
 }

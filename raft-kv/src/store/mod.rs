@@ -370,7 +370,19 @@ impl Store {
     }
 
     /// Runs a request on one shard: here if this node hosts it, else on a node that does.
+    /// A refusal for a stale route asks peers for newer metadata at once (instead of at the
+    /// next periodic exchange), so the client's retry is routed right.
     pub async fn on_shard(&self, shard: &ShardSpec, req: ShardRequest) -> Frame {
+        let reply = self.on_shard_routed(shard, req).await;
+        if let (Frame::Error(e), Some(p)) = (&reply, &self.proxy) {
+            if e.starts_with("TRYAGAIN") && e.contains("shard changed") {
+                p.refresh_now();
+            }
+        }
+        reply
+    }
+
+    async fn on_shard_routed(&self, shard: &ShardSpec, req: ShardRequest) -> Frame {
         if self.hosts(shard) {
             self.count_route("local");
             return self.on_local_shard(shard, req).await;

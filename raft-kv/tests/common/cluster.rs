@@ -67,8 +67,22 @@ impl Node {
             .expect("spawn raft-kv");
         // Stored first, so a node that fails to come up is still killed on drop.
         let child = self.child.insert(child);
-        wait_listening(self.redis_port, child)
-            .map_err(|e| format!("{} {e}:\n{}", self.name, self.log_text()))
+        let listening = wait_listening(self.redis_port, child);
+        // Something else may own the port (then the connect above reached it and this node
+        // exited on "address in use"): make sure it is this node that listens.
+        let alive = listening.is_ok() && {
+            std::thread::sleep(Duration::from_millis(100));
+            matches!(child.try_wait(), Ok(None))
+        };
+        match listening {
+            Err(e) => Err(format!("{} {e}:\n{}", self.name, self.log_text())),
+            Ok(()) if !alive => Err(format!(
+                "{} exited at start:\n{}",
+                self.name,
+                self.log_text()
+            )),
+            Ok(()) => Ok(()),
+        }
     }
 
     pub fn log_text(&self) -> String {
@@ -192,7 +206,14 @@ impl Cluster {
             extra.extend(["--initial-shards", "1"]);
         }
         let tmp = tempfile::tempdir().expect("temp dir");
-        let ports: Vec<(u16, u16)> = (0..n).map(|_| (free_port(), free_port())).collect();
+        // Held until all are picked, so no two nodes get the same port (a released port can
+        // come back from the next bind to port 0).
+        let held: Vec<std::net::TcpListener> = (0..2 * n)
+            .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port"))
+            .collect();
+        let port = |i: usize| held[i].local_addr().expect("local addr").port();
+        let ports: Vec<(u16, u16)> = (0..n).map(|i| (port(2 * i), port(2 * i + 1))).collect();
+        drop(held);
         let cluster = (0..n)
             .map(|i| format!("n{}=127.0.0.1:{}", i + 1, ports[i].1))
             .collect::<Vec<_>>()

@@ -111,6 +111,30 @@ fn wait_until(what: &str, within: Duration, mut f: impl FnMut() -> bool) {
     }
 }
 
+/// Writes `{prefix}{i}` = `v{i}` for `i` in `0..n` through node `node` (retrying while
+/// leaders settle); returns what was written.
+async fn write_keys(c: &Cluster, node: usize, prefix: &str, n: usize) -> BTreeMap<String, String> {
+    let conn = c.nodes[node].conn().await;
+    let mut acked = BTreeMap::new();
+    for i in 0..n {
+        let (k, v) = (format!("{prefix}{i}"), format!("v{i}"));
+        let () = retry(Duration::from_secs(10), || {
+            let mut conn = conn.clone();
+            let (k, v) = (k.clone(), v.clone());
+            async move {
+                redis::cmd("SET")
+                    .arg(&k)
+                    .arg(&v)
+                    .query_async(&mut conn)
+                    .await
+            }
+        })
+        .await;
+        acked.insert(k, v);
+    }
+    acked
+}
+
 type Writers = Vec<tokio::task::JoinHandle<BTreeMap<String, String>>>;
 
 /// One client per node writing `{prefix}{node}:{i % keys}` until stopped. Each returns the
@@ -472,24 +496,7 @@ async fn decommission_repair_and_balance_move_replicas() {
         let mut c = Cluster::start(5, &["--initial-shards", "4", "--node-down-after-secs", "3"]);
         c.wait_ready(Duration::from_secs(30));
         let port = c.nodes[0].http_port;
-        let mut conn = c.nodes[0].conn().await;
-        let mut acked = BTreeMap::new();
-        for i in 0..200 {
-            let (k, v) = (format!("d{i}"), format!("v{i}"));
-            let () = retry(Duration::from_secs(10), || {
-                let mut conn = conn.clone();
-                let (k, v) = (k.clone(), v.clone());
-                async move {
-                    redis::cmd("SET")
-                        .arg(&k)
-                        .arg(&v)
-                        .query_async(&mut conn)
-                        .await
-                }
-            })
-            .await;
-            acked.insert(k, v);
-        }
+        let acked = write_keys(&c, 0, "d", 200).await;
         assert!(count_on(&placement(port), "n5") > 0);
 
         // Decommission n5: the scheduler moves its replicas away, then it is removed.
@@ -582,7 +589,7 @@ async fn decommission_repair_and_balance_move_replicas() {
         wait_until("pause seen by n3", Duration::from_secs(5), || {
             get_json(c.nodes[2].http_port, "/admin/scheduler")["paused"] == true
         });
-        conn = c.nodes[3].conn().await;
+        let conn = c.nodes[3].conn().await;
         let got: Option<String> = retry(Duration::from_secs(10), || {
             let mut conn = conn.clone();
             async move { redis::cmd("GET").arg("d7").query_async(&mut conn).await }
@@ -600,24 +607,7 @@ async fn a_joined_node_takes_replicas_and_serves() {
         let mut c = Cluster::start(3, &["--initial-shards", "4"]);
         c.wait_ready(Duration::from_secs(30));
         let port = c.nodes[0].http_port;
-        let mut acked = BTreeMap::new();
-        let conn = c.nodes[1].conn().await;
-        for i in 0..150 {
-            let (k, v) = (format!("j{i}"), format!("v{i}"));
-            let () = retry(Duration::from_secs(10), || {
-                let mut conn = conn.clone();
-                let (k, v) = (k.clone(), v.clone());
-                async move {
-                    redis::cmd("SET")
-                        .arg(&k)
-                        .arg(&v)
-                        .query_async(&mut conn)
-                        .await
-                }
-            })
-            .await;
-            acked.insert(k, v);
-        }
+        let acked = write_keys(&c, 1, "j", 150).await;
 
         // n4 joins through n2; the scheduler then drifts replicas onto it (12 over 4 nodes).
         let n4 = c.join_node(1, &[]);
@@ -854,24 +844,7 @@ async fn operations_finish_across_crashes_of_the_nodes_driving_them() {
         let port = c.nodes[3].http_port;
         let (code, _) = post_json(port, "/admin/scheduler", r#"{"paused": true}"#);
         assert_eq!(code, 200);
-        let mut acked = BTreeMap::new();
-        let conn = c.nodes[3].conn().await;
-        for i in 0..200 {
-            let (k, v) = (format!("c{i}"), format!("v{i}"));
-            let () = retry(Duration::from_secs(10), || {
-                let mut conn = conn.clone();
-                let (k, v) = (k.clone(), v.clone());
-                async move {
-                    redis::cmd("SET")
-                        .arg(&k)
-                        .arg(&v)
-                        .query_async(&mut conn)
-                        .await
-                }
-            })
-            .await;
-            acked.insert(k, v);
-        }
+        let acked = write_keys(&c, 3, "c", 200).await;
         // The shard n4 lacks.
         let p = placement(port);
         let (id, replicas) = p
@@ -1072,24 +1045,7 @@ async fn create_a_shard_from_slots_of_another_on_chosen_nodes() {
         let port = c.nodes[0].http_port;
         let (code, _) = post_json(port, "/admin/scheduler", r#"{"paused": true}"#);
         assert_eq!(code, 200);
-        let conn = c.nodes[3].conn().await;
-        let mut acked = BTreeMap::new();
-        for i in 0..300 {
-            let (k, v) = (format!("k{i}"), format!("v{i}"));
-            let () = retry(Duration::from_secs(10), || {
-                let mut conn = conn.clone();
-                let (k, v) = (k.clone(), v.clone());
-                async move {
-                    redis::cmd("SET")
-                        .arg(&k)
-                        .arg(&v)
-                        .query_async(&mut conn)
-                        .await
-                }
-            })
-            .await;
-            acked.insert(k, v);
-        }
+        let acked = write_keys(&c, 3, "k", 300).await;
         let owner = shard(&get_json(port, "/admin/shards"), "shard_0").clone();
         let first = owner["slots"][0].as_u64().expect("first");
         let last = owner["slots"][1].as_u64().expect("last");
@@ -1167,30 +1123,7 @@ async fn a_replica_added_after_a_split_holds_the_writes_from_before_it() {
         let port = c.nodes[0].http_port;
         let (code, _) = post_json(port, "/admin/scheduler", r#"{"paused": true}"#);
         assert_eq!(code, 200);
-        let conn = c.nodes[0].conn().await;
-        let mut acked = BTreeMap::new();
-        let write = |acked: &mut BTreeMap<String, String>, k: String| {
-            let conn = conn.clone();
-            acked.insert(k.clone(), format!("v-{k}"));
-            async move {
-                let v = format!("v-{k}");
-                let () = retry(Duration::from_secs(10), || {
-                    let mut conn = conn.clone();
-                    let (k, v) = (k.clone(), v.clone());
-                    async move {
-                        redis::cmd("SET")
-                            .arg(&k)
-                            .arg(&v)
-                            .query_async(&mut conn)
-                            .await
-                    }
-                })
-                .await;
-            }
-        };
-        for i in 0..150 {
-            write(&mut acked, format!("before{i}")).await;
-        }
+        let mut acked = write_keys(&c, 0, "before", 150).await;
         let (code, v) = post_json(port, "/admin/shard/shard_0/split", "");
         assert_eq!(code, 202, "{v}");
         wait_done(
@@ -1199,9 +1132,7 @@ async fn a_replica_added_after_a_split_holds_the_writes_from_before_it() {
             v["operation"].as_u64().expect("op"),
             Duration::from_secs(60),
         );
-        for i in 0..150 {
-            write(&mut acked, format!("after{i}")).await;
-        }
+        acked.extend(write_keys(&c, 0, "after", 150).await);
         // Move the parent's replica to the node without it; then its old node goes away,
         // so reads there are served by the new replica.
         let p = placement(port);

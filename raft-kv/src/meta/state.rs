@@ -7,6 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::raftstore::members::Member;
 use crate::routing::{Layout, ShardSpec};
 
 /// Finished operations kept for `GET /admin/operations`.
@@ -223,6 +224,19 @@ impl MetaState {
         self.nodes.iter().find(|n| n.id == id)
     }
 
+    /// Nodes not removed, as cluster members.
+    pub fn members(&self) -> Vec<Member> {
+        self.nodes
+            .iter()
+            .filter(|n| n.state != NodeState::Removed)
+            .map(|n| Member {
+                name: n.name.clone(),
+                id: n.id,
+                addr: n.addr.clone(),
+            })
+            .collect()
+    }
+
     pub fn node_by_name(&self, name: &str) -> Option<&NodeMeta> {
         self.nodes.iter().find(|n| n.name == name)
     }
@@ -281,11 +295,7 @@ impl MetaState {
                 if !matches!(o.kind, OpKind::Create { .. }) {
                     return Err(format!("operation {op} is not a create"));
                 }
-                o.state = OpState::Done;
-                o.step = "done".into();
-                o.message = String::new();
-                o.updated_ms = *now_ms;
-                Ok(*op)
+                self.finish_op(*op, *now_ms)
             }
             MetaCmd::SetSchedulerPaused { paused } => {
                 self.scheduler_paused = *paused;
@@ -319,6 +329,45 @@ impl MetaState {
             .ok_or_else(|| format!("operation {id} is not running"))
     }
 
+    /// Refuses when an operation is running on `shard` (named `name` in the error).
+    fn check_free(&self, shard: u64, name: &str) -> Result<(), String> {
+        match self.running().find(|o| o.touches(shard)) {
+            Some(op) => Err(format!(
+                "{name} is busy with operation {} ({})",
+                op.id, op.step
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// Records a new running operation; returns its id.
+    fn start_op(&mut self, kind: OpKind, reason: &str, step: &str, now_ms: u64) -> u64 {
+        let id = self.next_op;
+        self.next_op += 1;
+        self.operations.push(Operation {
+            id,
+            kind,
+            state: OpState::Running,
+            reason: reason.into(),
+            step: step.into(),
+            message: String::new(),
+            started_ms: now_ms,
+            updated_ms: now_ms,
+        });
+        self.trim_finished();
+        id
+    }
+
+    /// Marks a running operation done (its progress message cleared).
+    fn finish_op(&mut self, op: u64, now_ms: u64) -> Result<u64, String> {
+        let o = self.running_op(op)?;
+        o.state = OpState::Done;
+        o.step = "done".into();
+        o.message = String::new();
+        o.updated_ms = now_ms;
+        Ok(op)
+    }
+
     fn shard_mut(&mut self, id: u64) -> Result<&mut ShardSpec, String> {
         self.shards
             .iter_mut()
@@ -338,12 +387,7 @@ impl MetaState {
             .shard(shard)
             .ok_or_else(|| format!("unknown shard {}", shard.saturating_sub(1)))?;
         let name = spec.name();
-        if let Some(op) = self.running().find(|o| o.touches(shard)) {
-            return Err(format!(
-                "{name} is busy with operation {} ({})",
-                op.id, op.step
-            ));
-        }
+        self.check_free(shard, &name)?;
         match self.node(to).map(|n| n.state) {
             None => return Err(format!("unknown node {to}")),
             Some(NodeState::Up) => {}
@@ -364,27 +408,15 @@ impl MetaState {
                 self.name_of(to)
             ));
         }
-        let id = self.next_op;
-        self.next_op += 1;
         let spec = self.shard_mut(shard)?;
         spec.learners.push(to);
         spec.conf_ver += 1;
-        self.operations.push(Operation {
-            id,
-            kind: OpKind::Migrate { shard, from, to },
-            state: OpState::Running,
-            reason: if reason.is_empty() {
-                "admin".into()
-            } else {
-                reason.into()
-            },
-            step: "adding_learner".into(),
-            message: String::new(),
-            started_ms: now_ms,
-            updated_ms: now_ms,
-        });
-        self.trim_finished();
-        Ok(id)
+        Ok(self.start_op(
+            OpKind::Migrate { shard, from, to },
+            if reason.is_empty() { "admin" } else { reason },
+            "adding_learner",
+            now_ms,
+        ))
     }
 
     fn migration(&mut self, op: u64) -> Result<(u64, u64, u64), String> {
@@ -463,25 +495,17 @@ impl MetaState {
         }) {
             return Err(format!("{} is busy", owner.name()));
         }
-        let op = self.next_op;
-        self.next_op += 1;
-        self.operations.push(Operation {
-            id: op,
-            kind: OpKind::Create {
+        Ok(self.start_op(
+            OpKind::Create {
                 shard: id,
                 first,
                 last,
                 nodes: nodes.to_vec(),
             },
-            state: OpState::Running,
-            reason: "admin".into(),
-            step: "splitting".into(),
-            message: String::new(),
-            started_ms: now_ms,
-            updated_ms: now_ms,
-        });
-        self.trim_finished();
-        Ok(op)
+            "admin",
+            "splitting",
+            now_ms,
+        ))
     }
 
     pub fn shard_of_slot(&self, slot: u16) -> Option<&ShardSpec> {
@@ -498,14 +522,7 @@ impl MetaState {
             return Err("a shard cannot be merged into itself".into());
         }
         for s in [&src, &tgt] {
-            if let Some(op) = self.running().find(|o| o.touches(s.id)) {
-                return Err(format!(
-                    "{} is busy with operation {} ({})",
-                    s.name(),
-                    op.id,
-                    op.step
-                ));
-            }
+            self.check_free(s.id, &s.name())?;
         }
         let adjacent = u32::from(src.last_slot) + 1 == u32::from(tgt.first_slot)
             || u32::from(tgt.last_slot) + 1 == u32::from(src.first_slot);
@@ -531,20 +548,12 @@ impl MetaState {
                 tgt.name()
             ));
         }
-        let id = self.next_op;
-        self.next_op += 1;
-        self.operations.push(Operation {
-            id,
-            kind: OpKind::Merge { source, target },
-            state: OpState::Running,
-            reason: "admin".into(),
-            step: "freezing".into(),
-            message: String::new(),
-            started_ms: now_ms,
-            updated_ms: now_ms,
-        });
-        self.trim_finished();
-        Ok(id)
+        Ok(self.start_op(
+            OpKind::Merge { source, target },
+            "admin",
+            "freezing",
+            now_ms,
+        ))
     }
 
     fn finish_merge(&mut self, op: u64, epoch: u64, now_ms: u64) -> Result<u64, String> {
@@ -561,11 +570,7 @@ impl MetaState {
         tgt.epoch = epoch;
         self.shards.retain(|s| s.id != source);
         self.tombstones.push(source);
-        let o = self.running_op(op)?;
-        o.state = OpState::Done;
-        o.step = "done".into();
-        o.updated_ms = now_ms;
-        Ok(op)
+        self.finish_op(op, now_ms)
     }
 
     fn begin_split(
@@ -579,12 +584,7 @@ impl MetaState {
             .shard(shard)
             .ok_or_else(|| format!("unknown shard {}", shard.saturating_sub(1)))?;
         let name = spec.name();
-        if let Some(op) = self.running().find(|o| o.touches(shard)) {
-            return Err(format!(
-                "{name} is busy with operation {} ({})",
-                op.id, op.step
-            ));
-        }
+        self.check_free(shard, &name)?;
         if spec.first_slot == spec.last_slot {
             return Err(format!("{name} owns one slot and cannot be split"));
         }
@@ -611,20 +611,12 @@ impl MetaState {
         {
             return Err(format!("shard_{} is being created", new_id - 1));
         }
-        let id = self.next_op;
-        self.next_op += 1;
-        self.operations.push(Operation {
-            id,
-            kind: OpKind::Split { shard, at, new_id },
-            state: OpState::Running,
-            reason: "admin".into(),
-            step: "splitting".into(),
-            message: String::new(),
-            started_ms: now_ms,
-            updated_ms: now_ms,
-        });
-        self.trim_finished();
-        Ok(id)
+        Ok(self.start_op(
+            OpKind::Split { shard, at, new_id },
+            "admin",
+            "splitting",
+            now_ms,
+        ))
     }
 
     fn finish_split(&mut self, op: u64, now_ms: u64) -> Result<u64, String> {
@@ -646,11 +638,7 @@ impl MetaState {
         parent.epoch += 1;
         self.shards.push(child);
         self.shards.sort_by_key(|s| s.first_slot);
-        let o = self.running_op(op)?;
-        o.state = OpState::Done;
-        o.step = "done".into();
-        o.updated_ms = now_ms;
-        Ok(op)
+        self.finish_op(op, now_ms)
     }
 
     fn add_node(&mut self, id: u64, name: &str, addr: &str) -> Result<u64, String> {
@@ -713,23 +701,15 @@ impl MetaState {
                 "{name} cannot go: the other {others} node(s) cannot hold {needed} replicas of a shard"
             ));
         }
-        let id = self.next_op;
-        self.next_op += 1;
         if let Some(n) = self.nodes.iter_mut().find(|m| m.id == node) {
             n.state = NodeState::Decommissioning;
         }
-        self.operations.push(Operation {
-            id,
-            kind: OpKind::Decommission { node },
-            state: OpState::Running,
-            reason: "admin".into(),
-            step: "moving_replicas".into(),
-            message: String::new(),
-            started_ms: now_ms,
-            updated_ms: now_ms,
-        });
-        self.trim_finished();
-        Ok(id)
+        Ok(self.start_op(
+            OpKind::Decommission { node },
+            "admin",
+            "moving_replicas",
+            now_ms,
+        ))
     }
 
     fn finish_decommission(&mut self, op: u64, now_ms: u64) -> Result<u64, String> {
@@ -742,12 +722,7 @@ impl MetaState {
         if let Some(n) = self.nodes.iter_mut().find(|m| m.id == node) {
             n.state = NodeState::Removed;
         }
-        let o = self.running_op(op)?;
-        o.state = OpState::Done;
-        o.step = "done".into();
-        o.message = String::new();
-        o.updated_ms = now_ms;
-        Ok(op)
+        self.finish_op(op, now_ms)
     }
 
     fn finish_migrate(&mut self, op: u64, now_ms: u64) -> Result<u64, String> {
@@ -760,12 +735,7 @@ impl MetaState {
         }
         spec.learners.retain(|l| *l != to);
         spec.conf_ver += 1;
-        let o = self.running_op(op)?;
-        o.state = OpState::Done;
-        o.step = "done".into();
-        o.message = String::new();
-        o.updated_ms = now_ms;
-        Ok(op)
+        self.finish_op(op, now_ms)
     }
 
     fn fail_op(&mut self, op: u64, reason: &str, now_ms: u64) -> Result<u64, String> {

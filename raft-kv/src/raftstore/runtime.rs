@@ -610,45 +610,40 @@ impl Runtime {
                 entry,
                 reply,
             } => {
-                let r = match self.peers.get_mut(&group) {
-                    None => Err("this node does not serve that shard".to_string()),
-                    Some(peer) if peer.raw.role() != StateRole::Leader => {
-                        Err(format!("not the leader (leader: {})", peer.raw.leader_id()))
-                    }
-                    Some(peer) => {
-                        self.active.insert(group);
-                        peer.last_active_tick = self.ticks;
-                        if peer.raw.is_hibernating() {
-                            peer.raw.wake();
-                        }
-                        peer.raw
-                            .propose(Vec::new(), entry.encode())
-                            .map_err(|e| format!("admin entry refused: {e}"))
-                    }
-                };
+                let r = self.awake_leader(group).and_then(|peer| {
+                    peer.raw
+                        .propose(Vec::new(), entry.encode())
+                        .map_err(|e| format!("admin entry refused: {e}"))
+                });
                 let _ = reply.send(r);
             }
             Inbox::ConfChange { group, cc, reply } => {
-                let r = match self.peers.get_mut(&group) {
-                    None => Err("this node does not serve that shard".to_string()),
-                    Some(peer) if peer.raw.role() != StateRole::Leader => {
-                        Err(format!("not the leader (leader: {})", peer.raw.leader_id()))
-                    }
-                    Some(peer) => {
-                        self.active.insert(group);
-                        peer.last_active_tick = self.ticks;
-                        if peer.raw.is_hibernating() {
-                            peer.raw.wake();
-                        }
-                        peer.raw
-                            .propose_conf_change(Vec::new(), cc)
-                            .map_err(|e| format!("membership change refused: {e}"))
-                    }
-                };
+                let r = self.awake_leader(group).and_then(|peer| {
+                    peer.raw
+                        .propose_conf_change(Vec::new(), cc)
+                        .map_err(|e| format!("membership change refused: {e}"))
+                });
                 let _ = reply.send(r);
             }
             Inbox::Shutdown(done) => self.shutdown = Some(done),
         }
+    }
+
+    /// The group's peer if this node leads it, woken and marked active for a proposal.
+    fn awake_leader(&mut self, group: u64) -> Result<&mut Peer, String> {
+        let peer = self
+            .peers
+            .get_mut(&group)
+            .ok_or("this node does not serve that shard")?;
+        if peer.raw.role() != StateRole::Leader {
+            return Err(format!("not the leader (leader: {})", peer.raw.leader_id()));
+        }
+        self.active.insert(group);
+        peer.last_active_tick = self.ticks;
+        if peer.raw.is_hibernating() {
+            peer.raw.wake();
+        }
+        Ok(peer)
     }
 
     /// Removes a peer from the runtime, answering what waits on it.

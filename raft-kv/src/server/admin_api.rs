@@ -45,19 +45,9 @@ pub fn routes() -> Router<Arc<Server>> {
         .route("/admin/scheduler", get(scheduler).post(set_scheduler))
 }
 
+/// The cluster secret check of the other admin routes, answered in JSON.
 fn check(srv: &Server, headers: &HeaderMap) -> Result<(), Reply> {
-    let given = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    if srv.cluster_secret.matches(given) {
-        Ok(())
-    } else {
-        Err(err(
-            StatusCode::UNAUTHORIZED,
-            "missing or wrong cluster secret (Authorization: Bearer <secret>)",
-        ))
-    }
+    super::http::authorized(srv, headers).map_err(|(code, why)| err(code, why.trim_end()))
 }
 
 /// The shard's leader as this node knows it (its own replica's view, else peers' reports).
@@ -271,6 +261,21 @@ fn node_field(
         .ok_or_else(|| err(StatusCode::NOT_FOUND, format!("unknown node {name:?}")))
 }
 
+/// Proposes a command that starts an operation: 202 with the operation's id and `what`
+/// describes (logged with `action`), or the refusal as an HTTP status.
+async fn start(srv: &Server, cmd: &MetaCmd, action: &str, what: Value) -> Reply {
+    match srv.cluster.propose(cmd).await {
+        Ok(op) => {
+            tracing::info!(op, request = %what, "{action}");
+            let mut v = what;
+            v["operation"] = json!(op);
+            v["progress"] = json!("/admin/operations");
+            (StatusCode::ACCEPTED, Json(v))
+        }
+        Err(e) => refusal(e),
+    }
+}
+
 /// A metadata refusal as an HTTP status.
 fn refusal(reason: String) -> Reply {
     let code = if reason.contains("unknown") {
@@ -314,22 +319,17 @@ async fn migrate(
         reason: "admin".into(),
         now_ms: now_ms(),
     };
-    match srv.cluster.propose(&cmd).await {
-        Ok(op) => {
-            tracing::info!(op, shard = %spec.name(), from = %state.name_of(from), to = %state.name_of(to), "migration accepted");
-            (
-                StatusCode::ACCEPTED,
-                Json(json!({
-                    "operation": op,
-                    "shard": spec.name(),
-                    "from": state.name_of(from),
-                    "to": state.name_of(to),
-                    "progress": "/admin/operations",
-                })),
-            )
-        }
-        Err(e) => refusal(e),
-    }
+    start(
+        &srv,
+        &cmd,
+        "migration accepted",
+        json!({
+            "shard": spec.name(),
+            "from": state.name_of(from),
+            "to": state.name_of(to),
+        }),
+    )
+    .await
 }
 
 async fn transfer_leader(
@@ -452,22 +452,17 @@ async fn split(
         new_id,
         now_ms: now_ms(),
     };
-    match srv.cluster.propose(&cmd).await {
-        Ok(op) => {
-            tracing::info!(op, shard = %spec.name(), at, new = new_id - 1, "split accepted");
-            (
-                StatusCode::ACCEPTED,
-                Json(json!({
-                    "operation": op,
-                    "shard": spec.name(),
-                    "new_shard": format!("shard_{}", new_id - 1),
-                    "at_slot": at,
-                    "progress": "/admin/operations",
-                })),
-            )
-        }
-        Err(e) => refusal(e),
-    }
+    start(
+        &srv,
+        &cmd,
+        "split accepted",
+        json!({
+            "shard": spec.name(),
+            "new_shard": format!("shard_{}", new_id - 1),
+            "at_slot": at,
+        }),
+    )
+    .await
 }
 
 /// `{"shard_id": "shard_9", "nodes": ["node1", "node2", "node3"], "slots": [4096, 8191]}`, or
@@ -543,27 +538,16 @@ async fn create(State(srv): State<Arc<Server>>, headers: HeaderMap, body: Bytes)
         nodes,
         now_ms: now_ms(),
     };
-    match srv.cluster.propose(&cmd).await {
-        Ok(op) => {
-            tracing::info!(
-                op,
-                shard = id - 1,
-                first = slots.0,
-                last = slots.1,
-                "create accepted"
-            );
-            (
-                StatusCode::ACCEPTED,
-                Json(json!({
-                    "operation": op,
-                    "shard": format!("shard_{}", id - 1),
-                    "slots": [slots.0, slots.1],
-                    "progress": "/admin/operations",
-                })),
-            )
-        }
-        Err(e) => refusal(e),
-    }
+    start(
+        &srv,
+        &cmd,
+        "create accepted",
+        json!({
+            "shard": format!("shard_{}", id - 1),
+            "slots": [slots.0, slots.1],
+        }),
+    )
+    .await
 }
 
 /// `{"sources": ["shard_1", "shard_2"], "target": "shard_1"}`: two adjacent shards on the same
@@ -611,26 +595,16 @@ async fn merge(State(srv): State<Arc<Server>>, headers: HeaderMap, body: Bytes) 
         target: target_id,
         now_ms: now_ms(),
     };
-    match srv.cluster.propose(&cmd).await {
-        Ok(op) => {
-            tracing::info!(
-                op,
-                source = source_id - 1,
-                target = target_id - 1,
-                "merge accepted"
-            );
-            (
-                StatusCode::ACCEPTED,
-                Json(json!({
-                    "operation": op,
-                    "source": format!("shard_{}", source_id - 1),
-                    "target": format!("shard_{}", target_id - 1),
-                    "progress": "/admin/operations",
-                })),
-            )
-        }
-        Err(e) => refusal(e),
-    }
+    start(
+        &srv,
+        &cmd,
+        "merge accepted",
+        json!({
+            "source": format!("shard_{}", source_id - 1),
+            "target": format!("shard_{}", target_id - 1),
+        }),
+    )
+    .await
 }
 
 async fn decommission(
@@ -645,23 +619,11 @@ async fn decommission(
     let Some(node) = state.node_by_name(&id).map(|n| n.id) else {
         return err(StatusCode::NOT_FOUND, format!("unknown node {id:?}"));
     };
-    match srv
-        .cluster
-        .propose(&MetaCmd::Decommission {
-            node,
-            now_ms: now_ms(),
-        })
-        .await
-    {
-        Ok(op) => {
-            tracing::info!(op, node = %id, "decommission accepted");
-            (
-                StatusCode::ACCEPTED,
-                Json(json!({ "operation": op, "node": id, "progress": "/admin/operations" })),
-            )
-        }
-        Err(e) => refusal(e),
-    }
+    let cmd = MetaCmd::Decommission {
+        node,
+        now_ms: now_ms(),
+    };
+    start(&srv, &cmd, "decommission accepted", json!({ "node": id })).await
 }
 
 async fn scheduler(State(srv): State<Arc<Server>>, headers: HeaderMap) -> Reply {

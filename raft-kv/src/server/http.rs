@@ -1,8 +1,9 @@
 //! The node's `--port`: the HTTP admin API and the node-to-node gRPC service on one listener
 //! (axum routes plain HTTP/1.1 and HTTP/2 requests; gRPC paths go to tonic).
 //!
-//! With a cluster secret, `/status` and `/debug/partition` need `Authorization: Bearer
-//! <secret>` (health, readiness and metrics stay open for probes and scrapers).
+//! With a cluster secret, `/status`, `/admin/...` and `/debug/partition` need
+//! `Authorization: Bearer <secret>` (health, readiness and metrics stay open for probes and
+//! scrapers).
 //!
 //! Routes: `GET /health` (live), `GET /ready` (metadata reachable, every shard on this node
 //! has a leader),
@@ -79,7 +80,7 @@ fn name_of(srv: &Server, id: u64) -> String {
 }
 
 /// With a cluster secret configured, admin routes need `Authorization: Bearer <secret>`.
-fn authorized(srv: &Server, headers: &HeaderMap) -> Result<(), (StatusCode, String)> {
+pub(super) fn authorized(srv: &Server, headers: &HeaderMap) -> Result<(), (StatusCode, String)> {
     let given = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())

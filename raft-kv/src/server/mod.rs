@@ -126,17 +126,7 @@ impl Server {
 
     /// Cluster members (this node included) that are not removed, from the metadata.
     pub fn members(&self) -> Vec<Member> {
-        self.meta
-            .current()
-            .nodes
-            .iter()
-            .filter(|n| n.state != meta::NodeState::Removed)
-            .map(|n| Member {
-                name: n.name.clone(),
-                id: n.id,
-                addr: n.addr.clone(),
-            })
-            .collect()
+        self.meta.current().members()
     }
 
     pub fn node_name(&self) -> String {
@@ -238,16 +228,7 @@ async fn serve(config: Config) -> Result<(), String> {
         _ => None,
     };
     let given = match &joined_meta {
-        Some(s) => s
-            .nodes
-            .iter()
-            .filter(|n| n.state != meta::NodeState::Removed)
-            .map(|n| Member {
-                name: n.name.clone(),
-                id: n.id,
-                addr: n.addr.clone(),
-            })
-            .collect(),
+        Some(s) => s.members(),
         None => config.members()?,
     };
     let identity = load_or_init_identity(
@@ -337,15 +318,10 @@ async fn serve(config: Config) -> Result<(), String> {
     let stats = Arc::new(store::StoreStats::default());
     let metrics = Arc::new(Metrics::new());
     // Peers: every node the metadata knows (joined ones included) and the --cluster list.
-    let mut peers: Vec<(u64, String)> = known
-        .nodes
-        .iter()
-        .filter(|n| n.id != node_id && n.state != meta::NodeState::Removed)
-        .map(|n| (n.id, n.addr.clone()))
-        .collect();
-    for m in members.iter().filter(|m| m.id != node_id) {
-        if !peers.iter().any(|(id, _)| *id == m.id) {
-            peers.push((m.id, m.addr.clone()));
+    let mut peers: Vec<(u64, String)> = Vec::new();
+    for m in known.members().into_iter().chain(members.iter().cloned()) {
+        if m.id != node_id && !peers.iter().any(|(id, _)| *id == m.id) {
+            peers.push((m.id, m.addr));
         }
     }
     let raft = runtime::start(

@@ -90,6 +90,19 @@ pub struct Config {
     /// require it (every member must use the same). `RAFTKV_CLUSTER_SECRET` sets it too.
     #[arg(long)]
     pub cluster_secret_file: Option<PathBuf>,
+    /// Split a shard automatically once its data passes this many MiB (0: never).
+    /// Default: 96 in a cluster (`--cluster`, `--join`); never for a lone node, which keeps
+    /// one shard so multi-key commands work on any keys.
+    #[arg(long)]
+    pub split_size_mb: Option<u64>,
+    /// Split a shard automatically once it serves this many requests per second (reads and
+    /// writes, averaged over 10 s; 0: never). Default: 5000 in a cluster, never for a lone
+    /// node.
+    #[arg(long)]
+    pub split_ops: Option<u64>,
+    /// RocksDB memtable size per column family, in MiB.
+    #[arg(long, default_value_t = 64)]
+    pub write_buffer_mb: usize,
 }
 
 /// The secret travels in gRPC metadata and HTTP headers: printable ASCII only (a secret
@@ -160,6 +173,16 @@ impl Config {
             }
             _ => Ok(None),
         }
+    }
+
+    /// Automatic split thresholds (bytes, requests per second); 0 = never.
+    pub fn split_thresholds(&self) -> (u64, u64) {
+        let clustered = self.cluster.is_some() || self.join.is_some();
+        let pick = |v: Option<u64>, default: u64| v.unwrap_or(if clustered { default } else { 0 });
+        (
+            pick(self.split_size_mb, 96) << 20,
+            pick(self.split_ops, 5000),
+        )
     }
 
     /// `--initial-shards`, or the default for this cluster's size.

@@ -183,6 +183,7 @@ pub struct Metrics {
     pub disk_usage: IntGauge,
     pub connected_clients: IntGauge,
     pub keys: IntGaugeVec,
+    pub shard_size: IntGaugeVec,
 }
 
 /// Latency buckets: 50 µs doubling up to ~6.5 s.
@@ -212,6 +213,7 @@ impl Metrics {
             disk_usage: IntGauge::default(),
             connected_clients: IntGauge::default(),
             keys: Family::new(shard, IntGauge::default),
+            shard_size: Family::new(shard, IntGauge::default),
         }
     }
 
@@ -258,7 +260,8 @@ impl Metrics {
             ),
             (
                 "raftkv_scheduler_decisions_total",
-                "Replica moves started by the scheduler, by kind: repair, decommission, balance.",
+                "Scheduling decisions by kind: repair, decommission, balance (replicas), leader, \
+                 split_size, split_load.",
                 &self.scheduler_decisions,
             ),
         ];
@@ -284,7 +287,7 @@ impl Metrics {
             header(&mut out, name, help, "counter");
             let _ = writeln!(out, "{name} {}", c.get());
         }
-        let gauges: [(&str, &str, &IntGaugeVec); 5] = [
+        let gauges: [(&str, &str, &IntGaugeVec); 6] = [
             ("raftkv_raft_term", "Raft term.", &self.raft_term),
             (
                 "raftkv_raft_commit_index",
@@ -305,6 +308,12 @@ impl Metrics {
                 "raftkv_keys",
                 "Estimated number of keys per shard (RocksDB estimate).",
                 &self.keys,
+            ),
+            (
+                "raftkv_shard_size_bytes",
+                "Approximate data size per shard hosted here (SST files; what automatic \
+                 splits and replica balance use).",
+                &self.shard_size,
             ),
         ];
         for (name, help, fam) in gauges {

@@ -438,6 +438,19 @@ async fn admin_api_refuses_bad_requests_and_transfers_leaders() {
             let detail = get_json(c.nodes[1].http_port, "/admin/shard/shard_1");
             assert_eq!(detail["leader"], to, "{detail}");
         }
+        // The last one is now the preferred leader: the group keeps it (it would hand
+        // leadership back to the old preferred one within an election timeout or two).
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let detail = get_json(c.nodes[0].http_port, "/admin/shard/shard_1");
+        assert_eq!(detail["leader"], "n2", "{detail}");
+        assert_eq!(detail["preferred_leader"], "n2", "{detail}");
+        let ops = get_json(port, "/admin/operations");
+        let transfers = ops["operations"].as_array().map_or(0, |a| {
+            a.iter()
+                .filter(|o| o["kind"] == "transfer_leader" && o["reason"] == "admin")
+                .count()
+        });
+        assert_eq!(transfers, 3, "{ops}");
         // The CLI prints the same JSON and reports refusals with a non-zero exit.
         let ctl = |args: &[&str]| {
             Command::new(env!("CARGO_BIN_EXE_raft-kv"))
@@ -1205,4 +1218,144 @@ async fn check_reads_on(c: &Cluster, i: usize, acked: &BTreeMap<String, String>)
             c.nodes[i].name
         );
     }
+}
+
+/// A shard's requests per second and size as `/admin/shards` reports them.
+fn shard_loads(port: u16) -> Vec<(String, f64, u64)> {
+    let v = get_json(port, "/admin/shards");
+    v["shards"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|s| {
+                    let ops = s["reads_per_sec"].as_f64().unwrap_or(0.0)
+                        + s["writes_per_sec"].as_f64().unwrap_or(0.0);
+                    let id = s["id"].as_str().unwrap_or("").to_string();
+                    (id, ops, s["size_bytes"].as_u64().unwrap_or(0))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Scheduler decisions of `kind` recorded so far.
+fn decisions(port: u16, kind: &str) -> usize {
+    let v = get_json(port, "/admin/scheduler");
+    v["decisions"]
+        .as_array()
+        .map_or(0, |a| a.iter().filter(|d| d["reason"] == kind).count())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shards_split_by_themselves_under_load_and_when_they_grow() {
+    tokio::time::timeout(Duration::from_secs(240), async {
+        let c = Cluster::start(
+            3,
+            &[
+                "--initial-shards",
+                "1",
+                "--split-ops",
+                "300",
+                "--split-size-mb",
+                "1",
+                "--write-buffer-mb",
+                "1",
+            ],
+        );
+        c.wait_ready(Duration::from_secs(30));
+        let port = c.nodes[0].http_port;
+
+        // Load: reads of keys spread over every slot, from every node.
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut readers = Vec::new();
+        for n in &c.nodes {
+            let mut conn = n.conn().await;
+            let stop = stop.clone();
+            readers.push(tokio::spawn(async move {
+                let mut i = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let mut pipe = redis::pipe();
+                    for j in 0..20 {
+                        pipe.cmd("GET").arg(format!("absent{}", i * 20 + j));
+                    }
+                    let _: redis::RedisResult<Vec<Option<String>>> =
+                        pipe.query_async(&mut conn).await;
+                    i += 1;
+                }
+            }));
+        }
+        // Every node's report reaches every node; the shard shows the load.
+        wait_until("load in the API", Duration::from_secs(30), || {
+            let nodes = get_json(c.nodes[2].http_port, "/admin/nodes");
+            let all_report = nodes["nodes"].as_array().is_some_and(|a| {
+                a.iter()
+                    .all(|n| n["load"]["reads_per_sec"].as_f64().is_some())
+            });
+            all_report && shard_loads(c.nodes[1].http_port).iter().any(|s| s.1 > 50.0)
+        });
+        wait_until("a split for load", Duration::from_secs(60), || {
+            decisions(port, "split_load") > 0
+        });
+        stop.store(true, Ordering::Relaxed);
+        for r in readers {
+            r.await.expect("reader");
+        }
+        wait_until("the split done", Duration::from_secs(60), || {
+            get_json(port, "/admin/shards")["shards"]
+                .as_array()
+                .is_some_and(|a| a.len() >= 2)
+        });
+
+        // Size: about 3 MiB of incompressible values.
+        let mut conn = c.nodes[1].conn().await;
+        let mut acked = BTreeMap::new();
+        for batch in 0..30 {
+            let mut pipe = redis::pipe();
+            for j in 0..100 {
+                let k = format!("big{}", batch * 100 + j);
+                let v: String = (0..1024)
+                    .map(|_| char::from(b'!' + rand::random::<u8>() % 90))
+                    .collect();
+                pipe.cmd("SET").arg(&k).arg(&v).ignore();
+                acked.insert(k, v);
+            }
+            let () = retry(Duration::from_secs(20), || {
+                let mut conn = conn.clone();
+                let pipe = pipe.clone();
+                async move { pipe.query_async(&mut conn).await }
+            })
+            .await;
+        }
+        wait_until("a split for size", Duration::from_secs(90), || {
+            decisions(port, "split_size") > 0
+        });
+        wait_until("splits settle", Duration::from_secs(60), || {
+            get_json(port, "/admin/operations")["operations"]
+                .as_array()
+                .is_some_and(|a| a.iter().all(|o| o["state"] != "running"))
+        });
+        // Sizes come from SST files: the last memtable counts once flushed.
+        wait_until("sizes reported", Duration::from_secs(30), || {
+            shard_loads(port).iter().map(|s| s.2).sum::<u64>() > 3 << 19
+        });
+        // Every value reads back from every node, whichever shard it is in now.
+        conn = c.nodes[2].conn().await;
+        for (k, v) in acked.iter().step_by(7) {
+            let got: Option<String> = retry(Duration::from_secs(10), || {
+                let mut conn = conn.clone();
+                let k = k.clone();
+                async move { redis::cmd("GET").arg(&k).query_async(&mut conn).await }
+            })
+            .await;
+            assert_eq!(got.as_ref(), Some(v), "{k}");
+        }
+        let metrics = common::http_get(port, "/metrics").1;
+        assert!(
+            metrics.contains("raftkv_scheduler_decisions_total{kind=\"split_size\"}"),
+            "{metrics}"
+        );
+        assert!(metrics.contains("raftkv_shard_size_bytes{"));
+    })
+    .await
+    .expect("test timed out");
 }

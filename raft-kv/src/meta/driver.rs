@@ -11,12 +11,11 @@
 //! 4. one joint change: B becomes a voter and A leaves (left automatically once committed);
 //! 5. metadata: B replaces A in S's replica list; A's node removes its replica.
 //!
-//! The scheduler (same loop, same leader) starts migrations by itself, one at a time and at
-//! most one decision per `SCHEDULE_GAP`, unless paused: replicas on a node that is down (no
-//! `Hello` answer for `--node-down-after-secs`) or draining are rebuilt on the live node with
-//! the fewest replicas (repair, decommission); then replica counts are evened out over live
-//! nodes (balance: a move whenever two nodes differ by two or more). Every decision is logged
-//! and counted in `raftkv_scheduler_decisions_total{kind}`.
+//! The scheduler (same loop, same leader) starts moves by itself, one at a time and at most
+//! one decision per `SCHEDULE_GAP`, unless paused: repair, decommission, automatic splits,
+//! replica and leader balance, by the policies in `balance` over the nodes' load reports
+//! (`heartbeat`). Every decision is logged, recorded as an operation with its kind as the
+//! reason, and counted in `raftkv_scheduler_decisions_total{kind}`.
 //!
 //! Before step 4 the migration can be given up (the learner stays out of every quorum):
 //! after `MIGRATE_TIMEOUT` without catching up, the learner is removed and the operation
@@ -28,7 +27,8 @@ use std::time::{Duration, Instant};
 use prost::Message as _;
 use raft::eraftpb::{ConfChangeSingle, ConfChangeTransition, ConfChangeType, ConfChangeV2};
 
-use super::{MetaCmd, MetaState, MetaView, NodeState, OpKind, Operation, META_GROUP};
+use super::balance::{self, Decision, Policy};
+use super::{MetaCmd, MetaState, MetaView, OpKind, Operation, META_GROUP};
 use crate::metrics::Metrics;
 use crate::protocol::Frame;
 use crate::raftstore::split::{AdminEntry, CommitMerge, PrepareMerge, SplitEntry};
@@ -48,6 +48,8 @@ const MESSAGE_EVERY_MS: u64 = 2000;
 const RPC_TIMEOUT: Duration = Duration::from_secs(3);
 /// At most one scheduling decision this often (rate limit).
 const SCHEDULE_GAP: Duration = Duration::from_secs(2);
+/// A shard whose leader the scheduler moved is not moved again this soon.
+const LEADER_COOLDOWN: Duration = Duration::from_secs(60);
 
 /// This node's handle on the cluster: local runtime, peers' `Node` services, metadata.
 pub struct Cluster {
@@ -58,6 +60,10 @@ pub struct Cluster {
     /// elsewhere.
     pub down_after: Duration,
     pub started: Instant,
+    /// Every node's latest load report (see `heartbeat`).
+    pub load: super::load::LoadTable,
+    /// Automatic split thresholds.
+    pub policy: Policy,
 }
 
 /// Proposes an encoded metadata command to the local metadata replica.
@@ -239,6 +245,8 @@ impl Cluster {
 /// Advances operations and schedules new ones whenever this node leads the metadata group.
 pub async fn run(c: Arc<Cluster>) {
     let mut last_decision: Option<Instant> = None;
+    // Shards whose leader the scheduler moved lately (left alone for a while).
+    let mut leader_moved: std::collections::HashMap<u64, Instant> = Default::default();
     loop {
         tokio::time::sleep(PASS).await;
         if !c.store.raft().status(META_GROUP).is_leader {
@@ -259,6 +267,8 @@ pub async fn run(c: Arc<Cluster>) {
                     last,
                     ref nodes,
                 } => create(&c, &state, op, shard, (first, last), nodes).await,
+                // Done when recorded.
+                OpKind::TransferLeader { .. } => Ok(()),
             };
             if let Err(e) = r {
                 tracing::debug!(op = op.id, error = %e, "operation step failed; retrying");
@@ -267,17 +277,60 @@ pub async fn run(c: Arc<Cluster>) {
         if state.scheduler_paused || last_decision.is_some_and(|t| t.elapsed() < SCHEDULE_GAP) {
             continue;
         }
-        if let Some((cmd, kind, why)) = schedule(&c, &state) {
-            last_decision = Some(Instant::now());
-            match c.propose(&cmd).await {
-                Ok(op) => {
-                    tracing::info!(op, kind, %why, "scheduling decision");
-                    c.metrics
-                        .scheduler_decisions
-                        .with_label_values(&[kind])
-                        .inc();
+        leader_moved.retain(|_, t: &mut Instant| t.elapsed() < LEADER_COOLDOWN);
+        let decided = {
+            let load = c.load.summary(&state, super::heartbeat::FRESH);
+            let alive = |n: u64| alive(&c, n);
+            let cooling = |s: u64| leader_moved.contains_key(&s);
+            let inputs = balance::Inputs {
+                alive: &alive,
+                load: &load,
+                policy: c.policy,
+                leader_cooling: &cooling,
+            };
+            balance::decide(&state, &inputs)
+        };
+        let Some(p) = decided else {
+            continue;
+        };
+        last_decision = Some(Instant::now());
+        let now = now_ms();
+        let reason = p.kind.to_string();
+        let cmd = match p.decision {
+            Decision::Migrate { shard, from, to } => MetaCmd::BeginMigrate {
+                shard,
+                from,
+                to,
+                reason,
+                now_ms: now,
+            },
+            Decision::Split { shard, at } => MetaCmd::BeginSplit {
+                shard,
+                at,
+                new_id: state.next_shard_id(),
+                reason,
+                now_ms: now,
+            },
+            Decision::Leader { shard, to } => {
+                leader_moved.insert(shard, Instant::now());
+                MetaCmd::SetLeader {
+                    shard,
+                    node: to,
+                    reason,
+                    now_ms: now,
                 }
-                Err(e) => tracing::info!(kind, %why, error = %e, "scheduling decision refused"),
+            }
+        };
+        match c.propose(&cmd).await {
+            Ok(op) => {
+                tracing::info!(op, kind = p.kind, why = %p.why, "scheduling decision");
+                c.metrics
+                    .scheduler_decisions
+                    .with_label_values(&[p.kind])
+                    .inc();
+            }
+            Err(e) => {
+                tracing::info!(kind = p.kind, why = %p.why, error = %e, "scheduling decision refused")
             }
         }
     }
@@ -287,87 +340,10 @@ pub async fn run(c: Arc<Cluster>) {
 fn alive(c: &Cluster, node: u64) -> bool {
     node == c.store.node_id()
         || c.started.elapsed() < c.down_after
+        || c.load.seen_within(node, c.down_after)
         || c.store
             .proxy()
             .is_some_and(|p| p.seen_within(node, c.down_after))
-}
-
-/// The next move, if any: rebuild replicas of down or draining nodes first, then even out
-/// replica counts over live nodes. One scheduler move at a time (operations started by an
-/// admin don't count), at most one decision per `SCHEDULE_GAP`.
-fn schedule(c: &Cluster, state: &MetaState) -> Option<(MetaCmd, &'static str, String)> {
-    let ours = state
-        .running()
-        .filter(|o| o.reason != "admin" && o.shard().is_some())
-        .count();
-    if ours > 0 {
-        return None;
-    }
-    let busy = |shard: u64| state.running().any(|o| o.touches(shard));
-    let targets: Vec<u64> = state
-        .nodes
-        .iter()
-        .filter(|n| n.state == NodeState::Up && alive(c, n.id))
-        .map(|n| n.id)
-        .collect();
-    let load = |n: u64| state.shards.iter().filter(|s| s.has_replica(n)).count();
-    let now = now_ms();
-    let migrate = |s: &ShardSpec, from: u64, to: u64, reason: &'static str| MetaCmd::BeginMigrate {
-        shard: s.id,
-        from,
-        to,
-        reason: reason.into(),
-        now_ms: now,
-    };
-    for s in state.shards.iter().filter(|s| !busy(s.id)) {
-        for &r in &s.replicas {
-            let draining = state.node(r).is_some_and(|n| n.state != NodeState::Up);
-            let down = !alive(c, r);
-            if !draining && !down {
-                continue;
-            }
-            let Some(to) = targets
-                .iter()
-                .copied()
-                .filter(|t| !s.has_replica(*t))
-                .min_by_key(|t| load(*t))
-            else {
-                continue;
-            };
-            let kind = if draining { "decommission" } else { "repair" };
-            let why = format!(
-                "{} of {} is on {} node {}; rebuilding it on {}",
-                if draining {
-                    "a replica"
-                } else {
-                    "a lost replica"
-                },
-                s.name(),
-                if draining { "draining" } else { "down" },
-                state.name_of(r),
-                state.name_of(to)
-            );
-            return Some((migrate(s, r, to, kind), kind, why));
-        }
-    }
-    let most = targets.iter().copied().max_by_key(|n| load(*n))?;
-    let least = targets.iter().copied().min_by_key(|n| load(*n))?;
-    if load(most) < load(least) + 2 {
-        return None;
-    }
-    let s = state
-        .shards
-        .iter()
-        .find(|s| !busy(s.id) && s.replicas.contains(&most) && !s.has_replica(least))?;
-    let why = format!(
-        "{} holds {} replicas and {} holds {}: moving {}",
-        state.name_of(most),
-        load(most),
-        state.name_of(least),
-        load(least),
-        s.name()
-    );
-    Some((migrate(s, most, least, "balance"), "balance", why))
 }
 
 /// A decommission ends once its node holds nothing (the scheduler moves the replicas).
@@ -694,6 +670,7 @@ async fn create(
             shard: owner.id,
             at: first,
             new_id: id,
+            reason: String::new(),
             now_ms: now,
         })
         .await?;
@@ -713,6 +690,7 @@ async fn create(
             shard: id,
             at: last + 1,
             new_id: state.next_shard_id(),
+            reason: String::new(),
             now_ms: now,
         })
         .await?;

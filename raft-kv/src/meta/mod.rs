@@ -7,10 +7,15 @@
 //!   learned from peers' Hello replies elsewhere); only newer versions replace it.
 //! - [`sync`]: follows the view: swaps the routing layout, creates and destroys local
 //!   replicas. [`driver`]: on the metadata leader, carries operations (migrations) through
-//!   their steps.
+//!   their steps, and schedules new ones by the policies in [`balance`].
+//! - [`load`]: load statistics each node measures and reports ([`heartbeat`]), and the
+//!   table the scheduler reads them from.
 
+pub mod balance;
 pub mod driver;
+pub mod heartbeat;
 pub mod join;
+pub mod load;
 pub mod state;
 pub mod sync;
 

@@ -65,6 +65,8 @@ pub enum OpKind {
         last: u16,
         nodes: Vec<u64>,
     },
+    /// Make `to` the preferred leader of `shard` (done when recorded; the group follows).
+    TransferLeader { shard: u64, to: u64 },
 }
 
 /// A long-running scheduling operation and its progress.
@@ -90,7 +92,9 @@ impl Operation {
     /// The shard a migration works on (None for node-wide operations).
     pub fn shard(&self) -> Option<u64> {
         match self.kind {
-            OpKind::Migrate { shard, .. } | OpKind::Split { shard, .. } => Some(shard),
+            OpKind::Migrate { shard, .. }
+            | OpKind::Split { shard, .. }
+            | OpKind::TransferLeader { shard, .. } => Some(shard),
             OpKind::Merge { target, .. } => Some(target),
             // Its steps are operations of their own, on the shards they touch.
             OpKind::Decommission { .. } | OpKind::Create { .. } => None,
@@ -130,6 +134,18 @@ pub enum MetaCmd {
         shard: u64,
         at: u16,
         new_id: u64,
+        /// `admin` (default), or the scheduler's `split_size` / `split_load`.
+        #[serde(default)]
+        reason: String,
+        now_ms: u64,
+    },
+    /// Makes `node` (a voting replica) the shard's preferred leader: the group's leader hands
+    /// leadership to it once it is caught up. Recorded as a finished operation.
+    SetLeader {
+        shard: u64,
+        node: u64,
+        #[serde(default)]
+        reason: String,
         now_ms: u64,
     },
     /// The parent group applied the split (its range ends before `at`): route by it.
@@ -274,8 +290,15 @@ impl MetaState {
                 shard,
                 at,
                 new_id,
+                reason,
                 now_ms,
-            } => self.begin_split(*shard, *at, *new_id, *now_ms),
+            } => self.begin_split(*shard, *at, *new_id, reason, *now_ms),
+            MetaCmd::SetLeader {
+                shard,
+                node,
+                reason,
+                now_ms,
+            } => self.set_leader(*shard, *node, reason, *now_ms),
             MetaCmd::FinishSplit { op, now_ms } => self.finish_split(*op, *now_ms),
             MetaCmd::BeginMerge {
                 source,
@@ -578,6 +601,7 @@ impl MetaState {
         shard: u64,
         at: u16,
         new_id: u64,
+        reason: &str,
         now_ms: u64,
     ) -> Result<u64, String> {
         let spec = self
@@ -613,10 +637,40 @@ impl MetaState {
         }
         Ok(self.start_op(
             OpKind::Split { shard, at, new_id },
-            "admin",
+            if reason.is_empty() { "admin" } else { reason },
             "splitting",
             now_ms,
         ))
+    }
+
+    /// Moves `node` to the front of the shard's replicas (the preferred leader).
+    fn set_leader(
+        &mut self,
+        shard: u64,
+        node: u64,
+        reason: &str,
+        now_ms: u64,
+    ) -> Result<u64, String> {
+        let spec = self
+            .shard(shard)
+            .ok_or_else(|| format!("unknown shard {}", shard.saturating_sub(1)))?;
+        let name = spec.name();
+        if !spec.replicas.contains(&node) {
+            return Err(format!(
+                "{} is not a voting replica of {name}",
+                self.name_of(node)
+            ));
+        }
+        let spec = self.shard_mut(shard)?;
+        spec.replicas.retain(|r| *r != node);
+        spec.replicas.insert(0, node);
+        let op = self.start_op(
+            OpKind::TransferLeader { shard, to: node },
+            if reason.is_empty() { "admin" } else { reason },
+            "done",
+            now_ms,
+        );
+        self.finish_op(op, now_ms)
     }
 
     fn finish_split(&mut self, op: u64, now_ms: u64) -> Result<u64, String> {
@@ -926,6 +980,7 @@ mod tests {
                 shard,
                 at,
                 new_id,
+                reason: String::new(),
                 now_ms: 1,
             })
         };
@@ -970,6 +1025,7 @@ mod tests {
                 shard: 1,
                 at: 100,
                 new_id: 3,
+                reason: String::new(),
                 now_ms: 1,
             })
             .expect("split");
@@ -995,6 +1051,7 @@ mod tests {
                 shard: 1,
                 at: 50,
                 new_id: 4,
+                reason: String::new(),
                 now_ms: 4,
             })
             .unwrap_err()
@@ -1045,6 +1102,7 @@ mod tests {
                 shard: 1,
                 at: 1,
                 new_id: 20000,
+                reason: String::new(),
                 now_ms: 1,
             })
             .unwrap_err();
@@ -1063,6 +1121,7 @@ mod tests {
             shard: 2,
             at: 9000,
             new_id: 7,
+            reason: String::new(),
             now_ms: 1,
         })
         .expect("split");
@@ -1080,6 +1139,7 @@ mod tests {
                 shard: 2,
                 at: 9000,
                 new_id: 7,
+                reason: String::new(),
                 now_ms: 1,
             })
             .expect("split");

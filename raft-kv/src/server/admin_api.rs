@@ -16,6 +16,7 @@ use bytes::Bytes;
 use serde_json::{json, Value};
 
 use super::Server;
+use crate::meta::load::LoadSummary;
 use crate::meta::{MetaCmd, MetaState, OpKind, Operation};
 use crate::routing::ShardSpec;
 use crate::store::now_ms;
@@ -65,9 +66,17 @@ fn names(state: &MetaState, ids: &[u64]) -> Vec<String> {
     ids.iter().map(|id| state.name_of(*id)).collect()
 }
 
-fn shard_json(srv: &Server, state: &MetaState, s: &ShardSpec) -> Value {
+/// The cluster's load as this node knows it (its own and relayed heartbeats).
+fn load_summary(srv: &Server, state: &MetaState) -> LoadSummary {
+    srv.cluster
+        .load
+        .summary(state, crate::meta::heartbeat::FRESH)
+}
+
+fn shard_json(srv: &Server, state: &MetaState, load: &LoadSummary, s: &ShardSpec) -> Value {
     let leader = leader_of(srv, s);
     let op = state.running().find(|o| o.touches(s.id)).map(|o| o.id);
+    let l = load.shards.get(&s.id);
     json!({
         "id": s.name(),
         "group": s.id,
@@ -77,8 +86,16 @@ fn shard_json(srv: &Server, state: &MetaState, s: &ShardSpec) -> Value {
         "replicas": names(state, &s.replicas),
         "learners": names(state, &s.learners),
         "leader": (leader != 0).then(|| state.name_of(leader)),
+        "preferred_leader": s.replicas.first().map(|n| state.name_of(*n)),
         "operation": op,
+        "size_bytes": l.and_then(|l| l.size_bytes),
+        "reads_per_sec": l.map(|l| round(l.reads_per_sec)),
+        "writes_per_sec": l.map(|l| round(l.writes_per_sec)),
     })
+}
+
+fn round(v: f64) -> f64 {
+    (v * 10.0).round() / 10.0
 }
 
 fn op_json(state: &MetaState, o: &Operation) -> Value {
@@ -92,6 +109,11 @@ fn op_json(state: &MetaState, o: &Operation) -> Value {
         "updated_ms": o.updated_ms,
     });
     match o.kind {
+        OpKind::TransferLeader { shard, to } => {
+            v["kind"] = json!("transfer_leader");
+            v["shard"] = json!(format!("shard_{}", shard.saturating_sub(1)));
+            v["to"] = json!(state.name_of(to));
+        }
         OpKind::Migrate { shard, from, to } => {
             v["kind"] = json!("migrate");
             v["shard"] = json!(format!("shard_{}", shard.saturating_sub(1)));
@@ -133,6 +155,7 @@ async fn nodes(State(srv): State<Arc<Server>>, headers: HeaderMap) -> Reply {
         return e;
     }
     let state = srv.meta.current();
+    let load = load_summary(&srv, &state);
     let list: Vec<Value> = state
         .nodes
         .iter()
@@ -148,6 +171,7 @@ async fn nodes(State(srv): State<Arc<Server>>, headers: HeaderMap) -> Reply {
                 .iter()
                 .filter(|s| leader_of(&srv, s) == n.id)
                 .count();
+            let l = load.nodes.get(&n.id);
             json!({
                 "id": n.name,
                 "raft_id": n.id,
@@ -158,6 +182,17 @@ async fn nodes(State(srv): State<Arc<Server>>, headers: HeaderMap) -> Reply {
                 "meta_replica": state.meta_replicas.contains(&n.id),
                 "replicas": replicas,
                 "leaders": leaders,
+                "preferred_leaders": state
+                    .shards
+                    .iter()
+                    .filter(|s| s.replicas.first() == Some(&n.id))
+                    .count(),
+                // From the node's last load report (null: none within 10 s).
+                "load": l.map(|l| json!({
+                    "size_bytes": l.size_bytes,
+                    "reads_per_sec": round(l.reads_per_sec),
+                    "writes_per_sec": round(l.writes_per_sec),
+                })),
             })
         })
         .collect();
@@ -169,10 +204,11 @@ async fn shards(State(srv): State<Arc<Server>>, headers: HeaderMap) -> Reply {
         return e;
     }
     let state = srv.meta.current();
+    let load = load_summary(&srv, &state);
     let list: Vec<Value> = state
         .shards
         .iter()
-        .map(|s| shard_json(&srv, &state, s))
+        .map(|s| shard_json(&srv, &state, &load, s))
         .collect();
     ok(json!({ "version": state.version, "shards": list }))
 }
@@ -197,7 +233,8 @@ async fn shard(
         Ok(s) => s,
         Err(e) => return e,
     };
-    let mut v = shard_json(&srv, &state, &spec);
+    let load = load_summary(&srv, &state);
+    let mut v = shard_json(&srv, &state, &load, &spec);
     // Live replication state from the shard's leader.
     if let Some((_, d)) = srv.cluster.leader_of(&spec).await {
         v["leader"] = json!(state.name_of(d.leader));
@@ -366,6 +403,16 @@ async fn transfer_leader(
             ),
         );
     }
+    // Recorded as the preferred leader, so the group's leader balance keeps it there.
+    let cmd = MetaCmd::SetLeader {
+        shard: spec.id,
+        node: to,
+        reason: String::new(),
+        now_ms: now_ms(),
+    };
+    if let Err(e) = srv.cluster.propose(&cmd).await {
+        return refusal(e);
+    }
     if leader != to {
         if let Err(e) = srv.cluster.change(leader, spec.id, None, to).await {
             return err(StatusCode::SERVICE_UNAVAILABLE, e);
@@ -450,6 +497,7 @@ async fn split(
         shard: spec.id,
         at,
         new_id,
+        reason: String::new(),
         now_ms: now_ms(),
     };
     start(
@@ -638,7 +686,13 @@ async fn scheduler(State(srv): State<Arc<Server>>, headers: HeaderMap) -> Reply 
         .filter(|o| o.reason != "admin")
         .map(|o| op_json(&state, o))
         .collect();
-    ok(json!({ "paused": state.scheduler_paused, "decisions": decisions }))
+    let policy = srv.cluster.policy;
+    ok(json!({
+        "paused": state.scheduler_paused,
+        "split_size_bytes": policy.split_size,
+        "split_ops": policy.split_ops,
+        "decisions": decisions,
+    }))
 }
 
 async fn set_scheduler(State(srv): State<Arc<Server>>, headers: HeaderMap, body: Bytes) -> Reply {

@@ -192,6 +192,7 @@ async fn metrics(State(st): State<AppState>) -> ([(&'static str, &'static str); 
         // One engine holds every shard of the node; its estimate stands for each shard
         // until shards get per-range estimates (multi-raft).
         let keys = srv.store.engine().estimate_keys() as i64;
+        let layout = srv.store.layout();
         for (id, g) in &groups {
             let shard = if *id == META_GROUP {
                 "meta".to_string()
@@ -209,6 +210,13 @@ async fn metrics(State(st): State<AppState>) -> ([(&'static str, &'static str); 
                 .with_label_values(&[&shard])
                 .set(i64::from(g.is_leader));
             m.keys.with_label_values(&[&shard]).set(keys);
+            if let Some(spec) = layout.shard(*id) {
+                let size = srv
+                    .store
+                    .engine()
+                    .approximate_size(spec.first_slot, spec.last_slot);
+                m.shard_size.with_label_values(&[&shard]).set(size as i64);
+            }
         }
         m.disk_usage.set(srv.store.engine().disk_usage() as i64);
         m.connected_clients.set(srv.clients.count() as i64);

@@ -267,6 +267,7 @@ async fn serve(config: Config) -> Result<(), String> {
             block_cache_bytes: config.block_cache_mb.max(1) << 20,
             // The Raft log is synced; the state machine replays from it after a crash.
             sync_writes: false,
+            write_buffer_bytes: config.write_buffer_mb.max(1) << 20,
         },
     )
     .map_err(|e| format!("cannot open data directory {}: {e}", data_dir.display()))?;
@@ -370,8 +371,17 @@ async fn serve(config: Config) -> Result<(), String> {
         metrics: metrics.clone(),
         down_after: Duration::from_secs(config.node_down_after_secs.max(1)),
         started: Instant::now(),
+        load: Default::default(),
+        policy: {
+            let (split_size, split_ops) = config.split_thresholds();
+            meta::balance::Policy {
+                split_size,
+                split_ops,
+            }
+        },
     });
     tokio::spawn(meta::driver::run(cluster.clone()));
+    tokio::spawn(meta::heartbeat::run(cluster.clone()));
 
     let local = listener
         .local_addr()

@@ -10,7 +10,8 @@ use crate::raftstore::transport::pb::exec_request::Kind as ExecKind;
 use crate::raftstore::transport::pb::node_server::{Node, NodeServer};
 use crate::raftstore::transport::pb::{
     ChangeReply, ExecReply, ExecRequest, GroupChange, GroupInfo, GroupQuery, HelloRequest,
-    JoinReply, JoinRequest, MemberProgress, MetaProposal, MetaReply, NodeInfo, ShardLeader,
+    JoinReply, JoinRequest, LoadReport, MemberProgress, MetaProposal, MetaReply, NodeInfo,
+    ShardLeader,
 };
 use crate::raftstore::GroupDetail;
 use prost::Message as _;
@@ -127,6 +128,20 @@ impl Node for NodeService {
             Err(e) => (0, e),
         };
         Ok(Response::new(MetaReply { value, error }))
+    }
+
+    async fn heartbeat(
+        &self,
+        request: Request<LoadReport>,
+    ) -> Result<Response<LoadReport>, Status> {
+        self.srv.cluster_secret.check(&request)?;
+        let load: crate::meta::load::NodeLoad = serde_json::from_slice(&request.into_inner().json)
+            .map_err(|e| Status::invalid_argument(format!("bad load report: {e}")))?;
+        let table = &self.srv.cluster.load;
+        table.put(load);
+        let json = serde_json::to_vec(&table.relay())
+            .map_err(|e| Status::internal(format!("encoding the load table: {e}")))?;
+        Ok(Response::new(LoadReport { json: json.into() }))
     }
 }
 

@@ -27,6 +27,9 @@ pub struct EngineOptions {
     pub block_cache_bytes: usize,
     /// fsync every state-machine write batch (on for a single node without a Raft log).
     pub sync_writes: bool,
+    /// Memtable size per column family. Shard sizes are estimated from SST files, so data
+    /// still in memtables counts only once flushed (at most this much per column family).
+    pub write_buffer_bytes: usize,
 }
 
 impl Default for EngineOptions {
@@ -34,6 +37,7 @@ impl Default for EngineOptions {
         EngineOptions {
             block_cache_bytes: 64 << 20,
             sync_writes: true,
+            write_buffer_bytes: 64 << 20,
         }
     }
 }
@@ -59,6 +63,7 @@ impl Engine {
             bb.set_bloom_filter(10.0, false);
             o.set_block_based_table_factory(&bb);
             o.set_compression_type(rocksdb::DBCompressionType::Lz4);
+            o.set_write_buffer_size(opts.write_buffer_bytes.max(64 << 10));
             if *cf == Cf::Meta {
                 // Every write command looks its key up first; a memtable bloom filter answers
                 // "absent" (new keys) without walking the memtable's skiplist.
@@ -120,6 +125,49 @@ impl Engine {
             .unwrap_or(0)
     }
 
+    /// Approximate bytes on disk of the data in slots `first..=last` (every slot-keyed
+    /// column family; SST files only, see `write_buffer_bytes`).
+    pub fn approximate_size(&self, first: u16, last: u16) -> u64 {
+        let start = first.to_be_bytes();
+        let end = (u32::from(last) + 1).min(0xFFFF) as u16;
+        let end = end.to_be_bytes();
+        [Cf::Meta, Cf::Sub, Cf::Score]
+            .iter()
+            .map(|cf| {
+                let range = rocksdb::Range::new(&start, &end);
+                self.db
+                    .get_approximate_sizes_cf(self.cf(*cf), &[range])
+                    .first()
+                    .copied()
+                    .unwrap_or(0)
+            })
+            .sum()
+    }
+
+    /// The slot splitting `first..=last` into halves of about equal size (None when the
+    /// range is one slot or holds nothing measurable).
+    pub fn size_median_slot(&self, first: u16, last: u16) -> Option<u16> {
+        if first >= last {
+            return None;
+        }
+        let total = self.approximate_size(first, last);
+        if total == 0 {
+            return None;
+        }
+        // The smallest `at` whose lower part `first..at` holds at least half (at most 14
+        // steps over the 16384 slots).
+        let (mut lo, mut hi) = (first + 1, last);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if self.approximate_size(first, mid - 1) * 2 >= total {
+                hi = mid;
+            } else {
+                lo = mid + 1;
+            }
+        }
+        Some(lo)
+    }
+
     /// Approximate bytes on disk (SST + memtables), for INFO and metrics.
     pub fn disk_usage(&self) -> u64 {
         Cf::ALL
@@ -140,5 +188,43 @@ impl Engine {
                 sst + mem
             })
             .sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_follow_the_slots_and_the_median_halves_them() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let engine = Engine::open(
+            dir.path(),
+            EngineOptions {
+                sync_writes: false,
+                ..Default::default()
+            },
+        )
+        .expect("open");
+        // 64 KiB under each of slots 100..=199 (random bytes: compression keeps them).
+        let mut batch = WriteBatch::default();
+        for slot in 100u16..200 {
+            for i in 0..16u8 {
+                let mut key = slot.to_be_bytes().to_vec();
+                key.push(i);
+                let value: Vec<u8> = (0..4096).map(|_| rand::random::<u8>()).collect();
+                batch.put_cf(engine.cf(Cf::Meta), key, value);
+            }
+        }
+        engine.write(batch).expect("write");
+        engine.db().flush_cf(engine.cf(Cf::Meta)).expect("flush");
+        let all = engine.approximate_size(0, 16383);
+        assert!(all >= 5 << 20, "{all}");
+        assert_eq!(engine.approximate_size(200, 16383), 0);
+        assert_eq!(engine.approximate_size(0, 99), 0);
+        let at = engine.size_median_slot(0, 16383).expect("a median");
+        assert!((130..=170).contains(&at), "median slot {at}");
+        assert_eq!(engine.size_median_slot(5, 5), None);
+        assert_eq!(engine.size_median_slot(300, 400), None);
     }
 }

@@ -19,6 +19,7 @@ use tokio::sync::broadcast;
 use parking_lot::RwLock;
 
 use crate::cmd::{self, args::cmd_name, CmdError, Kind};
+use crate::meta::load::SlotCounters;
 use crate::metrics::Metrics;
 use crate::protocol::Frame;
 use crate::raftstore::transport::pb::exec_request::Kind as ExecKind;
@@ -42,6 +43,8 @@ pub struct Store {
     /// Reaches shards this node does not host (None: a single-node cluster).
     proxy: Option<Arc<Proxy>>,
     metrics: Arc<Metrics>,
+    /// Client requests per slot, for the load report.
+    slot_load: SlotCounters,
 }
 
 /// Shard 0's group (the only one of a single-shard cluster).
@@ -90,6 +93,7 @@ impl Store {
             layout: RwLock::new(Arc::new(layout)),
             proxy,
             metrics,
+            slot_load: SlotCounters::default(),
         })
     }
 
@@ -126,6 +130,11 @@ impl Store {
 
     pub fn raft(&self) -> &RaftHandle {
         &self.raft
+    }
+
+    /// Client requests per slot since the last load report.
+    pub fn slot_load(&self) -> &SlotCounters {
+        &self.slot_load
     }
 
     pub fn stats(&self) -> &StoreStats {
@@ -202,7 +211,8 @@ impl Store {
         }
         let layout = self.layout();
         match plan::plan(&layout, spec, &args) {
-            Plan::One { shard, .. } => {
+            Plan::One { shard, slot } => {
+                self.slot_load.hit(slot, write);
                 let Some(shard) = layout.shard(shard) else {
                     return tryagain("the shard moved; retry");
                 };
@@ -220,6 +230,11 @@ impl Store {
             Plan::Split(parts) => {
                 self.count_route("split");
                 let merge = plan::merge_kind(spec.name).unwrap_or(plan::Merge::Sum);
+                for p in &parts {
+                    if let Some(key) = p.args.get(1) {
+                        self.slot_load.hit(key_slot(key), write);
+                    }
+                }
                 let futs = parts.iter().map(|p| {
                     let req = if write {
                         ShardRequest::Write(OpKind::Command(p.args.clone()))

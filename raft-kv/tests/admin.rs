@@ -1359,3 +1359,128 @@ async fn shards_split_by_themselves_under_load_and_when_they_grow() {
     .await
     .expect("test timed out");
 }
+
+/// Waits until operation `op` ended; returns it.
+fn wait_ended(port: u16, op: u64, within: Duration) -> Value {
+    let deadline = Instant::now() + within;
+    loop {
+        let ops = get_json(port, "/admin/operations");
+        let o = ops["operations"]
+            .as_array()
+            .and_then(|a| a.iter().find(|o| o["id"].as_u64() == Some(op)))
+            .cloned()
+            .unwrap_or(Value::Null);
+        if o["state"] == "done" || o["state"] == "failed" {
+            return o;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "operation {op} still running: {o}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_merge_with_a_source_replica_down_rolls_back_and_the_source_serves_again() {
+    tokio::time::timeout(Duration::from_secs(180), async {
+        let mut c = Cluster::start(3, &["--initial-shards", "2", "--node-down-after-secs", "3"]);
+        c.wait_ready(Duration::from_secs(30));
+        let port = c.nodes[0].http_port;
+        let (code, v) = post_json(port, "/admin/shard/shard_0/split", "");
+        assert_eq!(code, 202, "{v}");
+        wait_done(
+            &c,
+            port,
+            v["operation"].as_u64().expect("op"),
+            Duration::from_secs(60),
+        );
+        // shard_2 = 4096..8191 is the source.
+        let key = key_in(4096, 8191, "src");
+        set_on(&c, 0, &key, "before").await;
+        let epoch = shard(&get_json(port, "/admin/shards"), "shard_2")["epoch"]
+            .as_u64()
+            .expect("epoch");
+
+        c.nodes[2].kill9();
+        let (code, v) = post_json(
+            port,
+            "/admin/shard/merge",
+            r#"{"sources":["shard_0","shard_2"],"target":"shard_0"}"#,
+        );
+        assert_eq!(code, 202, "{v}");
+        let op = v["operation"].as_u64().expect("op");
+        let o = wait_ended(port, op, Duration::from_secs(60));
+        assert_eq!(o["state"], "failed", "{o}\n{}", c.logs());
+        let msg = o["message"].as_str().unwrap_or("");
+        assert!(msg.contains("rolled back") && msg.contains("n3"), "{o}");
+
+        // The source is back, two epochs on, and takes writes again.
+        let shards = get_json(port, "/admin/shards");
+        let s2 = shard(&shards, "shard_2");
+        assert_eq!(s2["slots"], serde_json::json!([4096, 8191]), "{shards}");
+        assert_eq!(s2["epoch"].as_u64(), Some(epoch + 2), "{shards}");
+        set_on(&c, 1, &key, "after").await;
+
+        // The down replica comes back, catches up, and the merge then goes through.
+        c.nodes[2].spawn();
+        c.wait_ready(Duration::from_secs(30));
+        let mut conn = c.nodes[2].conn().await;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let got: redis::RedisResult<Option<String>> =
+                redis::cmd("GET").arg(&key).query_async(&mut conn).await;
+            if matches!(got, Ok(Some(ref v)) if v == "after") {
+                break;
+            }
+            assert!(Instant::now() < deadline, "n3 did not catch up: {got:?}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let (code, v) = post_json(
+            port,
+            "/admin/shard/merge",
+            r#"{"sources":["shard_0","shard_2"],"target":"shard_0"}"#,
+        );
+        assert_eq!(code, 202, "{v}");
+        wait_done(
+            &c,
+            port,
+            v["operation"].as_u64().expect("op"),
+            Duration::from_secs(60),
+        );
+        let shards = get_json(port, "/admin/shards");
+        assert_eq!(
+            shard(&shards, "shard_0")["slots"],
+            serde_json::json!([0, 8191])
+        );
+        for n in &c.nodes {
+            let conn = n.conn().await;
+            let got: Option<String> = retry(Duration::from_secs(10), || {
+                let mut conn = conn.clone();
+                let key = key.clone();
+                async move { redis::cmd("GET").arg(&key).query_async(&mut conn).await }
+            })
+            .await;
+            assert_eq!(got.as_deref(), Some("after"), "on {}", n.name);
+        }
+    })
+    .await
+    .expect("test timed out");
+}
+
+/// SET through node `node`, retrying while leaders settle.
+async fn set_on(c: &Cluster, node: usize, key: &str, value: &str) {
+    let conn = c.nodes[node].conn().await;
+    let () = retry(Duration::from_secs(15), || {
+        let mut conn = conn.clone();
+        let (key, value) = (key.to_string(), value.to_string());
+        async move {
+            redis::cmd("SET")
+                .arg(&key)
+                .arg(&value)
+                .query_async(&mut conn)
+                .await
+        }
+    })
+    .await;
+}

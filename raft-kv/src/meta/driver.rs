@@ -48,6 +48,11 @@ const MESSAGE_EVERY_MS: u64 = 2000;
 const RPC_TIMEOUT: Duration = Duration::from_secs(3);
 /// At most one scheduling decision this often (rate limit).
 const SCHEDULE_GAP: Duration = Duration::from_secs(2);
+/// A merge whose source replicas have not all applied the freeze by then is rolled back.
+const MERGE_TIMEOUT_MS: u64 = 10 * 60 * 1000;
+/// The merge steps that exclude each other (recorded by compare-and-set in the metadata).
+const COMMITTING: &str = "committing";
+const ROLLING_BACK: &str = "rolling_back";
 /// A shard whose leader the scheduler moved is not moved again this soon.
 const LEADER_COOLDOWN: Duration = Duration::from_secs(60);
 
@@ -393,11 +398,18 @@ async fn note(c: &Cluster, op: &Operation, step: &str, message: String) -> Resul
     if op.step != step {
         tracing::info!(op = op.id, step, %message, "operation step");
     }
+    // Nothing overwrites a merge's decision to roll back.
+    let unless = if step == ROLLING_BACK {
+        Vec::new()
+    } else {
+        vec![ROLLING_BACK.to_string()]
+    };
     c.propose(&MetaCmd::Step {
         op: op.id,
         step: step.into(),
         message,
         now_ms: now,
+        unless,
     })
     .await
     .map(|_| ())
@@ -574,6 +586,9 @@ async fn merge(
 ) -> Result<(), String> {
     let src = state.shard(source).ok_or("the source is gone")?;
     let tgt = state.shard(target).ok_or("the target is gone")?;
+    if op.step == ROLLING_BACK {
+        return roll_back(c, op, src).await;
+    }
     let Some((tl, td)) = c.leader_of(tgt).await else {
         return note(
             c,
@@ -596,7 +611,7 @@ async fn merge(
         return Ok(());
     }
     if td.epoch != tgt.epoch {
-        return note(c, op, "committing", "waiting for the target's range".into()).await;
+        return note(c, op, COMMITTING, "waiting for the target's range".into()).await;
     }
     let Some((sl, sd)) = c.leader_of(src).await else {
         return note(
@@ -621,11 +636,31 @@ async fn merge(
     }
     // Frozen: nothing after the source's commit index changes data. Every replica must hold
     // all of it durably before the target takes the slots over.
+    // A replica that is down (or a wait past MERGE_TIMEOUT) would keep the source frozen:
+    // the merge is rolled back instead, unless it already decided to commit.
     let upto = sd.commit;
     for &r in &src.replicas {
         match c.detail(r, source, true).await {
             Ok(Some(d)) if d.applied >= upto && d.epoch == sd.epoch => {}
             _ => {
+                let down = !alive(c, r);
+                if op.step != COMMITTING && (down || now_ms() > op.started_ms + MERGE_TIMEOUT_MS) {
+                    let why = if down {
+                        format!("{} is down", state.name_of(r))
+                    } else {
+                        format!("{} did not apply the freeze in time", state.name_of(r))
+                    };
+                    tracing::warn!(op = op.id, source = %src.name(), %why, "rolling the merge back");
+                    c.propose(&MetaCmd::Step {
+                        op: op.id,
+                        step: ROLLING_BACK.into(),
+                        message: why,
+                        now_ms: now_ms(),
+                        unless: vec![COMMITTING.into()],
+                    })
+                    .await?;
+                    return Ok(());
+                }
                 let msg = format!(
                     "waiting for {} to apply the source up to {upto}",
                     state.name_of(r)
@@ -634,6 +669,17 @@ async fn merge(
             }
         }
     }
+    if op.step != COMMITTING {
+        // Recorded before the entry is proposed: from here on it never rolls back.
+        c.propose(&MetaCmd::Step {
+            op: op.id,
+            step: COMMITTING.into(),
+            message: String::new(),
+            now_ms: now_ms(),
+            unless: vec![ROLLING_BACK.into()],
+        })
+        .await?;
+    }
     let entry = AdminEntry::CommitMerge(CommitMerge {
         source,
         source_first: src.first_slot,
@@ -641,8 +687,29 @@ async fn merge(
         source_epoch: sd.epoch,
         target_epoch: tgt.epoch,
     });
-    c.admin(tl, target, entry).await?;
-    note(c, op, "committing", String::new()).await
+    c.admin(tl, target, entry).await
+}
+
+/// Unfreezes a merge's source (the merge never committed: see `merge`), then records the
+/// failure and the source's new epoch, which routing uses from then on.
+async fn roll_back(c: &Cluster, op: &Operation, src: &ShardSpec) -> Result<(), String> {
+    let Some((leader, d)) = c.leader_of(src).await else {
+        return Err("the source has no leader".into());
+    };
+    let to_epoch = src.epoch + 2;
+    if d.epoch == to_epoch {
+        c.propose(&MetaCmd::AbortMerge {
+            op: op.id,
+            source_epoch: to_epoch,
+            reason: format!("rolled back: {}", op.message),
+            now_ms: now_ms(),
+        })
+        .await?;
+        tracing::warn!(op = op.id, source = %src.name(), "merge rolled back");
+        return Ok(());
+    }
+    let entry = AdminEntry::RollbackMerge(crate::raftstore::split::RollbackMerge { to_epoch });
+    c.admin(leader, src.id, entry).await
 }
 
 /// A create, as operations of their own: split the owning shard at `first` (the new shard

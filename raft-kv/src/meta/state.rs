@@ -170,11 +170,21 @@ pub enum MetaCmd {
     FinishCreate { op: u64, now_ms: u64 },
     /// A new node joins (`--join`); joining again with the same name and address is a no-op.
     AddNode { id: u64, name: String, addr: String },
-    /// Records the step a running operation reached.
+    /// Records the step a running operation reached; refused while it is at one of
+    /// `unless` (a compare-and-set: a merge commits or rolls back, never both).
     Step {
         op: u64,
         step: String,
         message: String,
+        now_ms: u64,
+        #[serde(default)]
+        unless: Vec<String>,
+    },
+    /// A merge rolled back: its source serves again at `source_epoch`.
+    AbortMerge {
+        op: u64,
+        source_epoch: u64,
+        reason: String,
         now_ms: u64,
     },
     /// The group's configuration has `to` as a voter and no `from`: make it the routing truth.
@@ -329,14 +339,24 @@ impl MetaState {
                 step,
                 message,
                 now_ms,
+                unless,
             } => {
                 let o = self.running_op(*op)?;
+                if unless.contains(&o.step) {
+                    return Err(format!("operation {op} is {}", o.step));
+                }
                 o.step = step.clone();
                 o.message = message.clone();
                 o.updated_ms = *now_ms;
                 Ok(*op)
             }
             MetaCmd::FinishMigrate { op, now_ms } => self.finish_migrate(*op, *now_ms),
+            MetaCmd::AbortMerge {
+                op,
+                source_epoch,
+                reason,
+                now_ms,
+            } => self.abort_merge(*op, *source_epoch, reason, *now_ms),
             MetaCmd::FailOp { op, reason, now_ms } => self.fail_op(*op, reason, *now_ms),
         };
         if r.is_ok() {
@@ -594,6 +614,29 @@ impl MetaState {
         self.shards.retain(|s| s.id != source);
         self.tombstones.push(source);
         self.finish_op(op, now_ms)
+    }
+
+    fn abort_merge(
+        &mut self,
+        op: u64,
+        source_epoch: u64,
+        reason: &str,
+        now_ms: u64,
+    ) -> Result<u64, String> {
+        let o = self.running_op(op)?;
+        let OpKind::Merge { source, .. } = o.kind else {
+            return Err(format!("operation {op} is not a merge"));
+        };
+        if o.step != "rolling_back" {
+            return Err(format!("operation {op} is not rolling back"));
+        }
+        let src = self.shard_mut(source)?;
+        src.epoch = src.epoch.max(source_epoch);
+        let o = self.running_op(op)?;
+        o.state = OpState::Failed;
+        o.message = reason.to_string();
+        o.updated_ms = now_ms;
+        Ok(op)
     }
 
     fn begin_split(
@@ -1015,6 +1058,69 @@ mod tests {
         assert_eq!(child.replicas, parent.replicas);
         assert!(s.layout().is_ok(), "slots still covered exactly once");
         assert_eq!(s.next_shard_id(), 4);
+    }
+
+    #[test]
+    fn a_merge_commits_or_rolls_back_never_both() {
+        let mut s = state();
+        let op = s
+            .apply(&MetaCmd::BeginSplit {
+                shard: 1,
+                at: 100,
+                new_id: 3,
+                reason: String::new(),
+                now_ms: 1,
+            })
+            .expect("split");
+        s.apply(&MetaCmd::FinishSplit { op, now_ms: 2 })
+            .expect("finish split");
+        let op = s
+            .apply(&MetaCmd::BeginMerge {
+                source: 3,
+                target: 1,
+                now_ms: 3,
+            })
+            .expect("merge");
+        let step = |step: &str, unless: &str| MetaCmd::Step {
+            op,
+            step: step.into(),
+            message: "n3 is down".into(),
+            now_ms: 4,
+            unless: vec![unless.into()],
+        };
+        let abort = MetaCmd::AbortMerge {
+            op,
+            source_epoch: 4,
+            reason: "rolled back".into(),
+            now_ms: 5,
+        };
+        // Not rolling back yet: no abort.
+        assert!(s.apply(&abort).is_err());
+        let mut committing = s.clone();
+        committing
+            .apply(&step("committing", "rolling_back"))
+            .expect("commit wins");
+        assert!(committing
+            .apply(&step("rolling_back", "committing"))
+            .is_err());
+        s.apply(&step("rolling_back", "committing"))
+            .expect("rollback wins");
+        assert!(s.apply(&step("committing", "rolling_back")).is_err());
+        let epoch_before = s.shard(3).map(|x| x.epoch);
+        s.apply(&abort).expect("abort");
+        assert_eq!(s.shard(3).map(|x| x.epoch), Some(4));
+        assert_ne!(epoch_before, Some(4));
+        let o = s.operation(op).expect("op");
+        assert_eq!(o.state, OpState::Failed);
+        assert_eq!(o.message, "rolled back");
+        // Both shards are free again.
+        assert!(s
+            .apply(&MetaCmd::BeginMerge {
+                source: 3,
+                target: 1,
+                now_ms: 6,
+            })
+            .is_ok());
     }
 
     #[test]

@@ -1490,6 +1490,7 @@ fn apply_entries(
                         apply_split(peer, &sp, apply, &mut effects.splits)
                     }
                     Ok(split::AdminEntry::PrepareMerge(pm)) => apply_prepare_merge(peer, &pm),
+                    Ok(split::AdminEntry::RollbackMerge(rb)) => apply_rollback_merge(peer, &rb),
                     Ok(split::AdminEntry::CommitMerge(cm)) => {
                         apply_commit_merge(peer, &cm, &mut effects.merged)
                     }
@@ -1585,6 +1586,26 @@ fn apply_prepare_merge(peer: &mut Peer, pm: &split::PrepareMerge) -> Frame {
         "frozen for a merge"
     );
     Frame::Integer(peer.spec.epoch as i64)
+}
+
+/// Unfreezes a merge's source (or pre-empts a PrepareMerge still in flight): the group
+/// serves again at the epoch the metadata will route with.
+fn apply_rollback_merge(peer: &mut Peer, rb: &split::RollbackMerge) -> Frame {
+    let epoch = peer.spec.epoch;
+    if epoch == rb.to_epoch {
+        return Frame::Integer(epoch as i64);
+    }
+    if epoch + 1 != rb.to_epoch && epoch + 2 != rb.to_epoch {
+        return tryagain("the rollback no longer matches the shard");
+    }
+    peer.spec.epoch = rb.to_epoch;
+    peer.range_dirty = true;
+    tracing::warn!(
+        group = peer.spec.id,
+        epoch = rb.to_epoch,
+        "merge rolled back; serving again"
+    );
+    Frame::Integer(rb.to_epoch as i64)
 }
 
 /// Extends the target over the frozen source's adjacent slots (epoch above both); the

@@ -19,6 +19,7 @@ pub const ADMIN_MAGIC: u8 = 0xA0;
 const SPLIT: u8 = 1;
 const PREPARE_MERGE: u8 = 2;
 const COMMIT_MERGE: u8 = 3;
+const ROLLBACK_MERGE: u8 = 4;
 
 /// Where a group created by a split starts its log (index and term).
 pub const INIT_INDEX: u64 = 5;
@@ -79,12 +80,22 @@ pub struct CommitMerge {
     pub target_epoch: u64,
 }
 
+/// Unfreezes a merge's source that will never be merged (a replica of it is down, say):
+/// from epoch `to_epoch - 2` (the merge's PrepareMerge may still be in flight: it is then
+/// refused) or `to_epoch - 1` (frozen) to `to_epoch`, which the metadata routes with next.
+/// Proposed only once the metadata recorded that the merge will not commit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RollbackMerge {
+    pub to_epoch: u64,
+}
+
 /// Any admin entry.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AdminEntry {
     Split(SplitEntry),
     PrepareMerge(PrepareMerge),
     CommitMerge(CommitMerge),
+    RollbackMerge(RollbackMerge),
 }
 
 fn be_u64(raw: &[u8], i: usize) -> u64 {
@@ -119,6 +130,11 @@ impl AdminEntry {
             AdminEntry::Split(e) => e.encode(),
             AdminEntry::PrepareMerge(e) => e.encode(),
             AdminEntry::CommitMerge(e) => e.encode(),
+            AdminEntry::RollbackMerge(e) => {
+                let mut out = vec![ADMIN_MAGIC, ROLLBACK_MERGE];
+                out.extend_from_slice(&e.to_epoch.to_be_bytes());
+                out
+            }
         }
     }
 
@@ -137,6 +153,11 @@ impl AdminEntry {
                     source_last: u16::from_be_bytes([raw[12], raw[13]]),
                     source_epoch: be_u64(raw, 14),
                     target_epoch: be_u64(raw, 22),
+                }))
+            }
+            (Some(&ADMIN_MAGIC), Some(&ROLLBACK_MERGE), 10) => {
+                Ok(AdminEntry::RollbackMerge(RollbackMerge {
+                    to_epoch: be_u64(raw, 2),
                 }))
             }
             _ => Err("unknown admin entry".into()),
@@ -225,6 +246,7 @@ mod tests {
                 source_epoch: 8,
                 target_epoch: 9,
             }),
+            AdminEntry::RollbackMerge(RollbackMerge { to_epoch: 10 }),
         ];
         for e in all {
             assert_eq!(AdminEntry::decode(&e.encode()), Ok(e.clone()));

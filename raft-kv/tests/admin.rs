@@ -41,8 +41,14 @@ fn shard<'a>(shards: &'a Value, id: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no {id} in {shards}"))
 }
 
-/// The routing-relevant part of `/admin/shards` (leaders move on their own).
+/// The routing-relevant part of `/admin/shards` (leaders move on their own, and with them
+/// the replicas' order: the first is the preferred leader).
 fn layout_of(shards: &Value) -> Vec<Value> {
+    let sorted = |v: &Value| {
+        let mut n = names(v);
+        n.sort();
+        n
+    };
     shards["shards"]
         .as_array()
         .map(|a| {
@@ -52,8 +58,8 @@ fn layout_of(shards: &Value) -> Vec<Value> {
                         s["id"],
                         s["slots"],
                         s["epoch"],
-                        s["replicas"],
-                        s["learners"]
+                        sorted(&s["replicas"]),
+                        sorted(&s["learners"])
                     ])
                 })
                 .collect()
@@ -1483,4 +1489,93 @@ async fn set_on(c: &Cluster, node: usize, key: &str, value: &str) {
         }
     })
     .await;
+}
+
+/// The nodes `/admin/nodes` lists as metadata replicas.
+fn meta_replicas(port: u16) -> Vec<String> {
+    let v = get_json(port, "/admin/nodes");
+    let mut out: Vec<String> = v["nodes"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter(|n| n["meta_replica"] == true)
+                .filter_map(|n| n["id"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort();
+    out
+}
+
+/// Whether the node's `/status` shows a local metadata replica.
+fn hosts_meta(port: u16) -> bool {
+    !get_json(port, "/status")["meta"].is_null()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metadata_replicas_are_repaired_and_decommissioned_like_shards() {
+    tokio::time::timeout(Duration::from_secs(300), async {
+        let mut c = Cluster::start(4, &["--initial-shards", "2", "--node-down-after-secs", "3"]);
+        c.wait_ready(Duration::from_secs(30));
+        let port = c.nodes[0].http_port;
+        assert_eq!(meta_replicas(port), ["n1", "n2", "n3"]);
+        assert!(!hosts_meta(c.nodes[3].http_port));
+        let acked = write_keys(&c, 0, "mm", 100).await;
+
+        // n3 dies: its metadata replica is rebuilt on n4 (the only node without one).
+        c.nodes[2].kill9();
+        wait_until(
+            "metadata repaired onto n4",
+            Duration::from_secs(120),
+            || meta_replicas(port) == ["n1", "n2", "n4"],
+        );
+        assert!(hosts_meta(c.nodes[3].http_port));
+        let sched = get_json(port, "/admin/scheduler");
+        assert!(
+            sched["decisions"].as_array().is_some_and(|a| a
+                .iter()
+                .any(|d| d["shard"] == "meta" && d["reason"] == "repair")),
+            "{sched}"
+        );
+        // The metadata works on its new replicas: an operation goes through.
+        let (code, v) = post_json(port, "/admin/shard/shard_0/split", "");
+        assert_eq!(code, 202, "{v}");
+        wait_done(
+            &c,
+            port,
+            v["operation"].as_u64().expect("op"),
+            Duration::from_secs(60),
+        );
+
+        // n3 returns, learns it no longer replicates the metadata, and drops its replica.
+        c.nodes[2].spawn();
+        c.wait_ready(Duration::from_secs(30));
+        wait_until(
+            "n3 dropped its metadata replica",
+            Duration::from_secs(30),
+            || !hosts_meta(c.nodes[2].http_port),
+        );
+
+        // Decommissioning n1 moves its metadata replica to n3, then removes it.
+        let (code, v) = post_json(port, "/admin/node/n1/decommission", "");
+        assert_eq!(code, 202, "{v}");
+        wait_done(
+            &c,
+            port,
+            v["operation"].as_u64().expect("op"),
+            Duration::from_secs(150),
+        );
+        let port = c.nodes[1].http_port;
+        assert_eq!(meta_replicas(port), ["n2", "n3", "n4"]);
+        wait_until("n1 holds nothing", Duration::from_secs(30), || {
+            let v = get_json(c.nodes[0].http_port, "/status");
+            v["groups"].as_array().is_some_and(|a| a.is_empty())
+                && !hosts_meta(c.nodes[0].http_port)
+        });
+        for i in 1..4 {
+            check_reads_on(&c, i, &acked).await;
+        }
+    })
+    .await
+    .expect("test timed out");
 }

@@ -73,17 +73,29 @@ pub fn decide(state: &MetaState, inp: &Inputs) -> Option<Proposal> {
         .map(|n| n.id)
         .collect();
     let w = Weights::new(state, inp, &targets);
+    // Balancing on partial reports (a node's lapsed, a shard just split) would move
+    // replicas and leaders one way and back once the reports are complete again.
+    let informed = w.sized;
     repair(state, inp, &targets, &w)
         .or_else(|| split(state, inp))
-        .or_else(|| balance_replicas(state, &targets, &w))
-        .or_else(|| balance_leaders(state, inp, &targets))
+        .or_else(|| {
+            informed
+                .then(|| balance_replicas(state, &targets, &w))
+                .flatten()
+        })
+        .or_else(|| {
+            informed
+                .then(|| balance_leaders(state, inp, &targets))
+                .flatten()
+        })
 }
 
 fn busy(state: &MetaState, shard: u64) -> bool {
     state.running().any(|o| o.touches(shard))
 }
 
-/// Replica weights: sizes once every live node reported, else one unit each.
+/// Replica weights: sizes once every live node reported and every shard has a size from a
+/// report about its current range, else one unit each (and no balancing).
 struct Weights<'a> {
     state: &'a MetaState,
     load: &'a LoadSummary,
@@ -95,7 +107,13 @@ impl<'a> Weights<'a> {
         Weights {
             state,
             load: inp.load,
-            sized: targets.iter().all(|n| inp.load.nodes.contains_key(n)),
+            sized: targets.iter().all(|n| inp.load.nodes.contains_key(n))
+                && state.shards.iter().all(|s| {
+                    inp.load
+                        .shards
+                        .get(&s.id)
+                        .is_some_and(|l| l.size_bytes.is_some())
+                }),
         }
     }
 
@@ -135,7 +153,9 @@ fn migrate(s: &ShardSpec, from: u64, to: u64, kind: &'static str, why: String) -
 }
 
 fn repair(state: &MetaState, inp: &Inputs, targets: &[u64], w: &Weights) -> Option<Proposal> {
-    for s in state.shards.iter().filter(|s| !busy(state, s.id)) {
+    // The metadata group's replicas too (it weighs like the smallest shard).
+    for s in state.groups().filter(|s| !busy(state, s.id)) {
+        let s = &s;
         for &r in &s.replicas {
             let draining = state.node(r).is_some_and(|n| n.state != NodeState::Up);
             let down = !(inp.alive)(r);
@@ -349,6 +369,7 @@ mod tests {
                 .collect(),
             shards,
             meta_replicas: vec![1],
+            meta_learners: Vec::new(),
             operations: Vec::new(),
             next_op: 1,
             scheduler_paused: false,
@@ -413,7 +434,10 @@ mod tests {
                 spec(3, 10001, 16383, &[1, 2, 3]),
             ],
         );
-        let p = run(&st, &LoadSummary::default(), Policy::default()).expect("a move");
+        // Nothing without reports from every node.
+        assert_eq!(run(&st, &LoadSummary::default(), Policy::default()), None);
+        let l = load(&st, &[(1, 0, 0.0), (2, 0, 0.0), (3, 0, 0.0)]);
+        let p = run(&st, &l, Policy::default()).expect("a move");
         assert_eq!(p.kind, "balance");
         assert!(
             matches!(p.decision, Decision::Migrate { to: 4, .. }),
@@ -454,8 +478,10 @@ mod tests {
                 to: 2
             }
         );
-        // Without sizes it is a count question, and counts are even enough.
+        // Without sizes, nothing moves (counts are even enough anyway).
         assert_eq!(run(&st, &LoadSummary::default(), Policy::default()), None);
+        let tiny = load(&st, &[(1, 1, 0.0), (2, 1, 0.0), (3, 1, 0.0), (4, 1, 0.0)]);
+        assert_eq!(run(&st, &tiny, Policy::default()), None);
     }
 
     #[test]

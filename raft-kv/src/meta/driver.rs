@@ -353,7 +353,7 @@ fn alive(c: &Cluster, node: u64) -> bool {
 
 /// A decommission ends once its node holds nothing (the scheduler moves the replicas).
 async fn drain(c: &Cluster, state: &MetaState, op: &Operation, node: u64) -> Result<(), String> {
-    let left = state.shards.iter().filter(|s| s.has_replica(node)).count();
+    let left = state.groups().filter(|s| s.has_replica(node)).count();
     if left == 0 {
         c.propose(&MetaCmd::FinishDecommission {
             op: op.id,
@@ -398,12 +398,12 @@ async fn note(c: &Cluster, op: &Operation, step: &str, message: String) -> Resul
     if op.step != step {
         tracing::info!(op = op.id, step, %message, "operation step");
     }
-    // Nothing overwrites a merge's decision to roll back.
-    let unless = if step == ROLLING_BACK {
-        Vec::new()
-    } else {
-        vec![ROLLING_BACK.to_string()]
-    };
+    // Nothing overwrites a merge's decision to commit or to roll back.
+    let unless = [COMMITTING, ROLLING_BACK]
+        .iter()
+        .filter(|s| **s != step)
+        .map(|s| s.to_string())
+        .collect();
     c.propose(&MetaCmd::Step {
         op: op.id,
         step: step.into(),
@@ -419,7 +419,7 @@ async fn advance(c: &Cluster, state: &MetaState, op: &Operation) -> Result<(), S
     let OpKind::Migrate { shard, from, to } = op.kind else {
         return Ok(());
     };
-    let spec = state.shard(shard).ok_or("the shard is gone")?;
+    let spec = &state.group(shard).ok_or("the shard is gone")?;
     let Some((leader, d)) = c.leader_of(spec).await else {
         return note(
             c,
@@ -610,8 +610,24 @@ async fn merge(
         tracing::info!(op = op.id, source = %src.name(), target = %tgt.name(), "merge done");
         return Ok(());
     }
+    let commit = AdminEntry::CommitMerge(CommitMerge {
+        source,
+        source_first: src.first_slot,
+        source_last: src.last_slot,
+        // Frozen by this merge's PrepareMerge (nothing else changes a busy shard's epoch).
+        source_epoch: src.epoch + 1,
+        target_epoch: tgt.epoch,
+    });
+    if op.step == COMMITTING {
+        // Decided: only forward from here (CommitMerge again is harmless: once applied,
+        // its target epoch is stale and it changes nothing).
+        if td.epoch == tgt.epoch {
+            c.admin(tl, target, commit).await?;
+        }
+        return Ok(());
+    }
     if td.epoch != tgt.epoch {
-        return note(c, op, COMMITTING, "waiting for the target's range".into()).await;
+        return note(c, op, &op.step, "waiting for the target's range".into()).await;
     }
     let Some((sl, sd)) = c.leader_of(src).await else {
         return note(
@@ -644,7 +660,7 @@ async fn merge(
             Ok(Some(d)) if d.applied >= upto && d.epoch == sd.epoch => {}
             _ => {
                 let down = !alive(c, r);
-                if op.step != COMMITTING && (down || now_ms() > op.started_ms + MERGE_TIMEOUT_MS) {
+                if down || now_ms() > op.started_ms + MERGE_TIMEOUT_MS {
                     let why = if down {
                         format!("{} is down", state.name_of(r))
                     } else {
@@ -669,25 +685,17 @@ async fn merge(
             }
         }
     }
-    if op.step != COMMITTING {
-        // Recorded before the entry is proposed: from here on it never rolls back.
-        c.propose(&MetaCmd::Step {
-            op: op.id,
-            step: COMMITTING.into(),
-            message: String::new(),
-            now_ms: now_ms(),
-            unless: vec![ROLLING_BACK.into()],
-        })
-        .await?;
-    }
-    let entry = AdminEntry::CommitMerge(CommitMerge {
-        source,
-        source_first: src.first_slot,
-        source_last: src.last_slot,
-        source_epoch: sd.epoch,
-        target_epoch: tgt.epoch,
-    });
-    c.admin(tl, target, entry).await
+    // Recorded (compare-and-set) right before the entry is proposed, by whichever driver
+    // proposes it: from here on it never rolls back.
+    c.propose(&MetaCmd::Step {
+        op: op.id,
+        step: COMMITTING.into(),
+        message: String::new(),
+        now_ms: now_ms(),
+        unless: vec![ROLLING_BACK.into()],
+    })
+    .await?;
+    c.admin(tl, target, commit).await
 }
 
 /// Unfreezes a merge's source (the merge never committed: see `merge`), then records the

@@ -22,7 +22,26 @@ pub async fn run(c: Arc<Cluster>) {
         tokio::time::sleep(HEARTBEAT).await;
         window.push(c.store.slot_load(), last.elapsed());
         last = Instant::now();
-        let report = collect(&c, &window);
+        // RocksDB size estimates: off the async workers.
+        let report = {
+            let c = c.clone();
+            let taken = std::mem::take(&mut window);
+            match tokio::task::spawn_blocking(move || {
+                let r = collect(&c, &taken);
+                (r, taken)
+            })
+            .await
+            {
+                Ok((r, w)) => {
+                    window = w;
+                    r
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "collecting the load report failed");
+                    continue;
+                }
+            }
+        };
         c.load.put(report.clone());
         let Ok(json) = serde_json::to_vec(&report) else {
             continue;
@@ -71,7 +90,9 @@ fn collect(c: &Cluster, window: &SlotWindow) -> NodeLoad {
         } else {
             0
         };
-        let size_split_slot = if leader && size_bytes > 0 {
+        // The median search costs ~45 estimates: only for a shard about to be split.
+        let split_size = c.policy.split_size;
+        let size_split_slot = if leader && split_size > 0 && size_bytes >= split_size {
             engine.size_median_slot(spec.first_slot, spec.last_slot)
         } else {
             None

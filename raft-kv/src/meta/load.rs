@@ -20,6 +20,8 @@ const SLOTS: usize = SLOT_COUNT as usize;
 pub const BUCKETS: usize = 32;
 /// Heartbeats a node's request rates are averaged over.
 pub const WINDOWS: usize = 5;
+/// A node's last report is forgotten after this long.
+const KEEP: Duration = Duration::from_secs(120);
 
 /// Client requests per slot since the last heartbeat, counted on the node the command
 /// arrived at (whether it ran here or was proxied), so the sum over nodes is the cluster's.
@@ -179,9 +181,12 @@ pub struct LoadTable {
 }
 
 impl LoadTable {
-    /// A report received directly from its node.
+    /// A report received directly from its node. Reports older than `KEEP` (nodes gone or
+    /// removed) are dropped, so the table and its relays stay bounded.
     pub fn put(&self, load: NodeLoad) {
-        self.nodes.write().insert(load.node, (Instant::now(), load));
+        let mut nodes = self.nodes.write();
+        nodes.retain(|_, (t, _)| t.elapsed() < KEEP);
+        nodes.insert(load.node, (Instant::now(), load));
     }
 
     /// Reports relayed by a metadata replica; kept where newer than what is here.
@@ -412,6 +417,7 @@ mod tests {
             nodes: Vec::new(),
             shards,
             meta_replicas: Vec::new(),
+            meta_learners: Vec::new(),
             operations: Vec::new(),
             next_op: 1,
             scheduler_paused: false,

@@ -100,6 +100,12 @@ pub fn store_cache(engine: &Engine, s: &MetaState) -> Result<(), String> {
         .map_err(|e| format!("cannot persist metadata: {e}"))
 }
 
+/// Adds the removal of this node's applied metadata (its metadata replica is going) to
+/// `batch`.
+pub fn clear_applied(engine: &Engine, batch: &mut rocksdb::WriteBatch) {
+    batch.delete_cf(engine.cf(Cf::Sys), STATE_KEY);
+}
+
 /// The metadata group's state machine (lives in the runtime with the group's peer).
 pub struct MetaMachine {
     pub state: MetaState,

@@ -7,6 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::META_GROUP;
 use crate::raftstore::members::Member;
 use crate::routing::{Layout, ShardSpec};
 
@@ -206,6 +207,9 @@ pub struct MetaState {
     pub shards: Vec<ShardSpec>,
     /// Raft ids of the metadata group's voters.
     pub meta_replicas: Vec<u64>,
+    /// Nodes being added to the metadata group (a migration of `META_GROUP`).
+    #[serde(default)]
+    pub meta_learners: Vec<u64>,
     pub operations: Vec<Operation>,
     pub next_op: u64,
     #[serde(default)]
@@ -223,6 +227,7 @@ impl MetaState {
             nodes,
             shards: layout.shards().to_vec(),
             meta_replicas,
+            meta_learners: Vec::new(),
             operations: Vec::new(),
             next_op: 1,
             scheduler_paused: false,
@@ -244,6 +249,29 @@ impl MetaState {
 
     pub fn shard(&self, id: u64) -> Option<&ShardSpec> {
         self.shards.iter().find(|s| s.id == id)
+    }
+
+    /// A data shard, or the metadata group as a shard-like spec (its replicas and learners;
+    /// it owns no slots), for what both share: migrations, repair, decommission.
+    pub fn group(&self, id: u64) -> Option<ShardSpec> {
+        if id != META_GROUP {
+            return self.shard(id).cloned();
+        }
+        Some(ShardSpec {
+            id: META_GROUP,
+            first_slot: 0,
+            last_slot: 0,
+            epoch: 0,
+            replicas: self.meta_replicas.clone(),
+            learners: self.meta_learners.clone(),
+            conf_ver: 0,
+            bootstrap: Vec::new(),
+        })
+    }
+
+    /// Every data shard, then the metadata group.
+    pub fn groups(&self) -> impl Iterator<Item = ShardSpec> + '_ {
+        self.shards.iter().cloned().chain(self.group(META_GROUP))
     }
 
     pub fn node(&self, id: u64) -> Option<&NodeMeta> {
@@ -427,7 +455,7 @@ impl MetaState {
         now_ms: u64,
     ) -> Result<u64, String> {
         let spec = self
-            .shard(shard)
+            .group(shard)
             .ok_or_else(|| format!("unknown shard {}", shard.saturating_sub(1)))?;
         let name = spec.name();
         self.check_free(shard, &name)?;
@@ -451,9 +479,13 @@ impl MetaState {
                 self.name_of(to)
             ));
         }
-        let spec = self.shard_mut(shard)?;
-        spec.learners.push(to);
-        spec.conf_ver += 1;
+        if shard == META_GROUP {
+            self.meta_learners.push(to);
+        } else {
+            let spec = self.shard_mut(shard)?;
+            spec.learners.push(to);
+            spec.conf_ver += 1;
+        }
         Ok(self.start_op(
             OpKind::Migrate { shard, from, to },
             if reason.is_empty() { "admin" } else { reason },
@@ -704,6 +736,8 @@ impl MetaState {
                 self.name_of(node)
             ));
         }
+        // A migration moves leadership off its `from`: a preference for it would fight that.
+        self.check_free(shard, &name)?;
         let spec = self.shard_mut(shard)?;
         spec.replicas.retain(|r| *r != node);
         spec.replicas.insert(0, node);
@@ -777,22 +811,12 @@ impl MetaState {
         if n.state != NodeState::Up {
             return Err(format!("{name} is already being decommissioned or removed"));
         }
-        if self.meta_replicas.contains(&node) {
-            return Err(format!(
-                "{name} replicates the metadata group; moving it is not supported yet"
-            ));
-        }
         let others = self
             .nodes
             .iter()
             .filter(|m| m.id != node && m.state == NodeState::Up)
             .count();
-        let needed = self
-            .shards
-            .iter()
-            .map(|s| s.replicas.len())
-            .max()
-            .unwrap_or(0);
+        let needed = self.groups().map(|s| s.replicas.len()).max().unwrap_or(0);
         if others < needed {
             return Err(format!(
                 "{name} cannot go: the other {others} node(s) cannot hold {needed} replicas of a shard"
@@ -813,7 +837,7 @@ impl MetaState {
         let OpKind::Decommission { node } = self.running_op(op)?.kind else {
             return Err(format!("operation {op} is not a decommission"));
         };
-        if self.shards.iter().any(|s| s.has_replica(node)) {
+        if self.groups().any(|s| s.has_replica(node)) {
             return Err(format!("{} still holds replicas", self.name_of(node)));
         }
         if let Some(n) = self.nodes.iter_mut().find(|m| m.id == node) {
@@ -824,25 +848,35 @@ impl MetaState {
 
     fn finish_migrate(&mut self, op: u64, now_ms: u64) -> Result<u64, String> {
         let (shard, from, to) = self.migration(op)?;
-        let spec = self.shard_mut(shard)?;
-        match spec.replicas.iter().position(|r| *r == from) {
+        let (replicas, learners) = if shard == META_GROUP {
+            (&mut self.meta_replicas, &mut self.meta_learners)
+        } else {
+            let spec = self.shard_mut(shard)?;
+            spec.conf_ver += 1;
+            (&mut spec.replicas, &mut spec.learners)
+        };
+        match replicas.iter().position(|r| *r == from) {
             // The new replica takes the old one's place, so preferred leaders stay spread.
-            Some(i) => spec.replicas[i] = to,
-            None => spec.replicas.push(to),
+            Some(i) => replicas[i] = to,
+            None => replicas.push(to),
         }
-        spec.learners.retain(|l| *l != to);
-        spec.conf_ver += 1;
+        learners.retain(|l| *l != to);
         self.finish_op(op, now_ms)
     }
 
     fn fail_op(&mut self, op: u64, reason: &str, now_ms: u64) -> Result<u64, String> {
         let (shard, _, to) = self.migration(op)?;
-        let spec = self.shard_mut(shard)?;
-        if spec.replicas.contains(&to) {
+        let (replicas, learners) = if shard == META_GROUP {
+            (&mut self.meta_replicas, &mut self.meta_learners)
+        } else {
+            let spec = self.shard_mut(shard)?;
+            spec.conf_ver += 1;
+            (&mut spec.replicas, &mut spec.learners)
+        };
+        if replicas.contains(&to) {
             return Err(format!("operation {op} already promoted its replica"));
         }
-        spec.learners.retain(|l| *l != to);
-        spec.conf_ver += 1;
+        learners.retain(|l| *l != to);
         let o = self.running_op(op)?;
         o.state = OpState::Failed;
         o.message = reason.to_string();
@@ -951,11 +985,7 @@ mod tests {
     #[test]
     fn decommission_drains_then_removes() {
         let mut s = state();
-        // Metadata replicas stay; unknown nodes are refused.
-        assert!(s
-            .apply(&MetaCmd::Decommission { node: 1, now_ms: 1 })
-            .unwrap_err()
-            .contains("metadata"));
+        // Unknown nodes are refused.
         assert!(s
             .apply(&MetaCmd::Decommission { node: 9, now_ms: 1 })
             .is_err());
@@ -972,6 +1002,39 @@ mod tests {
         s.apply(&MetaCmd::FinishDecommission { op, now_ms: 2 })
             .expect("nothing to move");
         assert_eq!(s.node(4).map(|n| n.state), Some(NodeState::Removed));
+    }
+
+    #[test]
+    fn the_metadata_group_migrates_like_a_shard() {
+        let mut s = state();
+        s.meta_replicas = vec![1, 2, 3];
+        let op = begin(&mut s, META_GROUP, 1, 4).expect("begin");
+        assert_eq!(s.meta_learners, vec![4]);
+        assert!(begin(&mut s, META_GROUP, 2, 4)
+            .unwrap_err()
+            .contains("busy"));
+        let mut failed = s.clone();
+        failed
+            .apply(&MetaCmd::FailOp {
+                op,
+                reason: "slow".into(),
+                now_ms: 2,
+            })
+            .expect("give up");
+        assert!(failed.meta_learners.is_empty());
+        assert_eq!(failed.meta_replicas, vec![1, 2, 3]);
+        s.apply(&MetaCmd::FinishMigrate { op, now_ms: 2 })
+            .expect("finish");
+        assert_eq!(s.meta_replicas, vec![4, 2, 3]);
+        assert!(s.meta_learners.is_empty());
+        // A metadata replica's node can be decommissioned (its replica moves first).
+        let op = s
+            .apply(&MetaCmd::Decommission { node: 2, now_ms: 3 })
+            .expect("decommission");
+        assert!(s
+            .apply(&MetaCmd::FinishDecommission { op, now_ms: 4 })
+            .unwrap_err()
+            .contains("still holds"));
     }
 
     #[test]

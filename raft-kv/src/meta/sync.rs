@@ -5,7 +5,8 @@
 
 use std::sync::Arc;
 
-use super::MetaView;
+use super::{MetaMachine, MetaState, MetaView, META_GROUP};
+use crate::routing::ShardSpec;
 use crate::store::Store;
 
 /// Opens links to nodes that joined since this node started.
@@ -22,6 +23,44 @@ fn connect_new_nodes(store: &Store, state: &super::MetaState) {
                 tracing::warn!(node = %n.name, error = %e, "cannot connect to a joined node");
             }
         }
+    }
+}
+
+/// Creates this node's metadata replica when the metadata lists it (a learner being added:
+/// it starts empty and gets a snapshot), removes it once the metadata no longer does.
+async fn follow_meta(view: &Arc<MetaView>, store: &Store, state: &MetaState) {
+    let me = store.node_id();
+    let listed = state.meta_replicas.contains(&me) || state.meta_learners.contains(&me);
+    let hosted = store.raft().hosts(META_GROUP);
+    if listed && !hosted {
+        let machine = match MetaMachine::load(store.engine(), state.clone(), view.clone()) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot create the metadata replica");
+                return;
+            }
+        };
+        let spec = ShardSpec {
+            id: META_GROUP,
+            first_slot: 0,
+            last_slot: 0,
+            epoch: 0,
+            replicas: state.meta_replicas.clone(),
+            learners: state.meta_learners.clone(),
+            conf_ver: 0,
+            // The group's voters as the metadata knows them, never this node: it learns the
+            // real configuration from the leader's snapshot.
+            bootstrap: state
+                .meta_replicas
+                .iter()
+                .copied()
+                .filter(|n| *n != me)
+                .collect(),
+        };
+        store.raft().host_meta(Some((spec, machine))).await;
+    } else if !listed && hosted {
+        tracing::info!("this node no longer replicates the metadata");
+        store.raft().host_meta(None).await;
     }
 }
 
@@ -45,6 +84,7 @@ pub async fn run(view: Arc<MetaView>, store: Arc<Store>) {
                         .raft()
                         .reconcile(state.shards.clone(), state.tombstones.clone())
                         .await;
+                    follow_meta(&view, &store, &state).await;
                     tracing::debug!(version = state.version, "metadata applied");
                 }
                 Err(e) => {
@@ -63,6 +103,7 @@ pub async fn run(view: Arc<MetaView>, store: Arc<Store>) {
                     .raft()
                     .reconcile(state.shards.clone(), state.tombstones.clone())
                     .await;
+                follow_meta(&view, &store, &state).await;
             }
         }
     }

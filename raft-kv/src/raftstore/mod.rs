@@ -114,6 +114,9 @@ pub enum Inbox {
         sync: bool,
         reply: oneshot::Sender<Option<GroupDetail>>,
     },
+    /// Creates this node's metadata replica (Some: joining the metadata group as a
+    /// learner) or removes it (None: moved to another node).
+    HostMeta(Option<Box<(crate::routing::ShardSpec, crate::meta::MetaMachine)>>),
     /// Compacts the group's log up to its applied index; replies with its first index.
     CompactNow {
         group: u64,
@@ -245,6 +248,19 @@ impl RaftHandle {
             .await
             .ok()?;
         rx.await.ok().flatten()
+    }
+
+    /// Whether this node hosts a replica of `group`.
+    pub fn hosts(&self, group: u64) -> bool {
+        self.status.read().contains_key(&group)
+    }
+
+    /// Creates (Some) or removes (None) this node's metadata replica.
+    pub async fn host_meta(
+        &self,
+        replica: Option<(crate::routing::ShardSpec, crate::meta::MetaMachine)>,
+    ) {
+        let _ = self.tx.send(Inbox::HostMeta(replica.map(Box::new))).await;
     }
 
     /// Compacts the local replica's log up to its applied index; returns its first index

@@ -32,7 +32,7 @@ use super::{
     snapshot, split, tryagain, unknown_outcome, GroupDetail, GroupMessage, GroupStatus, Inbox,
     RaftHandle, RaftOptions, ReadMode, StatusMap,
 };
-use crate::meta::MetaMachine;
+use crate::meta::{MetaMachine, META_GROUP};
 use crate::metrics::Metrics;
 use crate::protocol::Frame;
 use crate::storage::encoding::Cf;
@@ -402,6 +402,16 @@ fn destroy_group_data(
         // (a stale metadata view could otherwise recreate it over the target's slots).
         None => batch.put_cf(engine.cf(Cf::Sys), tombstone_key(group), b""),
     }
+    drop_state_and_log(engine, log, group, batch)
+}
+
+/// Writes `batch` with the group's apply state and range removed, then drops its log.
+fn drop_state_and_log(
+    engine: &Engine,
+    log: &dyn LogEngine,
+    group: u64,
+    mut batch: rocksdb::WriteBatch,
+) -> Result<(), String> {
     batch.delete_cf(engine.cf(Cf::Sys), ApplyState::key(group));
     batch.delete_cf(engine.cf(Cf::Sys), split::RangeState::key(group));
     let mut wo = rocksdb::WriteOptions::default();
@@ -589,6 +599,39 @@ impl Runtime {
                 }
             }
             Inbox::Reconcile { shards, tombstones } => self.reconcile(shards, &tombstones),
+            Inbox::HostMeta(Some(replica)) => {
+                if self.peers.contains_key(&META_GROUP) {
+                    return;
+                }
+                let (spec, machine) = *replica;
+                match new_peer(
+                    self.node_id,
+                    &self.opts,
+                    &self.engine,
+                    &self.log,
+                    spec,
+                    Some(machine),
+                    true,
+                ) {
+                    Ok(peer) => {
+                        tracing::info!("created a metadata replica");
+                        self.peers.insert(META_GROUP, peer);
+                        self.active.insert(META_GROUP);
+                    }
+                    Err(e) => fatal(&e),
+                }
+            }
+            Inbox::HostMeta(None) => {
+                if self.take_peer(META_GROUP).is_some() {
+                    let mut batch = rocksdb::WriteBatch::default();
+                    crate::meta::clear_applied(&self.engine, &mut batch);
+                    if let Err(e) =
+                        drop_state_and_log(&self.engine, self.log.as_ref(), META_GROUP, batch)
+                    {
+                        fatal(&e);
+                    }
+                }
+            }
             Inbox::CompactNow { group, reply } => {
                 self.compact(Some(group));
                 let first = self.peers.get(&group).map(|p| p.raw.store().first_index());

@@ -44,11 +44,22 @@ impl ShardSpec {
 
     /// The shard's name in the admin API and logs.
     pub fn name(&self) -> String {
-        format!("shard_{}", self.id - 1)
+        Self::name_of(self.id)
+    }
+
+    /// The name of group `id`: `shard_<id - 1>`, or `meta` for the metadata group.
+    pub fn name_of(id: u64) -> String {
+        if id == crate::meta::META_GROUP {
+            return "meta".into();
+        }
+        format!("shard_{}", id.saturating_sub(1))
     }
 
     /// Parses a shard name (`shard_3`) or a group id (`4`) into a group id.
     pub fn parse_name(name: &str) -> Option<u64> {
+        if name == "meta" {
+            return Some(crate::meta::META_GROUP);
+        }
         match name.strip_prefix("shard_") {
             Some(n) => n.parse::<u64>().ok().and_then(|n| n.checked_add(1)),
             None => name.parse::<u64>().ok().filter(|&id| id > 0),

@@ -111,12 +111,12 @@ fn op_json(state: &MetaState, o: &Operation) -> Value {
     match o.kind {
         OpKind::TransferLeader { shard, to } => {
             v["kind"] = json!("transfer_leader");
-            v["shard"] = json!(format!("shard_{}", shard.saturating_sub(1)));
+            v["shard"] = json!(ShardSpec::name_of(shard));
             v["to"] = json!(state.name_of(to));
         }
         OpKind::Migrate { shard, from, to } => {
             v["kind"] = json!("migrate");
-            v["shard"] = json!(format!("shard_{}", shard.saturating_sub(1)));
+            v["shard"] = json!(ShardSpec::name_of(shard));
             v["from"] = json!(state.name_of(from));
             v["to"] = json!(state.name_of(to));
         }
@@ -131,19 +131,19 @@ fn op_json(state: &MetaState, o: &Operation) -> Value {
             ref nodes,
         } => {
             v["kind"] = json!("create");
-            v["shard"] = json!(format!("shard_{}", shard.saturating_sub(1)));
+            v["shard"] = json!(ShardSpec::name_of(shard));
             v["slots"] = json!([first, last]);
             v["nodes"] = json!(names(state, nodes));
         }
         OpKind::Merge { source, target } => {
             v["kind"] = json!("merge");
-            v["source"] = json!(format!("shard_{}", source.saturating_sub(1)));
-            v["target"] = json!(format!("shard_{}", target.saturating_sub(1)));
+            v["source"] = json!(ShardSpec::name_of(source));
+            v["target"] = json!(ShardSpec::name_of(target));
         }
         OpKind::Split { shard, at, new_id } => {
             v["kind"] = json!("split");
-            v["shard"] = json!(format!("shard_{}", shard.saturating_sub(1)));
-            v["new_shard"] = json!(format!("shard_{}", new_id.saturating_sub(1)));
+            v["shard"] = json!(ShardSpec::name_of(shard));
+            v["new_shard"] = json!(ShardSpec::name_of(new_id));
             v["at_slot"] = json!(at);
         }
     }
@@ -215,8 +215,7 @@ async fn shards(State(srv): State<Arc<Server>>, headers: HeaderMap) -> Reply {
 
 fn find_shard(state: &MetaState, id: &str) -> Result<ShardSpec, Reply> {
     ShardSpec::parse_name(id)
-        .and_then(|g| state.shard(g))
-        .cloned()
+        .and_then(|g| state.group(g))
         .ok_or_else(|| err(StatusCode::NOT_FOUND, format!("unknown shard {id:?}")))
 }
 

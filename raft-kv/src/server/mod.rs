@@ -298,24 +298,27 @@ async fn serve(config: Config) -> Result<(), String> {
     };
     let layout = known.layout()?;
     let view = MetaView::new(known.clone());
-    let meta_group = if known.meta_replicas.contains(&node_id) {
-        let spec = ShardSpec {
-            id: META_GROUP,
-            first_slot: 0,
-            last_slot: 0,
-            epoch: 0,
-            replicas: known.meta_replicas.clone(),
-            learners: Vec::new(),
-            conf_ver: 1,
-            bootstrap: known.meta_replicas.clone(),
+    // A learner being added (a metadata migration) starts like the sync task creates it:
+    // the voters it would bootstrap with are never itself.
+    let meta_group =
+        if known.meta_replicas.contains(&node_id) || known.meta_learners.contains(&node_id) {
+            let spec = ShardSpec {
+                id: META_GROUP,
+                first_slot: 0,
+                last_slot: 0,
+                epoch: 0,
+                replicas: known.meta_replicas.clone(),
+                learners: known.meta_learners.clone(),
+                conf_ver: 1,
+                bootstrap: known.meta_replicas.clone(),
+            };
+            Some((
+                spec,
+                MetaMachine::load(&engine, initial_meta, view.clone())?,
+            ))
+        } else {
+            None
         };
-        Some((
-            spec,
-            MetaMachine::load(&engine, initial_meta, view.clone())?,
-        ))
-    } else {
-        None
-    };
     let stats = Arc::new(store::StoreStats::default());
     let metrics = Arc::new(Metrics::new());
     // Peers: every node the metadata knows (joined ones included) and the --cluster list.

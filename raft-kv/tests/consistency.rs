@@ -607,6 +607,10 @@ async fn final_reads(
 struct Harness {
     cluster: Cluster,
     paused: Vec<bool>,
+    flags: Vec<String>,
+    /// Membership changes done (each at most once a run): a node joined, one decommissioned.
+    joined: bool,
+    decommissioned: bool,
 }
 
 impl Harness {
@@ -617,13 +621,20 @@ impl Harness {
         // A small log-compaction threshold makes nodes that were down or cut off catch up by
         // snapshot, so snapshot install runs under faults too; four shards put several Raft
         // groups (and, with 5 nodes, proxying to non-hosting nodes) under the same faults.
+        // A node down for 3 s counts as dead: the scheduler then rebuilds its replicas
+        // elsewhere (with 5 nodes) and rolls back merges waiting for it, under the faults.
         // RAFTKV_NODE_FLAGS overrides.
-        let flags = std::env::var("RAFTKV_NODE_FLAGS")
-            .unwrap_or_else(|_| "--raft-log-gc-threshold 400 --initial-shards 4".to_string());
-        let flags: Vec<&str> = flags.split_whitespace().collect();
+        let flags = std::env::var("RAFTKV_NODE_FLAGS").unwrap_or_else(|_| {
+            "--raft-log-gc-threshold 400 --initial-shards 4 --node-down-after-secs 3".to_string()
+        });
+        let flags: Vec<String> = flags.split_whitespace().map(str::to_string).collect();
+        let args: Vec<&str> = flags.iter().map(String::as_str).collect();
         Harness {
-            cluster: Cluster::start(n, &flags),
+            cluster: Cluster::start(n, &args),
             paused: vec![false; n],
+            flags,
+            joined: false,
+            decommissioned: false,
         }
     }
 
@@ -650,6 +661,39 @@ impl Harness {
         if self.cluster.nodes[i].is_running() && !self.paused[i] {
             self.cluster.nodes[i].signal("STOP");
             self.paused[i] = true;
+        }
+    }
+
+    /// A new node joins through a running one (no clients and no faults on it).
+    fn join(&mut self) -> String {
+        let Some(via) = self.cluster.nodes.iter().position(|n| n.is_running()) else {
+            return "join skipped: no node running".into();
+        };
+        let args: Vec<&str> = self.flags.iter().map(String::as_str).collect();
+        let i = self.cluster.join_node(via, &args);
+        self.paused.push(false);
+        self.joined = true;
+        format!(
+            "{} joins through {}",
+            self.cluster.nodes[i].name, self.cluster.nodes[via].name
+        )
+    }
+
+    /// Decommissions one of the first `n` nodes: the scheduler drains it while the faults go
+    /// on; it keeps running (and serving its clients through other nodes) once removed.
+    fn decommission(&mut self, rng: &mut StdRng, n: usize) -> String {
+        let Some(via) = self.cluster.nodes.iter().find(|n| n.is_running()) else {
+            return "decommission skipped: no node running".into();
+        };
+        let name = format!("n{}", rng.gen_range(0..n) + 1);
+        self.decommissioned = true;
+        match http_post(
+            via.http_port,
+            &format!("/admin/node/{name}/decommission"),
+            "",
+        ) {
+            Ok((line, reply)) => format!("decommission {name}: {line} {}", reply.trim()),
+            Err(e) => format!("decommission {name}: {e}"),
         }
     }
 
@@ -747,7 +791,9 @@ impl Drop for Harness {
 
 /// Cycles through faults until `until`: kill -9 and restart, SIGSTOP and SIGCONT, or a
 /// minority partitioned away; each lasts 1-4 s with 1-3 s of health in between, and at most a
-/// minority is ever affected. Returns the number of faults and the log of what it did (also
+/// minority is ever affected. Between faults it starts splits, merges and (5 nodes)
+/// migrations, a node's join and another's decommission; nodes down for 3 s also get the
+/// scheduler's repairs and merge rollbacks. Returns the number of faults and the log of what it did (also
 /// printed).
 fn nemesis(
     cluster: &mut Harness,
@@ -774,9 +820,20 @@ fn nemesis(
         let hold = Duration::from_millis(rng.gen_range(1000..=4000));
         faults += 1;
         // Shards split and merge while all this goes on, and with more nodes than replicas
-        // per shard, replicas move too.
-        let kinds = if n > 3 { 6 } else { 5 };
+        // per shard, replicas move too, a node joins and one is decommissioned.
+        let kinds = if n > 3 { 7 } else { 5 };
         match rng.gen_range(0..kinds) {
+            6 => {
+                faults -= 1;
+                if !cluster.joined {
+                    note(cluster.join());
+                } else if !cluster.decommissioned {
+                    note(cluster.decommission(rng, n));
+                } else {
+                    note(start_migration(cluster, rng));
+                }
+                continue;
+            }
             3 => {
                 faults -= 1;
                 note(start_split(cluster, rng));

@@ -243,7 +243,8 @@ async fn partition(
     };
     let mut ids = HashSet::new();
     for name in body.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        match st.srv.members().iter().find(|m| m.name == name) {
+        // Removed nodes too: they still run (and route client requests).
+        match st.srv.meta.current().node_by_name(name) {
             Some(m) => {
                 ids.insert(m.id);
             }

@@ -627,6 +627,8 @@ async fn a_joined_node_takes_replicas_and_serves() {
         c.wait_ready(Duration::from_secs(30));
         let port = c.nodes[0].http_port;
         let acked = write_keys(&c, 1, "j", 150).await;
+        // Clients keep writing through n1..n3 while n4 joins and replicas move onto it.
+        let (stop, writers) = start_writers(&c, "jw", 200).await;
 
         // n4 joins through n2; the scheduler then drifts replicas onto it (12 over 4 nodes).
         let n4 = c.join_node(1, &[]);
@@ -654,7 +656,32 @@ async fn a_joined_node_takes_replicas_and_serves() {
         for n in ["n1", "n2", "n3", "n4"] {
             assert_eq!(count_on(&p, n), 3, "{p:?}");
         }
+        // And by request: a shard moves from n1 to the new node, still under the writers.
+        let (code, _) = post_json(port, "/admin/scheduler", r#"{"paused": true}"#);
+        assert_eq!(code, 200);
+        let id = p
+            .iter()
+            .find(|(_, r)| r.contains(&"n1".to_string()) && !r.contains(&"n4".to_string()))
+            .map(|(id, _)| id.clone())
+            .expect("a shard on n1 and not on n4");
+        let (code, v) = post_json(
+            port,
+            &format!("/admin/shard/{id}/migrate"),
+            r#"{"from": "n1", "to": "n4"}"#,
+        );
+        assert_eq!(code, 202, "{v}");
+        wait_done(
+            &c,
+            port,
+            v["operation"].as_u64().expect("op"),
+            Duration::from_secs(60),
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let written = stop_writers(&stop, writers).await;
+        assert!(written.len() > 100, "too few writes: {}", written.len());
         check_reads(&c, &acked).await;
+        check_reads(&c, &written).await;
+        check_with_redis_py(c.nodes[n4].redis_port, &written);
         let mut conn = c.nodes[n4].conn().await;
         let text: String = redis::cmd("CLUSTER")
             .arg("NODES")
@@ -667,7 +694,7 @@ async fn a_joined_node_takes_replicas_and_serves() {
         c.nodes[n4].kill9();
         c.nodes[n4].spawn();
         c.wait_ready(Duration::from_secs(30));
-        assert_eq!(count_on(&placement(c.nodes[n4].http_port), "n4"), 3);
+        assert_eq!(count_on(&placement(c.nodes[n4].http_port), "n4"), 4);
         check_reads(&c, &acked).await;
 
         // A second node under a taken name is refused, and says why.
@@ -1578,4 +1605,36 @@ async fn metadata_replicas_are_repaired_and_decommissioned_like_shards() {
     })
     .await
     .expect("test timed out");
+}
+
+/// Every key reads back through redis-py's cluster-aware client (when installed: CI installs
+/// python3-redis), which routes by `CLUSTER SLOTS` itself.
+fn check_with_redis_py(port: u16, acked: &BTreeMap<String, String>) {
+    let pairs: Vec<String> = acked
+        .iter()
+        .map(|(k, v)| format!("({k:?}, {v:?})"))
+        .collect();
+    let script = format!(
+        "import redis.cluster as c\n\
+         rc = c.RedisCluster(host='127.0.0.1', port={port})\n\
+         for k, v in [{}]:\n    got = rc.get(k)\n    assert got == v.encode(), (k, v, got)\n\
+         print('ok')\n",
+        pairs.join(", ")
+    );
+    match Command::new(common::python3())
+        .arg("-c")
+        .arg(&script)
+        .output()
+    {
+        Ok(out) if String::from_utf8_lossy(&out.stderr).contains("No module named") => {
+            eprintln!("note: redis-py not installed; skipping RedisCluster");
+        }
+        Ok(out) => assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            "ok",
+            "RedisCluster: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ),
+        Err(_) => eprintln!("note: python3 not installed; skipping RedisCluster"),
+    }
 }

@@ -399,7 +399,11 @@ async fn cluster_aware_clients_are_redirected_to_shard_leaders() {
              print('ok')\n",
             ports[2]
         );
-        match Command::new("python3").arg("-c").arg(&script).output() {
+        match Command::new(common::python3())
+            .arg("-c")
+            .arg(&script)
+            .output()
+        {
             Ok(out) if String::from_utf8_lossy(&out.stderr).contains("No module named") => {
                 eprintln!("note: redis-py not installed; skipping RedisCluster");
             }

@@ -50,6 +50,16 @@ pub fn wait_listening(port: u16, child: &mut Child) -> Result<(), String> {
     Ok(())
 }
 
+/// The Python that has Debian's python3-redis (CI installs it): the system one, even when
+/// another `python3` (pyenv, a venv) comes first on PATH.
+pub fn python3() -> &'static str {
+    if std::path::Path::new("/usr/bin/python3").exists() {
+        "/usr/bin/python3"
+    } else {
+        "python3"
+    }
+}
+
 pub fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
     l.local_addr().expect("local addr").port()

@@ -1638,3 +1638,108 @@ fn check_with_redis_py(port: u16, acked: &BTreeMap<String, String>) {
         Err(_) => eprintln!("note: python3 not installed; skipping RedisCluster"),
     }
 }
+
+/// The design README's four `curl` examples, in order, on a fresh cluster (nodes named
+/// n1..n4 here), plus a create that names neither slots nor a source.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readme_examples_work_as_written() {
+    tokio::time::timeout(Duration::from_secs(240), async {
+        let c = Cluster::start(4, &["--initial-shards", "2"]);
+        c.wait_ready(Duration::from_secs(30));
+        let port = c.nodes[0].http_port;
+        let (code, _) = post_json(port, "/admin/scheduler", r#"{"paused": true}"#);
+        assert_eq!(code, 200);
+        let acked = write_keys(&c, 0, "readme", 100).await;
+        // shard_0 = 0..8191 on n1,n2,n3; shard_1 = 8192..16383 on n2,n3,n4.
+
+        // Create shard_0 on n1..n3: it is there already, so nothing to do.
+        let (code, v) = post_json(
+            port,
+            "/admin/shard",
+            r#"{"shard_id": "shard_0", "nodes": ["n1", "n2", "n3"]}"#,
+        );
+        assert_eq!(code, 200, "{v}");
+        assert_eq!(v["created"], false, "{v}");
+        let (code, v) = post_json(
+            port,
+            "/admin/shard",
+            r#"{"shard_id": "shard_0", "nodes": ["n1", "n2", "n4"]}"#,
+        );
+        assert_eq!(code, 409, "elsewhere: a migration's job: {v}");
+
+        // Migrate shard_0 from n1 to n4.
+        let (code, v) = post_json(
+            port,
+            "/admin/shard/shard_0/migrate",
+            r#"{"from": "n1", "to": "n4"}"#,
+        );
+        assert_eq!(code, 202, "{v}");
+        wait_done(
+            &c,
+            port,
+            v["operation"].as_u64().expect("op"),
+            Duration::from_secs(60),
+        );
+
+        // Split shard_0 into shard_0 and shard_10.
+        let (code, v) = post_json(
+            port,
+            "/admin/shard/shard_0/split",
+            r#"{"new_shards": ["shard_0", "shard_10"]}"#,
+        );
+        assert_eq!(code, 202, "{v}");
+        wait_done(
+            &c,
+            port,
+            v["operation"].as_u64().expect("op"),
+            Duration::from_secs(60),
+        );
+        let shards = get_json(port, "/admin/shards");
+        assert_eq!(
+            shard(&shards, "shard_10")["slots"],
+            serde_json::json!([4096, 8191])
+        );
+
+        // Merge shard_10 into shard_1 (adjacent, both on n2,n3,n4).
+        let (code, v) = post_json(
+            port,
+            "/admin/shard/merge",
+            r#"{"sources": ["shard_1", "shard_10"], "target": "shard_1"}"#,
+        );
+        assert_eq!(code, 202, "{v}");
+        wait_done(
+            &c,
+            port,
+            v["operation"].as_u64().expect("op"),
+            Duration::from_secs(60),
+        );
+        let shards = get_json(port, "/admin/shards");
+        assert_eq!(
+            shard(&shards, "shard_1")["slots"],
+            serde_json::json!([4096, 16383])
+        );
+
+        // A new shard with neither slots nor a source takes the upper half of the largest.
+        let (code, v) = post_json(
+            port,
+            "/admin/shard",
+            r#"{"shard_id": "shard_5", "nodes": ["n1", "n2", "n3"]}"#,
+        );
+        assert_eq!(code, 202, "{v}");
+        wait_done(
+            &c,
+            port,
+            v["operation"].as_u64().expect("op"),
+            Duration::from_secs(90),
+        );
+        let shards = get_json(port, "/admin/shards");
+        let s5 = shard(&shards, "shard_5");
+        assert_eq!(s5["slots"], serde_json::json!([10240, 16383]), "{shards}");
+        let mut r = names(&s5["replicas"]);
+        r.sort();
+        assert_eq!(r, ["n1", "n2", "n3"]);
+        check_reads(&c, &acked).await;
+    })
+    .await
+    .expect("test timed out");
+}

@@ -551,7 +551,49 @@ async fn create(State(srv): State<Arc<Server>>, headers: HeaderMap, body: Bytes)
             "missing field \"nodes\" (node ids)",
         );
     }
-    let slots = match (body.get("slots"), body.get("from").and_then(Value::as_str)) {
+    let (slots_given, from_given) = (body.get("slots"), body.get("from"));
+    if slots_given.is_none() && from_given.is_none() {
+        if let Some(existing) = state.shard(id) {
+            // Creating what exists is idempotent when it is where asked (the README's first
+            // example on a fresh cluster); moving it is a migration.
+            let mut want = nodes.clone();
+            let mut have = existing.replicas.clone();
+            want.sort_unstable();
+            have.sort_unstable();
+            if want == have && existing.learners.is_empty() {
+                return ok(json!({
+                    "shard": existing.name(),
+                    "slots": [existing.first_slot, existing.last_slot],
+                    "replicas": names(&state, &existing.replicas),
+                    "created": false,
+                }));
+            }
+            return err(
+                StatusCode::CONFLICT,
+                format!(
+                    "{} already exists on {}; move its replicas with POST /admin/shard/{}/migrate",
+                    existing.name(),
+                    names(&state, &existing.replicas).join(","),
+                    existing.name()
+                ),
+            );
+        }
+    }
+    // Neither slots nor a source: the upper half of the shard with the most slots.
+    let largest = state
+        .shards
+        .iter()
+        .max_by_key(|s| (s.last_slot - s.first_slot, std::cmp::Reverse(s.id)))
+        .map(|s| s.name());
+    let from_default = (slots_given.is_none() && from_given.is_none())
+        .then_some(largest)
+        .flatten();
+    let from_name = body
+        .get("from")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .or(from_default);
+    let slots = match (slots_given, from_name.as_deref()) {
         (Some(v), None) => {
             let pair: Vec<Option<u16>> = v
                 .as_array()

@@ -1743,3 +1743,107 @@ async fn the_readme_examples_work_as_written() {
     .await
     .expect("test timed out");
 }
+
+/// The applied index of `group` on the node behind `port`.
+fn applied_index(port: u16, group: u64) -> u64 {
+    let v = get_json(port, "/status");
+    v["groups"]
+        .as_array()
+        .and_then(|a| a.iter().find(|g| g["id"].as_u64() == Some(group)))
+        .and_then(|g| g["applied_index"].as_u64())
+        .unwrap_or(0)
+}
+
+/// A key's WATCH revision is the index of the entry that wrote it. After a split the child's
+/// log starts over at a low index, so a later write to the key can land at the very index of
+/// the write before the split: the revision must still differ (the child counts past the
+/// parent's split index), or EXEC would miss the change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_sees_a_write_after_a_split_at_the_same_log_index() {
+    tokio::time::timeout(Duration::from_secs(180), async {
+        let c = Cluster::start(4, &["--initial-shards", "1"]);
+        c.wait_ready(Duration::from_secs(30));
+        let port = c.nodes[0].http_port;
+        let (code, _) = post_json(port, "/admin/scheduler", r#"{"paused": true}"#);
+        assert_eq!(code, 200);
+        // The key lands in the child (slots 8192..); fillers in the parent push the index.
+        let key = key_in(8192, 16383, "watched");
+        write_keys(&c, 0, "fill", 40).await;
+        set_on(&c, 0, &key, "v1").await;
+        let rev_index = applied_index(port, 1);
+        assert!(rev_index > 40, "{rev_index}");
+
+        let (code, v) = post_json(port, "/admin/shard/shard_0/split", r#"{"at_slot": 8192}"#);
+        assert_eq!(code, 202, "{v}");
+        wait_done(
+            &c,
+            port,
+            v["operation"].as_u64().expect("op"),
+            Duration::from_secs(60),
+        );
+
+        // n4 hosts no replica: its WATCH relies on revisions alone (no local applies).
+        // (It may learn of the split a moment later: TRYAGAIN until then.)
+        let mut watcher = c.nodes[3].conn().await;
+        let () = retry(Duration::from_secs(10), || {
+            let mut w = watcher.clone();
+            let key = key.clone();
+            async move { redis::cmd("WATCH").arg(&key).query_async(&mut w).await }
+        })
+        .await;
+        // Child entries up to just before the old index, then the key's write at it.
+        let mut conn = c.nodes[0].conn().await;
+        let mut i = 0;
+        while applied_index(port, 2) + 1 < rev_index {
+            let filler = key_in(8192, 16383, &format!("cf{i}-"));
+            let _: () = redis::cmd("SET")
+                .arg(&filler)
+                .arg("x")
+                .query_async(&mut conn)
+                .await
+                .expect("filler");
+            i += 1;
+            assert!(i < 1000, "the child's index does not move");
+        }
+        assert_eq!(
+            applied_index(port, 2) + 1,
+            rev_index,
+            "could not line the child's index up with the key's old revision"
+        );
+        let _: () = redis::cmd("SET")
+            .arg(&key)
+            .arg("v2")
+            .query_async(&mut conn)
+            .await
+            .expect("set");
+        assert_eq!(applied_index(port, 2), rev_index);
+
+        let _: () = redis::cmd("MULTI")
+            .query_async(&mut watcher)
+            .await
+            .expect("multi");
+        let _: () = redis::cmd("SET")
+            .arg(&key)
+            .arg("v3")
+            .query_async(&mut watcher)
+            .await
+            .expect("queued");
+        let exec: redis::Value = redis::cmd("EXEC")
+            .query_async(&mut watcher)
+            .await
+            .expect("exec");
+        assert_eq!(
+            exec,
+            redis::Value::Nil,
+            "EXEC ran despite the write it watched"
+        );
+        let got: String = redis::cmd("GET")
+            .arg(&key)
+            .query_async(&mut conn)
+            .await
+            .expect("get");
+        assert_eq!(got, "v2");
+    })
+    .await
+    .expect("test timed out");
+}

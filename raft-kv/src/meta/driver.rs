@@ -610,19 +610,26 @@ async fn merge(
         tracing::info!(op = op.id, source = %src.name(), target = %tgt.name(), "merge done");
         return Ok(());
     }
-    let commit = AdminEntry::CommitMerge(CommitMerge {
-        source,
-        source_first: src.first_slot,
-        source_last: src.last_slot,
-        // Frozen by this merge's PrepareMerge (nothing else changes a busy shard's epoch).
-        source_epoch: src.epoch + 1,
-        target_epoch: tgt.epoch,
-    });
+    // The source's version base and last index (frozen: no write after it) let the target's
+    // revisions and versions continue past the source's.
+    let commit = |sd: &GroupDetail| {
+        AdminEntry::CommitMerge(CommitMerge {
+            source,
+            source_first: src.first_slot,
+            source_last: src.last_slot,
+            // Frozen by this merge's PrepareMerge (nothing else changes a busy shard's epoch).
+            source_epoch: src.epoch + 1,
+            target_epoch: tgt.epoch,
+            source_version_base: sd.version_base,
+            source_last_index: sd.last_index,
+        })
+    };
     if op.step == COMMITTING {
         // Decided: only forward from here (CommitMerge again is harmless: once applied,
         // its target epoch is stale and it changes nothing).
         if td.epoch == tgt.epoch {
-            c.admin(tl, target, commit).await?;
+            let (_, sd) = c.leader_of(src).await.ok_or("the source has no leader")?;
+            c.admin(tl, target, commit(&sd)).await?;
         }
         return Ok(());
     }
@@ -695,7 +702,7 @@ async fn merge(
         unless: vec![ROLLING_BACK.into()],
     })
     .await?;
-    c.admin(tl, target, commit).await
+    c.admin(tl, target, commit(&sd)).await
 }
 
 /// Unfreezes a merge's source (the merge never committed: see `merge`), then records the

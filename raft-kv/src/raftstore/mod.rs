@@ -152,6 +152,8 @@ pub struct GroupDetail {
     pub first_slot: u16,
     pub last_slot: u16,
     pub epoch: u64,
+    /// Added to entry indexes for revisions and versions (`split::RangeState`).
+    pub version_base: u64,
     /// Non-empty while in a joint configuration.
     pub voters_outgoing: Vec<u64>,
     /// (node, matched index, recently active) per member; leader only.

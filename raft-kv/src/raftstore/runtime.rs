@@ -68,6 +68,8 @@ struct Peer {
     meta: Option<MetaMachine>,
     /// The range changed (a split) since it was last persisted.
     range_dirty: bool,
+    /// Added to entry indexes for revisions and versions (see `split::RangeState`).
+    version_base: u64,
     /// Client requests proposed through this node, by request id.
     pending: HashMap<u64, Pending>,
     /// Log positions (index -> term, request) where this node's proposals were appended.
@@ -292,11 +294,13 @@ fn new_peer(
     };
     // The group's own record of its range wins: the metadata may not know of a split yet.
     let mut spec = spec;
+    let mut version_base = 0;
     match split::RangeState::load(engine, spec.id)? {
         Some(r) => {
             spec.first_slot = r.first;
             spec.last_slot = r.last;
             spec.epoch = r.epoch;
+            version_base = r.version_base;
         }
         // First recovery of a group (or of one from before ranges were recorded, when
         // ranges never changed): record it now, so the epoch its log is replayed against is
@@ -306,6 +310,7 @@ fn new_peer(
                 first: spec.first_slot,
                 last: spec.last_slot,
                 epoch: spec.epoch,
+                version_base: 0,
             };
             let mut wo = rocksdb::WriteOptions::default();
             wo.set_sync(true);
@@ -358,6 +363,7 @@ fn new_peer(
         raw,
         meta,
         range_dirty: false,
+        version_base,
         pending: HashMap::new(),
         by_index: BTreeMap::new(),
         waiting: Vec::new(),
@@ -1008,7 +1014,7 @@ impl Runtime {
             let built = match &peer.meta {
                 Some(m) => Ok(m.snapshot()),
                 None => snapshot::build(&self.engine, spec.first_slot, spec.last_slot)
-                    .map(|d| snapshot::with_range(spec.first_slot, spec.last_slot, spec.epoch, d)),
+                    .map(|d| snapshot::with_range(peer.range(), d)),
             };
             let data = match built {
                 Ok(d) => d,
@@ -1129,6 +1135,7 @@ impl Runtime {
             let committed = std::mem::take(&mut rd.committed_entries);
             let mut apply = peer.raw.store().apply.clone();
             ctx.set_shard(group, peer.spec.first_slot, peer.spec.last_slot);
+            ctx.set_version_base(peer.version_base);
             let mut group_ops = apply_entries(
                 self.node_id,
                 peer,
@@ -1178,11 +1185,7 @@ impl Runtime {
                 );
                 if let Some(peer) = self.peers.get_mut(group) {
                     if std::mem::take(&mut peer.range_dirty) {
-                        let r = split::RangeState {
-                            first: peer.spec.first_slot,
-                            last: peer.spec.last_slot,
-                            epoch: peer.spec.epoch,
-                        };
+                        let r = peer.range();
                         batch.put_cf(
                             self.engine.cf(Cf::Sys),
                             split::RangeState::key(*group),
@@ -1195,7 +1198,7 @@ impl Runtime {
                 }
             }
             // Children of splits are born in the same batch as the split's apply.
-            for child in &effects.splits {
+            for (child, version_base) in &effects.splits {
                 if self.peers.contains_key(&child.id) {
                     continue;
                 }
@@ -1211,6 +1214,7 @@ impl Runtime {
                     first: child.first_slot,
                     last: child.last_slot,
                     epoch: child.epoch,
+                    version_base: *version_base,
                 };
                 batch.put_cf(
                     self.engine.cf(Cf::Sys),
@@ -1243,7 +1247,7 @@ impl Runtime {
             if !touched.is_empty() {
                 let _ = self.touched.send(Arc::new(touched));
             }
-            for child in std::mem::take(&mut effects.splits) {
+            for (child, _) in std::mem::take(&mut effects.splits) {
                 self.start_child(child);
             }
             for group in std::mem::take(&mut effects.merged) {
@@ -1385,6 +1389,18 @@ impl Runtime {
     }
 }
 
+impl Peer {
+    /// The group's range record as its log has set it.
+    fn range(&self) -> split::RangeState {
+        split::RangeState {
+            first: self.spec.first_slot,
+            last: self.spec.last_slot,
+            epoch: self.spec.epoch,
+            version_base: self.version_base,
+        }
+    }
+}
+
 fn detail(peer: &Peer) -> GroupDetail {
     let st = peer.raw.status();
     GroupDetail {
@@ -1396,6 +1412,7 @@ fn detail(peer: &Peer) -> GroupDetail {
         last_index: st.last_index,
         voters: st.conf_state.voters.clone(),
         learners: st.conf_state.learners.clone(),
+        version_base: peer.version_base,
         first_slot: peer.spec.first_slot,
         last_slot: peer.spec.last_slot,
         epoch: peer.spec.epoch,
@@ -1530,18 +1547,19 @@ fn apply_entries(
             EntryType::EntryNormal if split::is_admin(&e.data) => {
                 reply = Some(match split::AdminEntry::decode(&e.data) {
                     Ok(split::AdminEntry::Split(sp)) => {
-                        apply_split(peer, &sp, apply, &mut effects.splits)
+                        apply_split(peer, &sp, e.index, apply, &mut effects.splits)
                     }
                     Ok(split::AdminEntry::PrepareMerge(pm)) => apply_prepare_merge(peer, &pm),
                     Ok(split::AdminEntry::RollbackMerge(rb)) => apply_rollback_merge(peer, &rb),
                     Ok(split::AdminEntry::CommitMerge(cm)) => {
-                        apply_commit_merge(peer, &cm, &mut effects.merged)
+                        apply_commit_merge(peer, &cm, e.index, &mut effects.merged)
                     }
                     Err(err) => crate::cmd::CmdError::Other(format!("ERR {err}")).to_frame(),
                 });
                 // Later entries of this round apply to the new range (keyspace-wide
                 // commands like FLUSHALL walk it).
                 ctx.set_shard(peer.spec.id, peer.spec.first_slot, peer.spec.last_slot);
+                ctx.set_version_base(peer.version_base);
             }
             EntryType::EntryNormal if !e.data.is_empty() => {
                 reply = Some(match WriteOp::decode(&e.data) {
@@ -1609,8 +1627,8 @@ fn apply_entries(
 /// What admin entries applied in a round leave to do once the round's batch is written.
 #[derive(Default)]
 struct AdminEffects {
-    /// Groups split off, to start.
-    splits: Vec<GroupSpec>,
+    /// Groups split off, to start, with their version bases.
+    splits: Vec<(GroupSpec, u64)>,
     /// Groups merged into a neighbour, to drop (keeping their data).
     merged: Vec<u64>,
 }
@@ -1653,7 +1671,12 @@ fn apply_rollback_merge(peer: &mut Peer, rb: &split::RollbackMerge) -> Frame {
 
 /// Extends the target over the frozen source's adjacent slots (epoch above both); the
 /// source's local replica is dropped after the batch, its data kept.
-fn apply_commit_merge(peer: &mut Peer, cm: &split::CommitMerge, merged: &mut Vec<u64>) -> Frame {
+fn apply_commit_merge(
+    peer: &mut Peer,
+    cm: &split::CommitMerge,
+    index: u64,
+    merged: &mut Vec<u64>,
+) -> Frame {
     let spec = &mut peer.spec;
     let adjacent = u32::from(cm.source_last) + 1 == u32::from(spec.first_slot)
         || u32::from(spec.last_slot) + 1 == u32::from(cm.source_first);
@@ -1663,6 +1686,9 @@ fn apply_commit_merge(peer: &mut Peer, cm: &split::CommitMerge, merged: &mut Vec
     spec.first_slot = spec.first_slot.min(cm.source_first);
     spec.last_slot = spec.last_slot.max(cm.source_last);
     spec.epoch = spec.epoch.max(cm.source_epoch) + 1;
+    // From the next entry on, the target counts past everything the source wrote.
+    let past_source = cm.source_version_base + cm.source_last_index;
+    peer.version_base = peer.version_base.max(past_source.saturating_sub(index));
     peer.range_dirty = true;
     tracing::info!(
         group = spec.id,
@@ -1681,8 +1707,9 @@ fn apply_commit_merge(peer: &mut Peer, cm: &split::CommitMerge, merged: &mut Vec
 fn apply_split(
     peer: &mut Peer,
     sp: &split::SplitEntry,
+    index: u64,
     apply: &ApplyState,
-    splits: &mut Vec<GroupSpec>,
+    splits: &mut Vec<(GroupSpec, u64)>,
 ) -> Frame {
     let spec = &mut peer.spec;
     if sp.epoch != spec.epoch || sp.at <= spec.first_slot || sp.at > spec.last_slot {
@@ -1707,7 +1734,8 @@ fn apply_split(
     spec.last_slot = sp.at - 1;
     spec.epoch += 1;
     peer.range_dirty = true;
-    splits.push(child);
+    // The child's entries start at INIT_INDEX + 1: counted from past the split's index.
+    splits.push((child, peer.version_base + index));
     Frame::Integer(sp.new_id as i64)
 }
 
@@ -1737,6 +1765,7 @@ fn install_snapshot(engine: &Engine, peer: &mut Peer, snap: &Snapshot, log_batch
                 peer.spec.first_slot = r.first;
                 peer.spec.last_slot = r.last;
                 peer.spec.epoch = r.epoch;
+                peer.version_base = r.version_base;
                 batch.put_cf(
                     engine.cf(Cf::Sys),
                     split::RangeState::key(peer.spec.id),

@@ -15,38 +15,32 @@ use crate::storage::Engine;
 /// First byte of the range header a snapshot starts with (records start with a CF code 1-4;
 /// snapshots from before the header have none).
 const RANGE_HEADER: u8 = 0xFF;
+/// The same with the group's version base after the epoch.
+const RANGE_HEADER_V2: u8 = 0xFE;
 
 /// Prefixes snapshot data with the slot range and epoch it covers, so the receiver installs
 /// exactly that range even if its own idea of the group's range is out of date (a split it
 /// never applied).
-pub fn with_range(first: u16, last: u16, epoch: u64, data: Vec<u8>) -> Vec<u8> {
-    let mut out = Vec::with_capacity(data.len() + 13);
-    out.push(RANGE_HEADER);
-    out.extend_from_slice(&first.to_be_bytes());
-    out.extend_from_slice(&last.to_be_bytes());
-    out.extend_from_slice(&epoch.to_be_bytes());
+pub fn with_range(range: RangeState, data: Vec<u8>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len() + 21);
+    out.push(RANGE_HEADER_V2);
+    out.extend_from_slice(&range.encode());
     out.extend_from_slice(&data);
     out
 }
 
-/// Splits off the range header: ((first, last, epoch) if present, records).
+/// Splits off the range header: (the range if present, records).
 pub fn range_of(data: &[u8]) -> Result<(Option<RangeState>, &[u8]), String> {
-    if data.first() != Some(&RANGE_HEADER) {
-        return Ok((None, data));
-    }
-    if data.len() < 13 {
-        return Err("truncated snapshot header".into());
-    }
-    let mut b = [0u8; 8];
-    b.copy_from_slice(&data[5..13]);
-    Ok((
-        Some(RangeState {
-            first: u16::from_be_bytes([data[1], data[2]]),
-            last: u16::from_be_bytes([data[3], data[4]]),
-            epoch: u64::from_be_bytes(b),
-        }),
-        &data[13..],
-    ))
+    let len = match data.first() {
+        Some(&RANGE_HEADER) => 12,
+        Some(&RANGE_HEADER_V2) => 20,
+        _ => return Ok((None, data)),
+    };
+    let header = data
+        .get(1..1 + len)
+        .and_then(RangeState::decode)
+        .ok_or("truncated snapshot header")?;
+    Ok((Some(header), &data[1 + len..]))
 }
 
 /// Column families holding slot-prefixed data (everything but `sys`).

@@ -78,6 +78,10 @@ pub struct CommitMerge {
     pub source_epoch: u64,
     /// The target's epoch the merge was proposed for (a stale one is ignored).
     pub target_epoch: u64,
+    /// The source's version base and an index at or past its last write: the target's
+    /// versions continue past them.
+    pub source_version_base: u64,
+    pub source_last_index: u64,
 }
 
 /// Unfreezes a merge's source that will never be merged (a replica of it is down, say):
@@ -120,6 +124,8 @@ impl CommitMerge {
         out.extend_from_slice(&self.source_last.to_be_bytes());
         out.extend_from_slice(&self.source_epoch.to_be_bytes());
         out.extend_from_slice(&self.target_epoch.to_be_bytes());
+        out.extend_from_slice(&self.source_version_base.to_be_bytes());
+        out.extend_from_slice(&self.source_last_index.to_be_bytes());
         out
     }
 }
@@ -146,13 +152,16 @@ impl AdminEntry {
                     epoch: be_u64(raw, 2),
                 }))
             }
-            (Some(&ADMIN_MAGIC), Some(&COMMIT_MERGE), 30) => {
+            // 30 bytes: written before version bases (then 0).
+            (Some(&ADMIN_MAGIC), Some(&COMMIT_MERGE), n @ (30 | 46)) => {
                 Ok(AdminEntry::CommitMerge(CommitMerge {
                     source: be_u64(raw, 2),
                     source_first: u16::from_be_bytes([raw[10], raw[11]]),
                     source_last: u16::from_be_bytes([raw[12], raw[13]]),
                     source_epoch: be_u64(raw, 14),
                     target_epoch: be_u64(raw, 22),
+                    source_version_base: if n == 46 { be_u64(raw, 30) } else { 0 },
+                    source_last_index: if n == 46 { be_u64(raw, 38) } else { 0 },
                 }))
             }
             (Some(&ADMIN_MAGIC), Some(&ROLLBACK_MERGE), 10) => {
@@ -169,12 +178,18 @@ pub fn is_admin(data: &[u8]) -> bool {
     data.first() == Some(&ADMIN_MAGIC)
 }
 
-/// A group's slot range and epoch as its own log last set them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// A group's slot range and epoch as its own log last set them, and its version base.
+///
+/// The version base keeps WATCH revisions and collection versions (both derived from the
+/// applying entry's index) unique along a lineage of splits and merges: a group counts from
+/// `version_base + index`, a child from past its parent's split index, and a merge's target
+/// from past its source's last index (see `store::apply` and `Ctx::new_version`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RangeState {
     pub first: u16,
     pub last: u16,
     pub epoch: u64,
+    pub version_base: u64,
 }
 
 impl RangeState {
@@ -185,23 +200,24 @@ impl RangeState {
     }
 
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(12);
+        let mut out = Vec::with_capacity(20);
         out.extend_from_slice(&self.first.to_be_bytes());
         out.extend_from_slice(&self.last.to_be_bytes());
         out.extend_from_slice(&self.epoch.to_be_bytes());
+        out.extend_from_slice(&self.version_base.to_be_bytes());
         out
     }
 
+    /// 12 bytes (from before version bases: 0) or 20.
     pub fn decode(raw: &[u8]) -> Option<RangeState> {
-        if raw.len() != 12 {
+        if raw.len() != 12 && raw.len() != 20 {
             return None;
         }
-        let mut b = [0u8; 8];
-        b.copy_from_slice(&raw[4..]);
         Some(RangeState {
             first: u16::from_be_bytes([raw[0], raw[1]]),
             last: u16::from_be_bytes([raw[2], raw[3]]),
-            epoch: u64::from_be_bytes(b),
+            epoch: be_u64(raw, 4),
+            version_base: if raw.len() == 20 { be_u64(raw, 12) } else { 0 },
         })
     }
 
@@ -245,6 +261,8 @@ mod tests {
                 source_last: 7,
                 source_epoch: 8,
                 target_epoch: 9,
+                source_version_base: 11,
+                source_last_index: 12,
             }),
             AdminEntry::RollbackMerge(RollbackMerge { to_epoch: 10 }),
         ];
@@ -256,8 +274,14 @@ mod tests {
             first: 1,
             last: 16383,
             epoch: 7,
+            version_base: 99,
         };
         assert_eq!(RangeState::decode(&r.encode()), Some(r));
+        let old = RangeState {
+            version_base: 0,
+            ..r
+        };
+        assert_eq!(RangeState::decode(&r.encode()[..12]), Some(old));
         assert_eq!(RangeState::decode(b"short"), None);
     }
 }

@@ -180,6 +180,7 @@ pub fn detail_to_pb(d: Option<GroupDetail>) -> GroupInfo {
         first_slot: u32::from(d.first_slot),
         last_slot: u32::from(d.last_slot),
         epoch: d.epoch,
+        version_base: d.version_base,
         progress: d
             .progress
             .into_iter()
@@ -206,6 +207,7 @@ pub fn detail_from_pb(g: GroupInfo) -> Option<GroupDetail> {
         first_slot: g.first_slot as u16,
         last_slot: g.last_slot as u16,
         epoch: g.epoch,
+        version_base: g.version_base,
         progress: g
             .progress
             .into_iter()

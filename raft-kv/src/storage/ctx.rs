@@ -42,6 +42,8 @@ pub struct Ctx<'a> {
     /// The shard whose state this context works on: its group id and slot range. Keyspace-wide
     /// commands (KEYS, SCAN, FLUSHALL, ...) see only these slots.
     shard: (u64, u16, u16),
+    /// See `set_version_base`.
+    version_base: u64,
     /// Write contexts: records already read from the engine in this batch. The engine does
     /// not change while a batch is built (writes go to the overlay, which is checked first),
     /// so a command that reads a key twice (SET: its options, then the overwrite) pays for
@@ -64,6 +66,7 @@ impl<'a> Ctx<'a> {
             versions_issued: 0,
             touched: Vec::new(),
             shard: (0, 0, SLOT_COUNT - 1),
+            version_base: 0,
             read_cache: None,
         }
     }
@@ -80,6 +83,7 @@ impl<'a> Ctx<'a> {
             versions_issued: 0,
             touched: Vec::new(),
             shard: (0, 0, SLOT_COUNT - 1),
+            version_base: 0,
             read_cache: Some(RefCell::new(HashMap::new())),
         }
     }
@@ -97,6 +101,12 @@ impl<'a> Ctx<'a> {
     /// versions unique across shards (a key may move between shards).
     pub fn set_shard(&mut self, group: u64, first_slot: u16, last_slot: u16) {
         self.shard = (group, first_slot, last_slot.min(SLOT_COUNT - 1));
+    }
+
+    /// What the group adds to entry indexes, so revisions and versions stay unique along
+    /// splits and merges (`raftstore::split::RangeState`).
+    pub fn set_version_base(&mut self, base: u64) {
+        self.version_base = base;
     }
 
     /// The slot range keyspace-wide commands cover.
@@ -136,12 +146,15 @@ impl<'a> Ctx<'a> {
 
     /// A version for a newly created collection: unique across the state machine's life,
     /// even for several creations within one op.
-    /// Layout: `seq (36 bits) | group (8 bits) | n (20 bits)`; always above the versions of
-    /// the earlier `seq << 20 | n` layout for the same sequence number. (Group ids above 255
-    /// share the 8 bits; that matters only once keys move between shards, #6.)
+    /// Layout: `base + seq (36 bits) | group (8 bits) | n (20 bits)`; always above the
+    /// versions of the earlier `seq << 20 | n` layout for the same sequence number. The
+    /// version base makes `base + seq` unique along splits and merges (a key only ever
+    /// moves between groups that way), so the group bits need not be unique.
     pub fn new_version(&mut self) -> u64 {
         self.versions_issued += 1;
-        (self.seq << 28) | ((self.shard.0 & 0xff) << 20) | (self.versions_issued & 0xf_ffff)
+        (self.version_base.wrapping_add(self.seq) << 28)
+            | ((self.shard.0 & 0xff) << 20)
+            | (self.versions_issued & 0xf_ffff)
     }
 
     /// User keys modified since the last `take_touched` (for WATCH and blocked clients).
@@ -352,7 +365,7 @@ impl<'a> Ctx<'a> {
     /// Writes `key`'s metadata, stamping it with this op's sequence number. Every write
     /// command that changes a key calls this (WATCH compares the stamp).
     pub fn put_meta(&mut self, key: &[u8], meta: &mut Meta) -> Result<(), CmdError> {
-        meta.rev = self.seq;
+        meta.rev = self.version_base.wrapping_add(self.seq);
         self.touched.push(Bytes::copy_from_slice(key));
         self.put(Cf::Meta, meta_key(key), meta.encode())
     }
@@ -379,7 +392,8 @@ impl<'a> Ctx<'a> {
         Ok(!meta.is_expired(self.now_ms))
     }
 
-    /// Revision of `key` for WATCH: the seq of the op that last wrote it, 0 if absent.
+    /// Revision of `key` for WATCH: the version base plus the seq of the op that last wrote
+    /// it, 0 if absent.
     pub fn key_rev(&self, key: &[u8]) -> Result<u64, CmdError> {
         Ok(self.meta(key)?.map(|m| m.rev).unwrap_or(0))
     }

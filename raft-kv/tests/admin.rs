@@ -1121,7 +1121,10 @@ async fn create_a_shard_from_slots_of_another_on_chosen_nodes() {
                 ),
                 400,
             ),
-            (format!(r#"{{"shard_id":"shard_9","nodes":{nodes}}}"#), 400),
+            (
+                format!(r#"{{"shard_id":"shard_9","nodes":{nodes},"slots":[1]}}"#),
+                400,
+            ),
             (
                 format!(r#"{{"shard_id":"shard_9","nodes":{nodes},"from":"shard_7"}}"#),
                 404,
@@ -1738,6 +1741,35 @@ async fn the_readme_examples_work_as_written() {
         let mut r = names(&s5["replicas"]);
         r.sort();
         assert_eq!(r, ["n1", "n2", "n3"]);
+
+        // A one-slot shard can be created, but not split.
+        let (code, v) = post_json(
+            port,
+            "/admin/shard",
+            r#"{"shard_id": "shard_7", "nodes": ["n2", "n3", "n4"], "slots": [100, 100]}"#,
+        );
+        assert_eq!(code, 202, "{v}");
+        wait_done(
+            &c,
+            port,
+            v["operation"].as_u64().expect("op"),
+            Duration::from_secs(90),
+        );
+        let before = get_json(port, "/admin/shards");
+        assert_eq!(
+            shard(&before, "shard_7")["slots"],
+            serde_json::json!([100, 100])
+        );
+        let (code, v) = post_json(port, "/admin/shard/shard_7/split", "");
+        assert_eq!(code, 400, "{v}");
+        assert!(
+            v["error"].as_str().is_some_and(|e| e.contains("one slot")),
+            "{v}"
+        );
+        assert_eq!(
+            layout_of(&get_json(port, "/admin/shards")),
+            layout_of(&before)
+        );
         check_reads(&c, &acked).await;
     })
     .await

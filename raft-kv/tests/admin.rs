@@ -1879,3 +1879,41 @@ async fn watch_sees_a_write_after_a_split_at_the_same_log_index() {
     .await
     .expect("test timed out");
 }
+
+/// With one metadata replica, its node can still go: the new replica becomes a voter first,
+/// takes the leadership, and then the old one leaves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lone_metadata_replica_moves_off_a_decommissioned_node() {
+    tokio::time::timeout(Duration::from_secs(180), async {
+        let c = Cluster::start(4, &["--initial-shards", "1", "--meta-replicas", "1"]);
+        c.wait_ready(Duration::from_secs(30));
+        let port = c.nodes[1].http_port;
+        assert_eq!(meta_replicas(port), ["n1"]);
+        let acked = write_keys(&c, 1, "lone", 50).await;
+        let (code, v) = post_json(port, "/admin/node/n1/decommission", "");
+        assert_eq!(code, 202, "{v}");
+        wait_done(
+            &c,
+            port,
+            v["operation"].as_u64().expect("op"),
+            Duration::from_secs(120),
+        );
+        let now = meta_replicas(port);
+        assert_eq!(now.len(), 1, "{now:?}");
+        assert_ne!(now[0], "n1");
+        // The metadata works from its new home.
+        let (code, v) = post_json(port, "/admin/shard/shard_0/split", "");
+        assert_eq!(code, 202, "{v}");
+        wait_done(
+            &c,
+            port,
+            v["operation"].as_u64().expect("op"),
+            Duration::from_secs(60),
+        );
+        for i in 1..4 {
+            check_reads_on(&c, i, &acked).await;
+        }
+    })
+    .await
+    .expect("test timed out");
+}

@@ -506,9 +506,19 @@ async fn advance(c: &Cluster, state: &MetaState, op: &Operation) -> Result<(), S
             .copied()
             .filter(|v| *v != from)
             .max_by_key(|v| d.progress.iter().find(|p| p.0 == *v).map_or(0, |p| p.1));
-        if let Some(t) = target {
-            c.change(leader, shard, None, t).await?;
-        }
+        let Some(t) = target else {
+            // The only voter: the new one becomes a voter first; leadership moves to it on
+            // the next pass, and the removal follows.
+            c.change(
+                leader,
+                shard,
+                Some(conf_change(vec![single(ConfChangeType::AddNode, to)])),
+                0,
+            )
+            .await?;
+            return note(c, op, "promoting", "adding a second voter first".into()).await;
+        };
+        c.change(leader, shard, None, t).await?;
         return note(c, op, "transferring_leader", String::new()).await;
     }
     let changes = if is_voter(to) {

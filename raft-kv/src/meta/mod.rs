@@ -112,14 +112,21 @@ pub struct MetaMachine {
     view: Arc<MetaView>,
     /// Changed since last persisted.
     dirty: bool,
+    /// Created at run time (a metadata migration's learner): its state is only a seed until
+    /// the leader's snapshot replaces it, so log entries can't be applied before that.
+    awaiting_snapshot: bool,
+    /// Entries arrived before the snapshot (a leader whose log was never compacted): the
+    /// replica must be dropped and created again, nothing of it kept.
+    pub broken: bool,
+    from_disk: bool,
 }
 
 impl MetaMachine {
     /// The applied state from disk, or `initial` for a group never applied to.
     pub fn load(engine: &Engine, initial: MetaState, view: Arc<MetaView>) -> Result<Self, String> {
-        let state = match engine.get(Cf::Sys, STATE_KEY) {
-            Ok(Some(raw)) => MetaState::decode(&raw)?,
-            Ok(None) => initial,
+        let (state, from_disk) = match engine.get(Cf::Sys, STATE_KEY) {
+            Ok(Some(raw)) => (MetaState::decode(&raw)?, true),
+            Ok(None) => (initial, false),
             Err(e) => return Err(format!("cannot read metadata: {e}")),
         };
         view.offer(state.clone());
@@ -127,11 +134,30 @@ impl MetaMachine {
             state,
             view,
             dirty: false,
+            awaiting_snapshot: false,
+            broken: false,
+            from_disk,
         })
+    }
+
+    /// Whether the state came from this node's applied metadata (not the seed).
+    pub fn from_disk(&self) -> bool {
+        self.from_disk
+    }
+
+    /// A replica created at run time: it waits for a snapshot before applying entries.
+    pub fn await_snapshot(mut self) -> Self {
+        self.awaiting_snapshot = true;
+        self
     }
 
     /// Applies one committed entry; the reply is the new operation id or the refusal.
     pub fn apply(&mut self, data: &[u8]) -> Frame {
+        if self.awaiting_snapshot || self.broken {
+            // Replayed from index 1 onto a seed, they would build a wrong metadata value.
+            self.broken = true;
+            return Frame::Error("ERR metadata replica has no snapshot yet".into());
+        }
         let cmd: MetaCmd = match serde_json::from_slice(data) {
             Ok(c) => c,
             Err(e) => return Frame::Error(format!("ERR undecodable metadata command: {e}")),
@@ -149,6 +175,7 @@ impl MetaMachine {
     pub fn install(&mut self, data: &[u8]) -> Result<(), String> {
         self.state = MetaState::decode(data)?;
         self.dirty = true;
+        self.awaiting_snapshot = false;
         Ok(())
     }
 
@@ -158,7 +185,7 @@ impl MetaMachine {
 
     /// Adds the state to `batch` if it changed (written with the group's apply state).
     pub fn persist(&mut self, engine: &Engine, batch: &mut rocksdb::WriteBatch) -> bool {
-        if !std::mem::take(&mut self.dirty) {
+        if !std::mem::take(&mut self.dirty) || self.broken {
             return false;
         }
         batch.put_cf(engine.cf(Cf::Sys), STATE_KEY, self.state.encode());

@@ -34,7 +34,7 @@ async fn follow_meta(view: &Arc<MetaView>, store: &Store, state: &MetaState) {
     let hosted = store.raft().hosts(META_GROUP);
     if listed && !hosted {
         let machine = match MetaMachine::load(store.engine(), state.clone(), view.clone()) {
-            Ok(m) => m,
+            Ok(m) => m.await_snapshot(),
             Err(e) => {
                 tracing::error!(error = %e, "cannot create the metadata replica");
                 return;

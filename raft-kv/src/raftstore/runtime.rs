@@ -182,6 +182,15 @@ pub fn start(
     // Only groups the metadata knows are removed: one it doesn't know yet was just created
     // by a split whose metadata change this node has not seen.
     for group in ApplyState::list(&so.engine)? {
+        if group == META_GROUP {
+            // A metadata replica this node is no longer listed for (its removal cut short).
+            if so.meta.is_none() {
+                let mut batch = rocksdb::WriteBatch::default();
+                crate::meta::clear_applied(&so.engine, &mut batch);
+                drop_state_and_log(&so.engine, so.log.as_ref(), META_GROUP, batch)?;
+            }
+            continue;
+        }
         if so.tombstones.contains(&group) {
             destroy_group_data(&so.engine, so.log.as_ref(), group, None)?;
             continue;
@@ -267,6 +276,12 @@ fn new_peer(
                     spec.id,
                     Some((spec.first_slot, spec.last_slot)),
                 )?;
+            } else if created {
+                // A metadata replica's log left by a removal cut short must not be replayed
+                // onto today's metadata.
+                let mut batch = rocksdb::WriteBatch::default();
+                crate::meta::clear_applied(engine, &mut batch);
+                drop_state_and_log(engine, log.as_ref(), spec.id, batch)?;
             }
             let voters = if spec.bootstrap.is_empty() {
                 spec.replicas.clone()
@@ -606,10 +621,13 @@ impl Runtime {
             }
             Inbox::Reconcile { shards, tombstones } => self.reconcile(shards, &tombstones),
             Inbox::HostMeta(Some(replica)) => {
-                if self.peers.contains_key(&META_GROUP) {
+                let (spec, machine) = *replica;
+                if let Some(peer) = self.peers.get_mut(&META_GROUP) {
+                    // Already hosted: the preferred leader follows the metadata's list.
+                    peer.spec.replicas = spec.replicas;
+                    peer.spec.learners = spec.learners;
                     return;
                 }
-                let (spec, machine) = *replica;
                 match new_peer(
                     self.node_id,
                     &self.opts,
@@ -1241,6 +1259,25 @@ impl Runtime {
                         if let Some(m) = &peer.meta {
                             m.publish();
                         }
+                    }
+                }
+            }
+            if self
+                .peers
+                .get(&META_GROUP)
+                .and_then(|p| p.meta.as_ref())
+                .is_some_and(|m| m.broken)
+            {
+                // Entries came before the snapshot: drop everything of this replica (it is
+                // created again from the metadata, and the migration retries or times out).
+                tracing::error!("metadata replica got log entries before a snapshot; dropping it");
+                if self.take_peer(META_GROUP).is_some() {
+                    let mut batch = rocksdb::WriteBatch::default();
+                    crate::meta::clear_applied(&self.engine, &mut batch);
+                    if let Err(e) =
+                        drop_state_and_log(&self.engine, self.log.as_ref(), META_GROUP, batch)
+                    {
+                        fatal(&e);
                     }
                 }
             }

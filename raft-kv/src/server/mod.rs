@@ -312,10 +312,15 @@ async fn serve(config: Config) -> Result<(), String> {
                 conf_ver: 1,
                 bootstrap: known.meta_replicas.clone(),
             };
-            Some((
-                spec,
-                MetaMachine::load(&engine, initial_meta, view.clone())?,
-            ))
+            Some((spec, {
+                let m = MetaMachine::load(&engine, initial_meta, view.clone())?;
+                // A learner that never got its snapshot has only a seed, not the metadata.
+                if known.meta_learners.contains(&node_id) && !m.from_disk() {
+                    m.await_snapshot()
+                } else {
+                    m
+                }
+            }))
         } else {
             None
         };

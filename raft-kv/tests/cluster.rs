@@ -108,6 +108,13 @@ async fn leader_loss_keeps_acknowledged_writes_and_recovers() {
             let v: i64 = s.get(format!("key{i}")).await.expect("get");
             assert_eq!(v, i);
         }
+        // The survivors logged the election and its outcome.
+        let logs: String = (0..3)
+            .filter(|i| *i != leader)
+            .map(|i| c.nodes[i].log_text())
+            .collect();
+        assert!(logs.contains("election started"), "{logs}");
+        assert!(logs.contains("leader changed"), "{logs}");
         // The old leader comes back as a follower and catches up.
         c.nodes[leader].spawn();
         let mut back = c.nodes[leader].conn().await;
@@ -361,6 +368,41 @@ async fn metrics_ready_and_info_describe_the_cluster() {
             }
         }
         assert_eq!(leaders, 1.0, "exactly one leader");
+        // The Prometheus project's own parser (prometheus_client, when installed: CI installs
+        // python3-prometheus-client) reads the whole exposition.
+        let (_, body) = common::http_get(c.nodes[0].http_port, "/metrics");
+        let script = "import sys\n\
+            from prometheus_client.parser import text_string_to_metric_families as parse\n\
+            for f in parse(sys.stdin.read()):\n    print(f.name, f.type, len(f.samples))\n";
+        let out = std::process::Command::new(common::python3())
+            .args(["-c", script])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .and_then(|mut child| {
+                use std::io::Write as _;
+                if let Some(mut stdin) = child.stdin.take() {
+                    stdin.write_all(body.as_bytes())?;
+                }
+                child.wait_with_output()
+            })
+            .expect("run python3");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if stderr.contains("No module named") {
+            eprintln!("note: prometheus_client not installed; skipping its parser");
+        } else {
+            assert!(out.status.success(), "prometheus_client: {stderr}\n{body}");
+            let families = String::from_utf8_lossy(&out.stdout);
+            for want in [
+                "raftkv_raft_is_leader gauge",
+                "raftkv_operations counter",
+                "raftkv_operation_duration_seconds histogram",
+                "raftkv_raft_log_fsync_duration_seconds histogram",
+            ] {
+                assert!(families.contains(want), "{want} not in {families}");
+            }
+        }
         let info: String = redis::cmd("INFO")
             .arg("raft")
             .query_async(&mut conn)

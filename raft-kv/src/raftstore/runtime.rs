@@ -85,6 +85,8 @@ struct Peer {
     /// Ready (or a newer one supersedes them).
     incoming_snapshots: BTreeMap<u64, Vec<u8>>,
     last_status: GroupStatus,
+    /// Role and term last seen, to log elections as they start.
+    last_role: (StateRole, u64),
     /// Runtime tick of the last client request or applied entry (for quiescence).
     last_active_tick: u64,
     /// Runtime tick at which this node last became the group's leader.
@@ -387,6 +389,7 @@ fn new_peer(
         reads_ready: Vec::new(),
         incoming_snapshots: BTreeMap::new(),
         // Never equal to a real status: the first round publishes every group.
+        last_role: (StateRole::Follower, 0),
         last_status: GroupStatus {
             term: u64::MAX,
             ..Default::default()
@@ -1384,6 +1387,15 @@ impl Runtime {
     fn publish_status(&mut self) {
         let mut changed = Vec::new();
         for (group, peer) in self.peers.iter_mut() {
+            let role = (peer.raw.role(), peer.raw.term());
+            if role != peer.last_role {
+                if matches!(role.0, StateRole::Candidate | StateRole::PreCandidate) {
+                    // The raft crate is pure (no logging): elections are logged from here.
+                    let pre = role.0 == StateRole::PreCandidate;
+                    tracing::info!(group, term = role.1, pre_vote = pre, "election started");
+                }
+                peer.last_role = role;
+            }
             let ps = peer.raw.store();
             let last = &peer.last_status;
             // Compare in place first: most groups change nothing in most rounds.

@@ -189,10 +189,22 @@ async fn metrics(State(st): State<AppState>) -> ([(&'static str, &'static str); 
     let text = tokio::task::spawn_blocking(move || {
         let m = &srv.metrics;
         let groups = srv.store.raft().status.read().clone();
-        // One engine holds every shard of the node; its estimate stands for each shard
-        // until shards get per-range estimates (multi-raft).
-        let keys = srv.store.engine().estimate_keys() as i64;
+        // One engine holds every shard of the node: its key estimate is shared out by each
+        // shard's share of the data (evenly while nothing is flushed to measure).
+        let engine = srv.store.engine();
+        let keys = engine.estimate_keys() as f64;
         let layout = srv.store.layout();
+        let sizes: std::collections::HashMap<u64, u64> = groups
+            .keys()
+            .filter_map(|id| layout.shard(*id))
+            .map(|s| (s.id, engine.approximate_size(s.first_slot, s.last_slot)))
+            .collect();
+        let total: u64 = sizes.values().sum();
+        let share = |id: u64| match sizes.get(&id) {
+            Some(size) if total > 0 => *size as f64 / total as f64,
+            Some(_) => 1.0 / sizes.len() as f64,
+            None => 0.0,
+        };
         for (id, g) in &groups {
             let shard = if *id == META_GROUP {
                 "meta".to_string()
@@ -209,13 +221,11 @@ async fn metrics(State(st): State<AppState>) -> ([(&'static str, &'static str); 
             m.raft_is_leader
                 .with_label_values(&[&shard])
                 .set(i64::from(g.is_leader));
-            m.keys.with_label_values(&[&shard]).set(keys);
-            if let Some(spec) = layout.shard(*id) {
-                let size = srv
-                    .store
-                    .engine()
-                    .approximate_size(spec.first_slot, spec.last_slot);
-                m.shard_size.with_label_values(&[&shard]).set(size as i64);
+            if let Some(size) = sizes.get(id) {
+                m.keys
+                    .with_label_values(&[&shard])
+                    .set((keys * share(*id)).round() as i64);
+                m.shard_size.with_label_values(&[&shard]).set(*size as i64);
             }
         }
         m.disk_usage.set(srv.store.engine().disk_usage() as i64);

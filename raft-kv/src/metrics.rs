@@ -12,7 +12,7 @@
 
 use prometheus::core::Collector;
 use prometheus::{
-    exponential_buckets, Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter,
+    exponential_buckets, Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter,
     IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
@@ -39,6 +39,9 @@ pub struct Metrics {
     pub connected_clients: IntGauge,
     pub keys: IntGaugeVec,
     pub shard_size: IntGaugeVec,
+    /// Client requests per second for each shard arriving at this node (its last load
+    /// report): summed over nodes, what the scheduler splits and balances leaders by.
+    pub shard_requests: GaugeVec,
     registry: Registry,
 }
 
@@ -165,9 +168,20 @@ impl Metrics {
                  and replica balance use).",
                 shard,
             ),
+            shard_requests: GaugeVec::new(
+                Opts::new(
+                    "raftkv_shard_requests_per_second",
+                    "Client requests per second for a shard arriving at this node, by kind \
+                     (reads, writes), over the last 10 s; summed over nodes, the load the \
+                     scheduler uses.",
+                ),
+                &["shard", "kind"],
+            )
+            .unwrap_or_else(|e| panic!("metric: {e}")),
             registry: Registry::new(),
         };
-        let all: [Box<dyn Collector>; 19] = [
+        let all: [Box<dyn Collector>; 20] = [
+            Box::new(m.shard_requests.clone()),
             Box::new(m.operations.clone()),
             Box::new(m.operation_duration.clone()),
             Box::new(m.raft_term.clone()),
@@ -192,6 +206,41 @@ impl Metrics {
             if let Err(e) = m.registry.register(c) {
                 tracing::error!(error = %e, "a metric could not be registered");
             }
+        }
+        // Series with a fixed set of labels exist from the start (at 0), so dashboards and
+        // alerts see them before the first event.
+        let fixed: [(&IntCounterVec, &[&str]); 3] = [
+            (&m.snapshots, &["sent", "received", "applied", "failed"]),
+            (
+                &m.routed,
+                &[
+                    "local",
+                    "proxied",
+                    "split",
+                    "all_shards",
+                    "moved",
+                    "crossslot",
+                ],
+            ),
+            (
+                &m.scheduler_decisions,
+                &[
+                    "repair",
+                    "decommission",
+                    "balance",
+                    "leader",
+                    "split_size",
+                    "split_load",
+                ],
+            ),
+        ];
+        for (family, kinds) in fixed {
+            for kind in kinds {
+                family.with_label_values(&[*kind]).inc_by(0);
+            }
+        }
+        for kind in ["entries", "groups"] {
+            let _ = m.raft_batch_size.with_label_values(&[kind]);
         }
         m
     }

@@ -368,9 +368,36 @@ async fn metrics_ready_and_info_describe_the_cluster() {
             }
         }
         assert_eq!(leaders, 1.0, "exactly one leader");
+        // The load the scheduler uses shows up with the next load report (every 2 s).
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let body = loop {
+            let (_, body) = common::http_get(c.nodes[0].http_port, "/metrics");
+            if body.contains("raftkv_shard_requests_per_second{") {
+                break body;
+            }
+            assert!(Instant::now() < deadline, "no request rates: {body}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        // Every metric the Grafana dashboard queries is exported.
+        let dashboard = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../ops/grafana-dashboard.json"
+        ))
+        .expect("dashboard");
+        for word in dashboard.split(|ch: char| !(ch.is_ascii_alphanumeric() || ch == '_')) {
+            if let Some(name) = word.strip_prefix("raftkv_") {
+                let base = name
+                    .trim_end_matches("_bucket")
+                    .trim_end_matches("_count")
+                    .trim_end_matches("_sum");
+                assert!(
+                    body.contains(&format!("# TYPE raftkv_{base} ")),
+                    "the dashboard uses raftkv_{name}, which /metrics lacks"
+                );
+            }
+        }
         // The Prometheus project's own parser (prometheus_client, when installed: CI installs
         // python3-prometheus-client) reads the whole exposition.
-        let (_, body) = common::http_get(c.nodes[0].http_port, "/metrics");
         let script = "import sys\n\
             from prometheus_client.parser import text_string_to_metric_families as parse\n\
             for f in parse(sys.stdin.read()):\n    print(f.name, f.type, len(f.samples))\n";

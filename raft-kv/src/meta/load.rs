@@ -212,6 +212,11 @@ impl LoadTable {
             .is_some_and(|(t, _)| t.elapsed() < window)
     }
 
+    /// `node`'s latest report.
+    pub fn get(&self, node: u64) -> Option<NodeLoad> {
+        self.nodes.read().get(&node).map(|(_, l)| l.clone())
+    }
+
     /// Every report, for relaying.
     pub fn relay(&self) -> Vec<Relayed> {
         self.nodes

@@ -228,6 +228,17 @@ async fn metrics(State(st): State<AppState>) -> ([(&'static str, &'static str); 
                 m.shard_size.with_label_values(&[&shard]).set(*size as i64);
             }
         }
+        if let Some(own) = srv.cluster.load.get(srv.node_id) {
+            let secs = own.window_secs.max(0.001);
+            for s in &own.shards {
+                let shard = s.shard.to_string();
+                for (kind, n) in [("reads", s.reads), ("writes", s.writes)] {
+                    m.shard_requests
+                        .with_label_values(&[shard.as_str(), kind])
+                        .set(n as f64 / secs);
+                }
+            }
+        }
         m.disk_usage.set(srv.store.engine().disk_usage() as i64);
         m.connected_clients.set(srv.clients.count() as i64);
         m.render()

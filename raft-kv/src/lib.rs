@@ -4,6 +4,7 @@
 //! -> state machine (`store`) -> Raft (`raftstore`) -> storage (`storage`).
 
 pub mod cmd;
+pub mod failpoint;
 pub mod linearizability;
 pub mod meta;
 pub mod metrics;

@@ -532,6 +532,7 @@ async fn advance(c: &Cluster, state: &MetaState, op: &Operation) -> Result<(), S
     } else {
         vec![single(ConfChangeType::AddNode, to)]
     };
+    crate::failpoint::hit("migrate_promote");
     c.change(leader, shard, Some(conf_change(changes)), 0)
         .await?;
     note(c, op, "promoting", String::new()).await

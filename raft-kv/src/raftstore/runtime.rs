@@ -1032,6 +1032,7 @@ impl Runtime {
             // state below (raft may have asked for the snapshot a few applies ago).
             let apply = peer.raw.store().apply.clone();
             let spec = &peer.spec;
+            crate::failpoint::hit("snapshot_send");
             let built = match &peer.meta {
                 Some(m) => Ok(m.snapshot()),
                 None => snapshot::build(&self.engine, spec.first_slot, spec.last_slot)
@@ -1123,9 +1124,11 @@ impl Runtime {
         }
         if !log_batch.is_empty() {
             let started = Instant::now();
+            crate::failpoint::hit("log_write_before");
             if let Err(e) = self.log.write(log_batch, sync) {
                 fatal(&e);
             }
+            crate::failpoint::hit("log_write_after");
             if sync {
                 self.metrics
                     .raft_log_fsync
@@ -1249,9 +1252,11 @@ impl Runtime {
                 );
             }
             // Not synced: the log is, and replays whatever a crash takes from here.
+            crate::failpoint::hit("apply_before_write");
             if let Err(e) = self.engine.db().write(batch) {
                 fatal(&format!("state machine write failed: {e}"));
             }
+            crate::failpoint::hit("apply_after_write");
             self.stats.ops_applied.fetch_add(ops, Ordering::Relaxed);
             self.stats.batches.fetch_add(1, Ordering::Relaxed);
             for (group, apply) in applied_groups {
@@ -1732,6 +1737,7 @@ fn apply_commit_merge(
     if cm.target_epoch != spec.epoch || !adjacent || cm.source == spec.id {
         return tryagain("the merge no longer matches the shard");
     }
+    crate::failpoint::hit("merge_commit_apply");
     spec.first_slot = spec.first_slot.min(cm.source_first);
     spec.last_slot = spec.last_slot.max(cm.source_last);
     spec.epoch = spec.epoch.max(cm.source_epoch) + 1;
@@ -1764,6 +1770,7 @@ fn apply_split(
     if sp.epoch != spec.epoch || sp.at <= spec.first_slot || sp.at > spec.last_slot {
         return tryagain("the split no longer matches the shard");
     }
+    crate::failpoint::hit("split_apply");
     let child = GroupSpec {
         id: sp.new_id,
         first_slot: sp.at,
@@ -1790,6 +1797,7 @@ fn apply_split(
 
 /// Replaces the group's data with a received snapshot and resets its log.
 fn install_snapshot(engine: &Engine, peer: &mut Peer, snap: &Snapshot, log_batch: &mut LogBatch) {
+    crate::failpoint::hit("snapshot_install");
     let Some(meta) = snap.metadata.clone() else {
         return;
     };

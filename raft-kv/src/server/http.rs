@@ -42,7 +42,9 @@ pub fn router(srv: Arc<Server>, transport: Option<Arc<Transport>>) -> Router {
         .route("/metrics", get(metrics))
         .route("/status", get(status));
     if std::env::var("RAFTKV_FAULT_INJECTION").is_ok_and(|v| v == "1") {
-        admin = admin.route("/debug/partition", post(partition));
+        admin = admin
+            .route("/debug/partition", post(partition))
+            .route("/debug/failpoint", post(failpoint));
     }
     let admin = admin
         .with_state(state)
@@ -249,6 +251,30 @@ async fn metrics(State(st): State<AppState>) -> ([(&'static str, &'static str); 
         [("content-type", "text/plain; version=0.0.4; charset=utf-8")],
         text,
     )
+}
+
+/// `POST /debug/failpoint` (body: a fail point's name) arms it: the process aborts when it
+/// gets there (`failpoint.rs`).
+async fn failpoint(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    body: String,
+) -> (StatusCode, String) {
+    if let Err(e) = authorized(&st.srv, &headers) {
+        return e;
+    }
+    let name = body.trim();
+    if name.is_empty() {
+        return (StatusCode::BAD_REQUEST, "give a fail point's name\n".into());
+    }
+    if !crate::failpoint::arm(name) {
+        return (
+            StatusCode::CONFLICT,
+            "fail points are compiled out (the `failpoints` feature)\n".into(),
+        );
+    }
+    tracing::warn!(point = name, "fault injection: fail point armed");
+    (StatusCode::OK, "armed\n".into())
 }
 
 async fn partition(

@@ -1,0 +1,316 @@
+//! Crashes at named points of the write path and of shard operations (`failpoint.rs`), with
+//! real processes: a node armed at a point aborts there (like `kill -9` at that line), is
+//! restarted, and then every acknowledged write reads back from every node and the nodes
+//! agree.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::cluster::Cluster;
+use common::{http_get, http_post, retry};
+use serde_json::Value;
+
+const FAULTS: &[(&str, &str)] = &[("RAFTKV_FAULT_INJECTION", "1")];
+
+/// Arms fail point `point` on the node behind `port`.
+fn arm(port: u16, point: &str) {
+    let (line, body) = http_post(port, "/debug/failpoint", point).expect("arm");
+    assert!(line.contains(" 200"), "arming {point}: {line} {body}");
+}
+
+/// Waits for node `i` to die at its armed point; panics (with the logs) if it does not.
+fn wait_crash(c: &mut Cluster, i: usize, point: &str) {
+    let status = c.nodes[i].wait_exit(Duration::from_secs(30));
+    assert!(
+        status.is_some(),
+        "{} did not stop at {point}\n{}",
+        c.nodes[i].name,
+        c.logs()
+    );
+    assert!(
+        c.nodes[i]
+            .log_text()
+            .contains(&format!("fail point {point}")),
+        "{} died elsewhere\n{}",
+        c.nodes[i].name,
+        c.nodes[i].log_text()
+    );
+}
+
+type Writers = Vec<tokio::task::JoinHandle<BTreeMap<String, String>>>;
+
+/// Clients writing `{prefix}{client}:{i % 200}` through the given nodes until stopped; each
+/// returns the last acknowledged value per key (keys whose last write failed are left out).
+async fn start_writers(c: &Cluster, through: &[usize], prefix: &str) -> (Arc<AtomicBool>, Writers) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut writers = Vec::new();
+    for &n in through {
+        let mut conn = c.nodes[n].conn().await;
+        let stop = stop.clone();
+        let prefix = format!("{prefix}{n}:");
+        writers.push(tokio::spawn(async move {
+            let mut acked = BTreeMap::new();
+            let mut i = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let (k, v) = (format!("{prefix}{}", i % 200), format!("v{i}"));
+                let r: redis::RedisResult<()> = tokio::time::timeout(
+                    Duration::from_secs(8),
+                    redis::cmd("SET").arg(&k).arg(&v).query_async(&mut conn),
+                )
+                .await
+                .unwrap_or_else(|_| Err((redis::ErrorKind::IoError, "timeout").into()));
+                match r {
+                    Ok(()) => {
+                        acked.insert(k, v);
+                    }
+                    Err(_) => {
+                        acked.remove(&k);
+                    }
+                }
+                i += 1;
+            }
+            acked
+        }));
+    }
+    (stop, writers)
+}
+
+async fn stop_writers(stop: &AtomicBool, writers: Writers) -> BTreeMap<String, String> {
+    stop.store(true, Ordering::Relaxed);
+    let mut acked = BTreeMap::new();
+    for w in writers {
+        acked.extend(w.await.expect("writer"));
+    }
+    acked
+}
+
+/// Every acknowledged key reads back from every node, and every node counts the same keys.
+async fn check_agreement(c: &Cluster, acked: &BTreeMap<String, String>) {
+    let mut sizes = Vec::new();
+    for n in &c.nodes {
+        let conn = n.conn().await;
+        for (k, v) in acked {
+            let got: Option<String> = retry(Duration::from_secs(15), || {
+                let mut conn = conn.clone();
+                let k = k.clone();
+                async move { redis::cmd("GET").arg(&k).query_async(&mut conn).await }
+            })
+            .await;
+            assert_eq!(got.as_deref(), Some(v.as_str()), "{k} on {}", n.name);
+        }
+        let size: i64 = retry(Duration::from_secs(15), || {
+            let mut conn = conn.clone();
+            async move { redis::cmd("DBSIZE").query_async(&mut conn).await }
+        })
+        .await;
+        sizes.push(size);
+    }
+    assert!(
+        sizes.windows(2).all(|w| w[0] == w[1]),
+        "DBSIZE differs: {sizes:?}"
+    );
+}
+
+/// Index of the node leading group `group` (from each node's `/status`).
+fn leader_of(c: &Cluster, group: u64) -> Option<usize> {
+    c.nodes.iter().position(|n| {
+        n.is_running() && {
+            let (_, body) = http_get(n.http_port, "/status");
+            serde_json::from_str::<Value>(&body).is_ok_and(|v| {
+                v["groups"].as_array().is_some_and(|a| {
+                    a.iter()
+                        .any(|g| g["id"].as_u64() == Some(group) && g["is_leader"] == true)
+                })
+            })
+        }
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crashes_anywhere_on_the_write_path_lose_nothing() {
+    tokio::time::timeout(Duration::from_secs(240), async {
+        let mut c = Cluster::start_with_env(3, &["--raft-log-gc-threshold", "100"], FAULTS);
+        c.wait_ready(Duration::from_secs(30));
+        let mut acked = BTreeMap::new();
+        // Each point on a different node in turn, the leader among them.
+        let points = [
+            "log_write_before",
+            "log_write_after",
+            "apply_before_write",
+            "apply_after_write",
+        ];
+        for (round, point) in points.iter().enumerate() {
+            let victim = if round == 1 {
+                leader_of(&c, 1).unwrap_or(0)
+            } else {
+                round % 3
+            };
+            let others: Vec<usize> = (0..3).filter(|i| *i != victim).collect();
+            let (stop, writers) = start_writers(&c, &others, &format!("w{round}-")).await;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            arm(c.nodes[victim].http_port, point);
+            wait_crash(&mut c, victim, point);
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            c.nodes[victim].spawn();
+            c.wait_ready(Duration::from_secs(30));
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            acked.extend(stop_writers(&stop, writers).await);
+        }
+        assert!(acked.len() > 200, "too few writes: {}", acked.len());
+        check_agreement(&c, &acked).await;
+    })
+    .await
+    .expect("test timed out");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crashes_while_sending_or_installing_a_snapshot_lose_nothing() {
+    tokio::time::timeout(Duration::from_secs(240), async {
+        let mut c = Cluster::start_with_env(3, &["--raft-log-gc-threshold", "50"], FAULTS);
+        c.wait_ready(Duration::from_secs(30));
+        let mut acked = BTreeMap::new();
+        for point in ["snapshot_install", "snapshot_send"] {
+            let leader = leader_of(&c, 1).expect("a leader");
+            let lagging = (leader + 1) % 3;
+            let other = 3 - leader - lagging;
+            // The lagging node is cut off while the log moves past the compaction threshold,
+            // so it can only catch up by snapshot.
+            let body = format!("{},{}", c.nodes[leader].name, c.nodes[other].name);
+            http_post(c.nodes[lagging].http_port, "/debug/partition", &body).expect("cut");
+            for i in [leader, other] {
+                let me = &c.nodes[lagging].name;
+                http_post(c.nodes[i].http_port, "/debug/partition", me).expect("cut");
+            }
+            let (stop, writers) = start_writers(&c, &[leader, other], point).await;
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            acked.extend(stop_writers(&stop, writers).await);
+            let victim = if point == "snapshot_install" {
+                lagging
+            } else {
+                leader_of(&c, 1).expect("a leader")
+            };
+            arm(c.nodes[victim].http_port, point);
+            for i in 0..3 {
+                if c.nodes[i].is_running() {
+                    http_post(c.nodes[i].http_port, "/debug/partition", "").expect("heal");
+                }
+            }
+            wait_crash(&mut c, victim, point);
+            c.nodes[victim].spawn();
+            c.wait_ready(Duration::from_secs(30));
+        }
+        check_agreement(&c, &acked).await;
+    })
+    .await
+    .expect("test timed out");
+}
+
+/// Waits until no operation runs (through the node behind `port`).
+fn wait_idle(c: &Cluster, port: u16, within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        let (_, body) = http_get(port, "/admin/operations");
+        let idle = serde_json::from_str::<Value>(&body).is_ok_and(|v| {
+            v["operations"]
+                .as_array()
+                .is_some_and(|a| a.iter().all(|o| o["state"] != "running"))
+        });
+        if idle {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "operations still running: {body}\n{}",
+            c.logs()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Index of the node leading the metadata group.
+fn meta_leader(c: &Cluster) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        for (i, n) in c.nodes.iter().enumerate().filter(|(_, n)| n.is_running()) {
+            let (_, body) = http_get(n.http_port, "/status");
+            if let Ok(v) = serde_json::from_str::<Value>(&body) {
+                if v["meta"]["leader"].as_str() == Some(n.name.as_str()) {
+                    return i;
+                }
+            }
+        }
+        assert!(Instant::now() < deadline, "no metadata leader");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crashes_in_split_merge_and_migration_finish_or_leave_the_shards_whole() {
+    tokio::time::timeout(Duration::from_secs(300), async {
+        let mut c = Cluster::start_with_env(4, &["--initial-shards", "1"], FAULTS);
+        c.wait_ready(Duration::from_secs(30));
+        let port = c.nodes[3].http_port;
+        let (line, _) = http_post(port, "/admin/scheduler", r#"{"paused": true}"#).expect("pause");
+        assert!(line.contains(" 200"), "{line}");
+        let mut acked = BTreeMap::new();
+        // shard_0 lives on n1..n3; n4 hosts nothing and drives requests.
+        let steps: [(&str, usize, &str, &str); 3] = [
+            ("split_apply", 0, "/admin/shard/shard_0/split", ""),
+            (
+                "merge_commit_apply",
+                1,
+                "/admin/shard/merge",
+                r#"{"sources": ["shard_0", "shard_1"], "target": "shard_0"}"#,
+            ),
+            (
+                "migrate_promote",
+                usize::MAX,
+                "/admin/shard/shard_0/migrate",
+                r#"{"from": "n1", "to": "n4"}"#,
+            ),
+        ];
+        for (point, victim, path, body) in steps {
+            // The migration's point is on the metadata leader, which drives it.
+            let victim = if victim == usize::MAX {
+                meta_leader(&c)
+            } else {
+                victim
+            };
+            let (stop, writers) = start_writers(&c, &[3], point).await;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            arm(c.nodes[victim].http_port, point);
+            let (line, reply) = http_post(port, path, body).expect("start");
+            assert!(line.contains(" 202"), "{path}: {line} {reply}");
+            wait_crash(&mut c, victim, point);
+            c.nodes[victim].spawn();
+            c.wait_ready(Duration::from_secs(30));
+            wait_idle(&c, port, Duration::from_secs(90));
+            acked.extend(stop_writers(&stop, writers).await);
+        }
+        let (_, ops) = http_get(port, "/admin/operations");
+        let v: Value = serde_json::from_str(&ops).expect("operations");
+        let states: Vec<&str> = v["operations"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|o| o["state"].as_str()).collect())
+            .unwrap_or_default();
+        assert!(states.iter().all(|s| *s == "done"), "{ops}");
+        let (_, shards) = http_get(port, "/admin/shards");
+        let v: Value = serde_json::from_str(&shards).expect("shards");
+        let s0 = &v["shards"][0];
+        assert_eq!(s0["slots"], serde_json::json!([0, 16383]), "{shards}");
+        assert!(
+            s0["replicas"]
+                .as_array()
+                .is_some_and(|r| r.iter().any(|n| n == "n4") && !r.iter().any(|n| n == "n1")),
+            "{shards}"
+        );
+        assert!(acked.len() > 100, "too few writes: {}", acked.len());
+        check_agreement(&c, &acked).await;
+    })
+    .await
+    .expect("test timed out");
+}

@@ -7,7 +7,8 @@
 //! Points: `log_write_before`, `log_write_after` (the Raft log batch and its fsync),
 //! `apply_before_write`, `apply_after_write` (the state machine batch), `snapshot_send`,
 //! `snapshot_install`, `split_apply`, `merge_commit_apply`, `migrate_promote` (the
-//! metadata leader, before a migration's joint change).
+//! metadata leader, before a migration's joint change); and `snapshot_corrupt`, which flips a
+//! byte of a received snapshot instead (its checksum must catch it).
 
 #[cfg(feature = "failpoints")]
 mod armed {
@@ -42,6 +43,10 @@ mod armed {
         ANY.store(true, Ordering::Relaxed);
     }
 
+    pub fn is_armed(name: &str) -> bool {
+        ANY.load(Ordering::Relaxed) && names().read().iter().any(|n| n == name)
+    }
+
     pub fn hit(name: &str) {
         if ANY.load(Ordering::Relaxed) && names().read().iter().any(|n| n == name) {
             eprintln!("fail point {name} reached: aborting");
@@ -63,6 +68,24 @@ pub fn arm(name: &str) -> bool {
     {
         armed::arm(name);
         true
+    }
+    #[cfg(not(feature = "failpoints"))]
+    {
+        let _ = name;
+        false
+    }
+}
+
+/// Whether `name` is armed, for points that do something other than abort (corrupt data).
+pub fn armed(name: &str) -> bool {
+    #[cfg(feature = "failpoints")]
+    {
+        let on = armed::is_armed(name);
+        if on {
+            tracing::error!(point = name, "fail point reached");
+            eprintln!("fail point {name} reached");
+        }
+        on
     }
     #[cfg(not(feature = "failpoints"))]
     {

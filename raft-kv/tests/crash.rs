@@ -173,7 +173,9 @@ async fn crashes_while_sending_or_installing_a_snapshot_lose_nothing() {
         let mut c = Cluster::start_with_env(3, &["--raft-log-gc-threshold", "50"], FAULTS);
         c.wait_ready(Duration::from_secs(30));
         let mut acked = BTreeMap::new();
-        for point in ["snapshot_install", "snapshot_send"] {
+        // snapshot_corrupt flips a byte of the received snapshot: its checksum refuses it
+        // (the node stops rather than install it) and the restarted node gets a good one.
+        for point in ["snapshot_install", "snapshot_corrupt", "snapshot_send"] {
             let leader = leader_of(&c, 1).expect("a leader");
             let lagging = (leader + 1) % 3;
             let other = 3 - leader - lagging;
@@ -188,10 +190,10 @@ async fn crashes_while_sending_or_installing_a_snapshot_lose_nothing() {
             let (stop, writers) = start_writers(&c, &[leader, other], point).await;
             tokio::time::sleep(Duration::from_secs(2)).await;
             acked.extend(stop_writers(&stop, writers).await);
-            let victim = if point == "snapshot_install" {
-                lagging
-            } else {
+            let victim = if point == "snapshot_send" {
                 leader_of(&c, 1).expect("a leader")
+            } else {
+                lagging
             };
             arm(c.nodes[victim].http_port, point);
             for i in 0..3 {
@@ -200,6 +202,10 @@ async fn crashes_while_sending_or_installing_a_snapshot_lose_nothing() {
                 }
             }
             wait_crash(&mut c, victim, point);
+            if point == "snapshot_corrupt" {
+                let log = c.nodes[victim].log_text();
+                assert!(log.contains("snapshot checksum mismatch"), "{log}");
+            }
             c.nodes[victim].spawn();
             c.wait_ready(Duration::from_secs(30));
         }

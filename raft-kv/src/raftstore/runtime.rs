@@ -1810,6 +1810,15 @@ fn install_snapshot(engine: &Engine, peer: &mut Peer, snap: &Snapshot, log_batch
             meta.index, peer.spec.id
         )),
     };
+    let mut data = data;
+    if crate::failpoint::armed("snapshot_corrupt") {
+        let mid = data.len() / 2;
+        let mut bytes = data.to_vec();
+        if let Some(b) = bytes.get_mut(mid) {
+            *b ^= 0x5a;
+        }
+        data = bytes.into();
+    }
     let mut batch = rocksdb::WriteBatch::default();
     let installed = match peer.meta.as_mut() {
         Some(m) => m.install(&data).map(|()| {

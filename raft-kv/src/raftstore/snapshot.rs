@@ -17,30 +17,76 @@ use crate::storage::Engine;
 const RANGE_HEADER: u8 = 0xFF;
 /// The same with the group's version base after the epoch.
 const RANGE_HEADER_V2: u8 = 0xFE;
+/// The same followed by a CRC-32 of the records, checked before anything is installed.
+const RANGE_HEADER_V3: u8 = 0xFD;
+
+/// CRC-32 (IEEE, the zlib one) lookup table, built at compile time.
+const CRC_TABLE: [u32; 256] = {
+    let mut table = [0u32; 256];
+    let mut i = 0;
+    while i < 256 {
+        let mut c = i as u32;
+        let mut k = 0;
+        while k < 8 {
+            c = if c & 1 != 0 {
+                0xEDB8_8320 ^ (c >> 1)
+            } else {
+                c >> 1
+            };
+            k += 1;
+        }
+        table[i] = c;
+        i += 1;
+    }
+    table
+};
+
+pub fn crc32(data: &[u8]) -> u32 {
+    !data.iter().fold(!0u32, |c, b| {
+        CRC_TABLE[((c ^ u32::from(*b)) & 0xff) as usize] ^ (c >> 8)
+    })
+}
 
 /// Prefixes snapshot data with the slot range and epoch it covers, so the receiver installs
 /// exactly that range even if its own idea of the group's range is out of date (a split it
 /// never applied).
 pub fn with_range(range: RangeState, data: Vec<u8>) -> Vec<u8> {
-    let mut out = Vec::with_capacity(data.len() + 21);
-    out.push(RANGE_HEADER_V2);
+    let mut out = Vec::with_capacity(data.len() + 25);
+    out.push(RANGE_HEADER_V3);
     out.extend_from_slice(&range.encode());
+    out.extend_from_slice(&crc32(&data).to_be_bytes());
     out.extend_from_slice(&data);
     out
 }
 
 /// Splits off the range header: (the range if present, records).
+/// A corrupt snapshot (checksum mismatch) is refused here, before anything is installed.
 pub fn range_of(data: &[u8]) -> Result<(Option<RangeState>, &[u8]), String> {
-    let len = match data.first() {
-        Some(&RANGE_HEADER) => 12,
-        Some(&RANGE_HEADER_V2) => 20,
+    let (len, checked) = match data.first() {
+        Some(&RANGE_HEADER) => (12, false),
+        Some(&RANGE_HEADER_V2) => (20, false),
+        Some(&RANGE_HEADER_V3) => (20, true),
         _ => return Ok((None, data)),
     };
     let header = data
         .get(1..1 + len)
         .and_then(RangeState::decode)
         .ok_or("truncated snapshot header")?;
-    Ok((Some(header), &data[1 + len..]))
+    let mut records = &data[1 + len..];
+    if checked {
+        let sum = records.get(..4).ok_or("truncated snapshot header")?;
+        let want = u32::from_be_bytes([sum[0], sum[1], sum[2], sum[3]]);
+        records = &records[4..];
+        let got = crc32(records);
+        if got != want {
+            return Err(format!(
+                "snapshot checksum mismatch ({} bytes: crc32 {got:08x}, sent {want:08x}); \
+                 refusing it",
+                records.len()
+            ));
+        }
+    }
+    Ok((Some(header), records))
 }
 
 /// Column families holding slot-prefixed data (everything but `sys`).
@@ -152,6 +198,29 @@ mod tests {
     use super::*;
     use crate::protocol::Frame;
     use crate::testutil::TestDb;
+
+    #[test]
+    fn a_corrupt_snapshot_is_refused_before_install() {
+        assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
+        let mut src = TestDb::new();
+        src.run(&["SET", "a", "1"]);
+        let range = RangeState {
+            first: 0,
+            last: 16383,
+            epoch: 3,
+            version_base: 9,
+        };
+        let data = with_range(range, build(&src.engine, 0, 16383).expect("build"));
+        let (got, records) = range_of(&data).expect("intact");
+        assert_eq!(got, Some(range));
+        assert!(!records.is_empty());
+        for i in [data.len() - 1, 30] {
+            let mut bad = data.clone();
+            bad[i] ^= 1;
+            let e = range_of(&bad).expect_err("corrupt");
+            assert!(e.contains("checksum mismatch"), "{e}");
+        }
+    }
 
     #[test]
     fn build_then_install_replaces_the_range() {

@@ -1813,11 +1813,9 @@ fn install_snapshot(engine: &Engine, peer: &mut Peer, snap: &Snapshot, log_batch
     let mut data = data;
     if crate::failpoint::armed("snapshot_corrupt") {
         let mid = data.len() / 2;
-        let mut bytes = data.to_vec();
-        if let Some(b) = bytes.get_mut(mid) {
+        if let Some(b) = data.get_mut(mid) {
             *b ^= 0x5a;
         }
-        data = bytes.into();
     }
     let mut batch = rocksdb::WriteBatch::default();
     let installed = match peer.meta.as_mut() {

@@ -187,9 +187,7 @@ pub fn start(
         if group == META_GROUP {
             // A metadata replica this node is no longer listed for (its removal cut short).
             if so.meta.is_none() {
-                let mut batch = rocksdb::WriteBatch::default();
-                crate::meta::clear_applied(&so.engine, &mut batch);
-                drop_state_and_log(&so.engine, so.log.as_ref(), META_GROUP, batch)?;
+                destroy_meta_replica(&so.engine, so.log.as_ref())?;
             }
             continue;
         }
@@ -281,9 +279,7 @@ fn new_peer(
             } else if created {
                 // A metadata replica's log left by a removal cut short must not be replayed
                 // onto today's metadata.
-                let mut batch = rocksdb::WriteBatch::default();
-                crate::meta::clear_applied(engine, &mut batch);
-                drop_state_and_log(engine, log.as_ref(), spec.id, batch)?;
+                destroy_meta_replica(engine, log.as_ref())?;
             }
             let voters = if spec.bootstrap.is_empty() {
                 spec.replicas.clone()
@@ -427,6 +423,13 @@ fn destroy_group_data(
         None => batch.put_cf(engine.cf(Cf::Sys), tombstone_key(group), b""),
     }
     drop_state_and_log(engine, log, group, batch)
+}
+
+/// Removes a metadata replica's apply state, applied metadata and log.
+fn destroy_meta_replica(engine: &Engine, log: &dyn LogEngine) -> Result<(), String> {
+    let mut batch = rocksdb::WriteBatch::default();
+    crate::meta::clear_applied(engine, &mut batch);
+    drop_state_and_log(engine, log, META_GROUP, batch)
 }
 
 /// Writes `batch` with the group's apply state and range removed, then drops its log.
@@ -631,33 +634,11 @@ impl Runtime {
                     peer.spec.learners = spec.learners;
                     return;
                 }
-                match new_peer(
-                    self.node_id,
-                    &self.opts,
-                    &self.engine,
-                    &self.log,
-                    spec,
-                    Some(machine),
-                    true,
-                ) {
-                    Ok(peer) => {
-                        tracing::info!("created a metadata replica");
-                        self.peers.insert(META_GROUP, peer);
-                        self.active.insert(META_GROUP);
-                    }
-                    Err(e) => fatal(&e),
-                }
+                self.add_peer(spec, Some(machine), true);
+                tracing::info!("created a metadata replica");
             }
             Inbox::HostMeta(None) => {
-                if self.take_peer(META_GROUP).is_some() {
-                    let mut batch = rocksdb::WriteBatch::default();
-                    crate::meta::clear_applied(&self.engine, &mut batch);
-                    if let Err(e) =
-                        drop_state_and_log(&self.engine, self.log.as_ref(), META_GROUP, batch)
-                    {
-                        fatal(&e);
-                    }
-                }
+                self.drop_meta_replica();
             }
             Inbox::CompactNow { group, reply } => {
                 self.compact(Some(group));
@@ -737,6 +718,34 @@ impl Runtime {
         Some(peer)
     }
 
+    /// Recovers or creates a group's replica and starts driving it (a failure is fatal: the
+    /// node's storage can't be trusted then); returns it for the caller's log line.
+    fn add_peer(&mut self, spec: GroupSpec, meta: Option<MetaMachine>, created: bool) -> &Peer {
+        let peer = new_peer(
+            self.node_id,
+            &self.opts,
+            &self.engine,
+            &self.log,
+            spec,
+            meta,
+            created,
+        )
+        .unwrap_or_else(|e| fatal(&e));
+        let id = peer.spec.id;
+        self.active.insert(id);
+        self.peers.insert(id, peer);
+        &self.peers[&id]
+    }
+
+    /// Removes this node's metadata replica, if it has one: state, applied metadata, log.
+    fn drop_meta_replica(&mut self) {
+        if self.take_peer(META_GROUP).is_some() {
+            if let Err(e) = destroy_meta_replica(&self.engine, self.log.as_ref()) {
+                fatal(&e);
+            }
+        }
+    }
+
     /// Drops a group merged into its neighbour: its state and log go, its data stays (the
     /// target owns those slots now).
     fn drop_merged(&mut self, group: u64) {
@@ -754,27 +763,13 @@ impl Runtime {
         if self.peers.contains_key(&id) {
             return;
         }
-        match new_peer(
-            self.node_id,
-            &self.opts,
-            &self.engine,
-            &self.log,
-            child,
-            None,
-            false,
-        ) {
-            Ok(peer) => {
-                tracing::info!(
-                    group = id,
-                    first = peer.spec.first_slot,
-                    last = peer.spec.last_slot,
-                    "started a group split off"
-                );
-                self.peers.insert(id, peer);
-                self.active.insert(id);
-            }
-            Err(e) => fatal(&e),
-        }
+        let peer = self.add_peer(child, None, false);
+        tracing::info!(
+            group = id,
+            first = peer.spec.first_slot,
+            last = peer.spec.last_slot,
+            "started a group split off"
+        );
     }
 
     /// Creates the replicas `shards` lists that are missing here, removes those it doesn't
@@ -846,22 +841,8 @@ impl Runtime {
                 );
                 continue;
             }
-            match new_peer(
-                self.node_id,
-                &self.opts,
-                &self.engine,
-                &self.log,
-                spec,
-                None,
-                true,
-            ) {
-                Ok(peer) => {
-                    tracing::info!(group = id, "created a replica");
-                    self.peers.insert(id, peer);
-                    self.active.insert(id);
-                }
-                Err(e) => fatal(&e),
-            }
+            self.add_peer(spec, None, true);
+            tracing::info!(group = id, "created a replica");
         }
     }
 
@@ -1279,15 +1260,7 @@ impl Runtime {
                 // Entries came before the snapshot: drop everything of this replica (it is
                 // created again from the metadata, and the migration retries or times out).
                 tracing::error!("metadata replica got log entries before a snapshot; dropping it");
-                if self.take_peer(META_GROUP).is_some() {
-                    let mut batch = rocksdb::WriteBatch::default();
-                    crate::meta::clear_applied(&self.engine, &mut batch);
-                    if let Err(e) =
-                        drop_state_and_log(&self.engine, self.log.as_ref(), META_GROUP, batch)
-                    {
-                        fatal(&e);
-                    }
-                }
+                self.drop_meta_replica();
             }
             if !touched.is_empty() {
                 let _ = self.touched.send(Arc::new(touched));

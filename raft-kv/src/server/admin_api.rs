@@ -505,7 +505,7 @@ async fn split(
         "split accepted",
         json!({
             "shard": spec.name(),
-            "new_shard": format!("shard_{}", new_id - 1),
+            "new_shard": ShardSpec::name_of(new_id),
             "at_slot": at,
         }),
     )
@@ -632,7 +632,7 @@ async fn create(State(srv): State<Arc<Server>>, headers: HeaderMap, body: Bytes)
         &cmd,
         "create accepted",
         json!({
-            "shard": format!("shard_{}", id - 1),
+            "shard": ShardSpec::name_of(id),
             "slots": [slots.0, slots.1],
         }),
     )
@@ -689,8 +689,8 @@ async fn merge(State(srv): State<Arc<Server>>, headers: HeaderMap, body: Bytes) 
         &cmd,
         "merge accepted",
         json!({
-            "source": format!("shard_{}", source_id - 1),
-            "target": format!("shard_{}", target_id - 1),
+            "source": ShardSpec::name_of(source_id),
+            "target": ShardSpec::name_of(target_id),
         }),
     )
     .await

@@ -11,8 +11,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::cluster::Cluster;
+use common::load::{check_reads, check_reads_on, start_writers, stop_writers};
 use common::{http_get, http_post, retry};
 use serde_json::Value;
+
+/// Every node of the cluster (writers go through all of them).
+fn all(c: &Cluster) -> Vec<usize> {
+    (0..c.nodes.len()).collect()
+}
 
 fn get_json(port: u16, path: &str) -> Value {
     let (line, body) = http_get(port, path);
@@ -75,6 +81,14 @@ fn names(v: &Value) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// Starts an operation (a POST answered 202) and waits for it to finish.
+fn run_op(c: &Cluster, port: u16, path: &str, body: &str, within: Duration) -> Value {
+    let (code, v) = post_json(port, path, body);
+    assert_eq!(code, 202, "POST {path} {body}: {v}");
+    wait_done(c, port, v["operation"].as_u64().expect("op"), within);
+    v
 }
 
 /// Waits for operation `op` to finish; panics (with the cluster's logs) if it fails.
@@ -141,71 +155,6 @@ async fn write_keys(c: &Cluster, node: usize, prefix: &str, n: usize) -> BTreeMa
     acked
 }
 
-type Writers = Vec<tokio::task::JoinHandle<BTreeMap<String, String>>>;
-
-/// One client per node writing `{prefix}{node}:{i % keys}` until stopped. Each returns the
-/// last acknowledged value per key (a key whose last write failed or is uncertain is left
-/// out: its value is not known).
-async fn start_writers(c: &Cluster, prefix: &str, keys: u64) -> (Arc<AtomicBool>, Writers) {
-    let stop = Arc::new(AtomicBool::new(false));
-    let mut writers = Vec::new();
-    for (w, n) in c.nodes.iter().enumerate() {
-        let mut conn = n.conn().await;
-        let stop = stop.clone();
-        let prefix = prefix.to_string();
-        writers.push(tokio::spawn(async move {
-            let mut acked = BTreeMap::new();
-            let mut i = 0u64;
-            while !stop.load(Ordering::Relaxed) {
-                let k = format!("{prefix}{w}:{}", i % keys);
-                let v = format!("v{i}");
-                let r: redis::RedisResult<()> = redis::cmd("SET")
-                    .arg(&k)
-                    .arg(&v)
-                    .query_async(&mut conn)
-                    .await;
-                match r {
-                    Ok(()) => {
-                        acked.insert(k, v);
-                    }
-                    Err(_) => {
-                        acked.remove(&k);
-                    }
-                }
-                i += 1;
-            }
-            acked
-        }));
-    }
-    (stop, writers)
-}
-
-/// Stops the writers and merges what they acknowledged.
-async fn stop_writers(stop: &AtomicBool, writers: Writers) -> BTreeMap<String, String> {
-    stop.store(true, Ordering::Relaxed);
-    let mut acked = BTreeMap::new();
-    for w in writers {
-        acked.extend(w.await.expect("writer"));
-    }
-    acked
-}
-
-/// Every acknowledged key reads back with its last acknowledged value from every node.
-async fn check_reads(c: &Cluster, acked: &BTreeMap<String, String>) {
-    for n in &c.nodes {
-        let conn = n.conn().await;
-        for (k, v) in acked {
-            let got: Option<String> = retry(Duration::from_secs(10), || {
-                let mut conn = conn.clone();
-                let k = k.clone();
-                async move { redis::cmd("GET").arg(&k).query_async(&mut conn).await }
-            })
-            .await;
-            assert_eq!(got.as_deref(), Some(v.as_str()), "{k} on {}", n.name);
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn migrate_a_replica_under_load_and_back_with_ctl() {
     tokio::time::timeout(Duration::from_secs(180), async {
@@ -232,7 +181,7 @@ async fn migrate_a_replica_under_load_and_back_with_ctl() {
         let from_idx: usize = from[1..].parse::<usize>().expect("node index") - 1;
 
         // Clients write through every node while the replica moves.
-        let (stop, writers) = start_writers(&c, "w", 300).await;
+        let (stop, writers) = start_writers(&c, &all(&c), "w", 300).await;
         tokio::time::sleep(Duration::from_millis(500)).await;
 
         let (code, v) = post_json(
@@ -628,7 +577,7 @@ async fn a_joined_node_takes_replicas_and_serves() {
         let port = c.nodes[0].http_port;
         let acked = write_keys(&c, 1, "j", 150).await;
         // Clients keep writing through n1..n3 while n4 joins and replicas move onto it.
-        let (stop, writers) = start_writers(&c, "jw", 200).await;
+        let (stop, writers) = start_writers(&c, &all(&c), "jw", 200).await;
 
         // n4 joins through n2; the scheduler then drifts replicas onto it (12 over 4 nodes).
         let n4 = c.join_node(1, &[]);
@@ -664,16 +613,11 @@ async fn a_joined_node_takes_replicas_and_serves() {
             .find(|(_, r)| r.contains(&"n1".to_string()) && !r.contains(&"n4".to_string()))
             .map(|(id, _)| id.clone())
             .expect("a shard on n1 and not on n4");
-        let (code, v) = post_json(
+        run_op(
+            &c,
             port,
             &format!("/admin/shard/{id}/migrate"),
             r#"{"from": "n1", "to": "n4"}"#,
-        );
-        assert_eq!(code, 202, "{v}");
-        wait_done(
-            &c,
-            port,
-            v["operation"].as_u64().expect("op"),
             Duration::from_secs(60),
         );
         tokio::time::sleep(Duration::from_millis(300)).await;
@@ -732,7 +676,7 @@ async fn split_shards_online_and_keep_every_key() {
         // Two keys that share shard_0 now and will be apart after the split at 4096.
         let (low, high) = (key_in(0, 4095, "lo"), key_in(4096, 8191, "hi"));
 
-        let (stop, writers) = start_writers(&c, "s", 400).await;
+        let (stop, writers) = start_writers(&c, &all(&c), "s", 400).await;
         tokio::time::sleep(Duration::from_millis(500)).await;
 
         let (code, v) = post_json(port, "/admin/shard/shard_0/split", "");
@@ -869,19 +813,6 @@ async fn split_shards_online_and_keep_every_key() {
     .expect("test timed out");
 }
 
-/// Index of the node leading the metadata group (from a metadata replica's `/status`).
-fn meta_leader(c: &Cluster) -> usize {
-    for n in c.nodes.iter().filter(|n| n.is_running()) {
-        let v = get_json(n.http_port, "/status");
-        if let Some(name) = v["meta"]["leader"].as_str() {
-            if let Some(i) = c.nodes.iter().position(|m| m.name == name) {
-                return i;
-            }
-        }
-    }
-    panic!("no metadata leader known");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operations_finish_across_crashes_of_the_nodes_driving_them() {
     tokio::time::timeout(Duration::from_secs(300), async {
@@ -907,7 +838,7 @@ async fn operations_finish_across_crashes_of_the_nodes_driving_them() {
         );
         assert_eq!(code, 202, "{v}");
         let op = v["operation"].as_u64().expect("op");
-        let m = meta_leader(&c);
+        let m = c.meta_leader();
         tokio::time::sleep(Duration::from_millis(300)).await;
         c.nodes[m].kill9();
         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -975,16 +906,15 @@ async fn merge_shards_back_online_and_keep_every_key() {
         c.wait_ready(Duration::from_secs(30));
         let port = c.nodes[0].http_port;
         // shard_0 = 0..4095, shard_2 = 4096..8191, shard_1 = 8192..16383.
-        let (code, v) = post_json(port, "/admin/shard/shard_0/split", "");
-        assert_eq!(code, 202, "{v}");
-        wait_done(
+        run_op(
             &c,
             port,
-            v["operation"].as_u64().expect("op"),
+            "/admin/shard/shard_0/split",
+            "",
             Duration::from_secs(60),
         );
 
-        let (stop, writers) = start_writers(&c, "m", 400).await;
+        let (stop, writers) = start_writers(&c, &all(&c), "m", 400).await;
         tokio::time::sleep(Duration::from_millis(500)).await;
 
         // Not adjacent, the same shard twice, three sources, a target not among them.
@@ -1135,14 +1065,7 @@ async fn create_a_shard_from_slots_of_another_on_chosen_nodes() {
             assert_eq!(code, *want_code, "{body}: {v}");
         }
         let body = format!(r#"{{"shard_id":"shard_9","nodes":{nodes},"slots":[100,2000]}}"#);
-        let (code, v) = post_json(port, "/admin/shard", &body);
-        assert_eq!(code, 202, "{v}");
-        wait_done(
-            &c,
-            port,
-            v["operation"].as_u64().expect("op"),
-            Duration::from_secs(120),
-        );
+        run_op(&c, port, "/admin/shard", &body, Duration::from_secs(120));
         let shards = get_json(port, "/admin/shards");
         let s9 = shard(&shards, "shard_9");
         assert_eq!(s9["slots"], serde_json::json!([100, 2000]), "{shards}");
@@ -1173,12 +1096,11 @@ async fn a_replica_added_after_a_split_holds_the_writes_from_before_it() {
         let (code, _) = post_json(port, "/admin/scheduler", r#"{"paused": true}"#);
         assert_eq!(code, 200);
         let mut acked = write_keys(&c, 0, "before", 150).await;
-        let (code, v) = post_json(port, "/admin/shard/shard_0/split", "");
-        assert_eq!(code, 202, "{v}");
-        wait_done(
+        run_op(
             &c,
             port,
-            v["operation"].as_u64().expect("op"),
+            "/admin/shard/shard_0/split",
+            "",
             Duration::from_secs(60),
         );
         acked.extend(write_keys(&c, 0, "after", 150).await);
@@ -1192,16 +1114,11 @@ async fn a_replica_added_after_a_split_holds_the_writes_from_before_it() {
             .find(|n| !p["shard_0"].contains(n))
             .expect("a node without shard_0");
         let from = p["shard_0"][0].clone();
-        let (code, v) = post_json(
+        run_op(
+            &c,
             port,
             "/admin/shard/shard_0/migrate",
             &format!(r#"{{"from": "{from}", "to": "{outsider}"}}"#),
-        );
-        assert_eq!(code, 202, "{v}");
-        wait_done(
-            &c,
-            port,
-            v["operation"].as_u64().expect("op"),
             Duration::from_secs(60),
         );
         let o = c
@@ -1235,25 +1152,6 @@ async fn a_replica_added_after_a_split_holds_the_writes_from_before_it() {
     })
     .await
     .expect("test timed out");
-}
-
-/// Every acknowledged key reads back from node `i`.
-async fn check_reads_on(c: &Cluster, i: usize, acked: &BTreeMap<String, String>) {
-    let conn = c.nodes[i].conn().await;
-    for (k, v) in acked {
-        let got: Option<String> = retry(Duration::from_secs(15), || {
-            let mut conn = conn.clone();
-            let k = k.clone();
-            async move { redis::cmd("GET").arg(&k).query_async(&mut conn).await }
-        })
-        .await;
-        assert_eq!(
-            got.as_deref(),
-            Some(v.as_str()),
-            "{k} on {}",
-            c.nodes[i].name
-        );
-    }
 }
 
 /// A shard's requests per second and size as `/admin/shards` reports them.
@@ -1423,12 +1321,11 @@ async fn a_merge_with_a_source_replica_down_rolls_back_and_the_source_serves_aga
         let mut c = Cluster::start(3, &["--initial-shards", "2", "--node-down-after-secs", "3"]);
         c.wait_ready(Duration::from_secs(30));
         let port = c.nodes[0].http_port;
-        let (code, v) = post_json(port, "/admin/shard/shard_0/split", "");
-        assert_eq!(code, 202, "{v}");
-        wait_done(
+        run_op(
             &c,
             port,
-            v["operation"].as_u64().expect("op"),
+            "/admin/shard/shard_0/split",
+            "",
             Duration::from_secs(60),
         );
         // shard_2 = 4096..8191 is the source.
@@ -1472,16 +1369,11 @@ async fn a_merge_with_a_source_replica_down_rolls_back_and_the_source_serves_aga
             assert!(Instant::now() < deadline, "n3 did not catch up: {got:?}");
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        let (code, v) = post_json(
+        run_op(
+            &c,
             port,
             "/admin/shard/merge",
             r#"{"sources":["shard_0","shard_2"],"target":"shard_0"}"#,
-        );
-        assert_eq!(code, 202, "{v}");
-        wait_done(
-            &c,
-            port,
-            v["operation"].as_u64().expect("op"),
             Duration::from_secs(60),
         );
         let shards = get_json(port, "/admin/shards");
@@ -1568,12 +1460,11 @@ async fn metadata_replicas_are_repaired_and_decommissioned_like_shards() {
             "{sched}"
         );
         // The metadata works on its new replicas: an operation goes through.
-        let (code, v) = post_json(port, "/admin/shard/shard_0/split", "");
-        assert_eq!(code, 202, "{v}");
-        wait_done(
+        run_op(
             &c,
             port,
-            v["operation"].as_u64().expect("op"),
+            "/admin/shard/shard_0/split",
+            "",
             Duration::from_secs(60),
         );
 
@@ -1587,12 +1478,11 @@ async fn metadata_replicas_are_repaired_and_decommissioned_like_shards() {
         );
 
         // Decommissioning n1 moves its metadata replica to n3, then removes it.
-        let (code, v) = post_json(port, "/admin/node/n1/decommission", "");
-        assert_eq!(code, 202, "{v}");
-        wait_done(
+        run_op(
             &c,
             port,
-            v["operation"].as_u64().expect("op"),
+            "/admin/node/n1/decommission",
+            "",
             Duration::from_secs(150),
         );
         let port = c.nodes[1].http_port;
@@ -1624,22 +1514,7 @@ fn check_with_redis_py(port: u16, acked: &BTreeMap<String, String>) {
          print('ok')\n",
         pairs.join(", ")
     );
-    match Command::new(common::python3())
-        .arg("-c")
-        .arg(&script)
-        .output()
-    {
-        Ok(out) if String::from_utf8_lossy(&out.stderr).contains("No module named") => {
-            eprintln!("note: redis-py not installed; skipping RedisCluster");
-        }
-        Ok(out) => assert_eq!(
-            String::from_utf8_lossy(&out.stdout).trim(),
-            "ok",
-            "RedisCluster: {}",
-            String::from_utf8_lossy(&out.stderr)
-        ),
-        Err(_) => eprintln!("note: python3 not installed; skipping RedisCluster"),
-    }
+    common::run_redis_py(&script);
 }
 
 /// The design README's four `curl` examples, in order, on a fresh cluster (nodes named
@@ -1671,30 +1546,20 @@ async fn the_readme_examples_work_as_written() {
         assert_eq!(code, 409, "elsewhere: a migration's job: {v}");
 
         // Migrate shard_0 from n1 to n4.
-        let (code, v) = post_json(
+        run_op(
+            &c,
             port,
             "/admin/shard/shard_0/migrate",
             r#"{"from": "n1", "to": "n4"}"#,
-        );
-        assert_eq!(code, 202, "{v}");
-        wait_done(
-            &c,
-            port,
-            v["operation"].as_u64().expect("op"),
             Duration::from_secs(60),
         );
 
         // Split shard_0 into shard_0 and shard_10.
-        let (code, v) = post_json(
+        run_op(
+            &c,
             port,
             "/admin/shard/shard_0/split",
             r#"{"new_shards": ["shard_0", "shard_10"]}"#,
-        );
-        assert_eq!(code, 202, "{v}");
-        wait_done(
-            &c,
-            port,
-            v["operation"].as_u64().expect("op"),
             Duration::from_secs(60),
         );
         let shards = get_json(port, "/admin/shards");
@@ -1704,16 +1569,11 @@ async fn the_readme_examples_work_as_written() {
         );
 
         // Merge shard_10 into shard_1 (adjacent, both on n2,n3,n4).
-        let (code, v) = post_json(
+        run_op(
+            &c,
             port,
             "/admin/shard/merge",
             r#"{"sources": ["shard_1", "shard_10"], "target": "shard_1"}"#,
-        );
-        assert_eq!(code, 202, "{v}");
-        wait_done(
-            &c,
-            port,
-            v["operation"].as_u64().expect("op"),
             Duration::from_secs(60),
         );
         let shards = get_json(port, "/admin/shards");
@@ -1723,16 +1583,11 @@ async fn the_readme_examples_work_as_written() {
         );
 
         // A new shard with neither slots nor a source takes the upper half of the largest.
-        let (code, v) = post_json(
+        run_op(
+            &c,
             port,
             "/admin/shard",
             r#"{"shard_id": "shard_5", "nodes": ["n1", "n2", "n3"]}"#,
-        );
-        assert_eq!(code, 202, "{v}");
-        wait_done(
-            &c,
-            port,
-            v["operation"].as_u64().expect("op"),
             Duration::from_secs(90),
         );
         let shards = get_json(port, "/admin/shards");
@@ -1743,16 +1598,11 @@ async fn the_readme_examples_work_as_written() {
         assert_eq!(r, ["n1", "n2", "n3"]);
 
         // A one-slot shard can be created, but not split.
-        let (code, v) = post_json(
+        run_op(
+            &c,
             port,
             "/admin/shard",
             r#"{"shard_id": "shard_7", "nodes": ["n2", "n3", "n4"], "slots": [100, 100]}"#,
-        );
-        assert_eq!(code, 202, "{v}");
-        wait_done(
-            &c,
-            port,
-            v["operation"].as_u64().expect("op"),
             Duration::from_secs(90),
         );
         let before = get_json(port, "/admin/shards");
@@ -1805,12 +1655,11 @@ async fn watch_sees_a_write_after_a_split_at_the_same_log_index() {
         let rev_index = applied_index(port, 1);
         assert!(rev_index > 40, "{rev_index}");
 
-        let (code, v) = post_json(port, "/admin/shard/shard_0/split", r#"{"at_slot": 8192}"#);
-        assert_eq!(code, 202, "{v}");
-        wait_done(
+        run_op(
             &c,
             port,
-            v["operation"].as_u64().expect("op"),
+            "/admin/shard/shard_0/split",
+            r#"{"at_slot": 8192}"#,
             Duration::from_secs(60),
         );
 
@@ -1890,24 +1739,22 @@ async fn a_lone_metadata_replica_moves_off_a_decommissioned_node() {
         let port = c.nodes[1].http_port;
         assert_eq!(meta_replicas(port), ["n1"]);
         let acked = write_keys(&c, 1, "lone", 50).await;
-        let (code, v) = post_json(port, "/admin/node/n1/decommission", "");
-        assert_eq!(code, 202, "{v}");
-        wait_done(
+        run_op(
             &c,
             port,
-            v["operation"].as_u64().expect("op"),
+            "/admin/node/n1/decommission",
+            "",
             Duration::from_secs(120),
         );
         let now = meta_replicas(port);
         assert_eq!(now.len(), 1, "{now:?}");
         assert_ne!(now[0], "n1");
         // The metadata works from its new home.
-        let (code, v) = post_json(port, "/admin/shard/shard_0/split", "");
-        assert_eq!(code, 202, "{v}");
-        wait_done(
+        run_op(
             &c,
             port,
-            v["operation"].as_u64().expect("op"),
+            "/admin/shard/shard_0/split",
+            "",
             Duration::from_secs(60),
         );
         for i in 1..4 {

@@ -7,7 +7,6 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::cluster::Cluster;
@@ -399,22 +398,7 @@ async fn cluster_aware_clients_are_redirected_to_shard_leaders() {
              print('ok')\n",
             ports[2]
         );
-        match Command::new(common::python3())
-            .arg("-c")
-            .arg(&script)
-            .output()
-        {
-            Ok(out) if String::from_utf8_lossy(&out.stderr).contains("No module named") => {
-                eprintln!("note: redis-py not installed; skipping RedisCluster");
-            }
-            Ok(out) => assert_eq!(
-                String::from_utf8_lossy(&out.stdout).trim(),
-                "ok",
-                "RedisCluster: {}",
-                String::from_utf8_lossy(&out.stderr)
-            ),
-            Err(_) => eprintln!("note: python3 not installed; skipping RedisCluster"),
-        }
+        common::run_redis_py(&script);
     })
     .await
     .expect("test timed out");

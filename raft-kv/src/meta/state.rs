@@ -1123,8 +1123,8 @@ mod tests {
         assert_eq!(s.next_shard_id(), 4);
     }
 
-    #[test]
-    fn a_merge_commits_or_rolls_back_never_both() {
+    /// `state()` with shard 1 split at slot 100: shard 1 = 0..99, shard 3 = 100..8191.
+    fn split_state() -> MetaState {
         let mut s = state();
         let op = s
             .apply(&MetaCmd::BeginSplit {
@@ -1137,6 +1137,12 @@ mod tests {
             .expect("split");
         s.apply(&MetaCmd::FinishSplit { op, now_ms: 2 })
             .expect("finish split");
+        s
+    }
+
+    #[test]
+    fn a_merge_commits_or_rolls_back_never_both() {
+        let mut s = split_state();
         let op = s
             .apply(&MetaCmd::BeginMerge {
                 source: 3,
@@ -1188,18 +1194,7 @@ mod tests {
 
     #[test]
     fn merge_joins_adjacent_co_located_shards() {
-        let mut s = state();
-        let op = s
-            .apply(&MetaCmd::BeginSplit {
-                shard: 1,
-                at: 100,
-                new_id: 3,
-                reason: String::new(),
-                now_ms: 1,
-            })
-            .expect("split");
-        s.apply(&MetaCmd::FinishSplit { op, now_ms: 2 })
-            .expect("finish split");
+        let mut s = split_state();
         let merge = |s: &mut MetaState, source: u64, target: u64| {
             s.apply(&MetaCmd::BeginMerge {
                 source,

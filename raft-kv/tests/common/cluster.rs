@@ -291,6 +291,29 @@ impl Cluster {
             .position(|n| n.status().is_some_and(|(is_leader, _, _)| is_leader))
     }
 
+    /// Index of the node that leads the metadata group (by its own `/status`), waiting up to
+    /// 15 s for one.
+    pub fn meta_leader(&self) -> usize {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            for (i, n) in self
+                .nodes
+                .iter()
+                .enumerate()
+                .filter(|(_, n)| n.is_running())
+            {
+                let (_, body) = http_get(n.http_port, "/status");
+                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&body) {
+                    if v["meta"]["leader"].as_str() == Some(n.name.as_str()) {
+                        return i;
+                    }
+                }
+            }
+            assert!(Instant::now() < deadline, "no metadata leader");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     pub fn wait_leader(&self, within: Duration) -> usize {
         let deadline = Instant::now() + within;
         loop {

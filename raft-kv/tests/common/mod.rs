@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod load;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -48,6 +49,27 @@ pub fn wait_listening(port: u16, child: &mut Child) -> Result<(), String> {
         std::thread::sleep(Duration::from_millis(20));
     }
     Ok(())
+}
+
+/// Runs a redis-py script that prints `ok` when its checks pass; skipped (with a note) when
+/// python3 or redis-py is missing.
+pub fn run_redis_py(script: &str) {
+    match std::process::Command::new(python3())
+        .arg("-c")
+        .arg(script)
+        .output()
+    {
+        Ok(out) if String::from_utf8_lossy(&out.stderr).contains("No module named") => {
+            eprintln!("note: redis-py not installed; skipping RedisCluster");
+        }
+        Ok(out) => assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            "ok",
+            "RedisCluster: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ),
+        Err(_) => eprintln!("note: python3 not installed; skipping RedisCluster"),
+    }
 }
 
 /// The Python that has Debian's python3-redis (CI installs it): the system one, even when

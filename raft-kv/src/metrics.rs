@@ -31,7 +31,7 @@ pub struct Metrics {
     pub shard_writes: IntCounterVec,
     pub shard_reads: IntCounterVec,
     /// Data commands by how they were routed: local, proxied, split, all_shards, moved,
-    /// crossslot.
+    /// crossslot, rerouted (refused for a stale route and sent again).
     pub routed: IntCounterVec,
     /// Scheduling decisions by kind.
     pub scheduler_decisions: IntCounterVec,
@@ -220,6 +220,7 @@ impl Metrics {
                     "all_shards",
                     "moved",
                     "crossslot",
+                    "rerouted",
                 ],
             ),
             (

@@ -11,7 +11,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::cluster::Cluster;
-use common::load::{check_reads, check_reads_on, start_writers, stop_writers};
+use common::load::{
+    check_reads, check_reads_on, start_writers, stop_writers, stop_writers_with_refusals,
+};
 use common::{http_get, http_post, retry};
 use serde_json::Value;
 
@@ -688,11 +690,16 @@ async fn split_shards_online_and_keep_every_key() {
         assert_eq!(code, 409, "a second split of a busy shard: {v}");
         wait_done(&c, port, op, Duration::from_secs(60));
         tokio::time::sleep(Duration::from_millis(500)).await;
-        let acked = stop_writers(&stop, writers).await;
+        let (acked, refusals) = stop_writers_with_refusals(&stop, writers).await;
         assert!(
             acked.len() > 100,
             "too few writes acknowledged: {}",
             acked.len()
+        );
+        // Plain clients never see the split: the nodes route refused writes again.
+        assert!(
+            refusals.is_empty(),
+            "stale routes reached clients: {refusals:?}"
         );
 
         let shards = get_json(port, "/admin/shards");
@@ -941,11 +948,15 @@ async fn merge_shards_back_online_and_keep_every_key() {
         assert_eq!(code, 409, "the source is busy: {v}");
         wait_done(&c, port, op, Duration::from_secs(60));
         tokio::time::sleep(Duration::from_millis(500)).await;
-        let acked = stop_writers(&stop, writers).await;
+        let (acked, refusals) = stop_writers_with_refusals(&stop, writers).await;
         assert!(
             acked.len() > 100,
             "too few writes acknowledged: {}",
             acked.len()
+        );
+        assert!(
+            refusals.is_empty(),
+            "stale routes reached clients: {refusals:?}"
         );
 
         let shards = get_json(port, "/admin/shards");

@@ -11,7 +11,7 @@ pub mod op;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use tokio::sync::broadcast;
@@ -45,6 +45,26 @@ pub struct Store {
     metrics: Arc<Metrics>,
     /// Client requests per slot, for the load report.
     slot_load: SlotCounters,
+    /// Woken whenever the layout is replaced (requests refused for a stale route wait on it).
+    layout_changed: tokio::sync::Notify,
+}
+
+/// How long a request refused for a stale route keeps being re-routed before the refusal
+/// reaches the client (a split or merge settles in well under a second).
+const REROUTE_WINDOW: Duration = Duration::from_secs(3);
+
+/// Refusals that happen before a request runs anywhere (the route was stale): retrying them
+/// with a fresh layout cannot apply a write twice.
+const ROUTE_REFUSALS: [&str; 5] = [
+    "the shard changed",
+    "the shard moved",
+    "does not serve that shard",
+    "does not host the shard",
+    "unknown shard",
+];
+
+fn is_route_refusal(f: &Frame) -> bool {
+    matches!(f, Frame::Error(e) if e.starts_with("TRYAGAIN") && ROUTE_REFUSALS.iter().any(|m| e.contains(m)))
 }
 
 /// Shard 0's group (the only one of a single-shard cluster).
@@ -94,6 +114,7 @@ impl Store {
             proxy,
             metrics,
             slot_load: SlotCounters::default(),
+            layout_changed: tokio::sync::Notify::new(),
         })
     }
 
@@ -104,6 +125,22 @@ impl Store {
     /// Routes by `layout` from now on (the metadata changed).
     pub fn set_layout(&self, layout: Layout) {
         *self.layout.write() = Arc::new(layout);
+        self.layout_changed.notify_waiters();
+    }
+
+    /// Waits until the layout differs from `old`, at most `REROUTE_PAUSE` (a group's own range
+    /// can run ahead of the metadata, and a replica can be starting) or until `deadline`.
+    async fn await_new_layout(&self, old: &Arc<Layout>, deadline: tokio::time::Instant) {
+        const REROUTE_PAUSE: Duration = Duration::from_millis(100);
+        if let Some(p) = &self.proxy {
+            p.refresh_now();
+        }
+        let notified = self.layout_changed.notified();
+        if !Arc::ptr_eq(&self.layout(), old) {
+            return;
+        }
+        let until = (tokio::time::Instant::now() + REROUTE_PAUSE).min(deadline);
+        let _ = tokio::time::timeout_at(until, notified).await;
     }
 
     pub fn proxy(&self) -> Option<&Arc<Proxy>> {
@@ -193,7 +230,23 @@ impl Store {
 
     /// Executes any data command: routed to its shard (or split across shards, or run on
     /// every shard), reads behind a barrier, writes through Raft.
+    /// Runs a data command wherever its keys live. A single-shard command refused because
+    /// its route was stale (a split, merge or move since) is routed again with the newer
+    /// layout, for up to `REROUTE_WINDOW`, so plain clients never see a shard change.
     pub async fn execute(&self, args: Vec<Bytes>) -> Frame {
+        let deadline = tokio::time::Instant::now() + REROUTE_WINDOW;
+        loop {
+            let layout = self.layout();
+            let reply = self.execute_once(&layout, args.clone()).await;
+            if !is_route_refusal(&reply) || tokio::time::Instant::now() >= deadline {
+                return reply;
+            }
+            self.count_route("rerouted");
+            self.await_new_layout(&layout, deadline).await;
+        }
+    }
+
+    async fn execute_once(&self, layout: &Arc<Layout>, args: Vec<Bytes>) -> Frame {
         let Some(spec) = args.first().and_then(|n| cmd::lookup(n)) else {
             return CmdError::err("unknown command").to_frame();
         };
@@ -209,8 +262,7 @@ impl Store {
         if !spec.arity_ok(args.len()) {
             return self.read(&args);
         }
-        let layout = self.layout();
-        match plan::plan(&layout, spec, &args) {
+        match plan::plan(layout, spec, &args) {
             Plan::One { shard, slot } => {
                 self.slot_load.hit(slot, write);
                 let Some(shard) = layout.shard(shard) else {

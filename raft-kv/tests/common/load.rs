@@ -9,7 +9,9 @@ use std::time::Duration;
 use super::cluster::Cluster;
 use super::retry;
 
-pub type Writers = Vec<tokio::task::JoinHandle<BTreeMap<String, String>>>;
+/// Per writer: the last acknowledged value per key, and the stale-route refusals it was
+/// given (which the nodes are meant to absorb by routing again).
+pub type Writers = Vec<tokio::task::JoinHandle<(BTreeMap<String, String>, Vec<String>)>>;
 
 /// One client per node in `through` writing `{prefix}{node}:{i % keys}` until stopped. Each
 /// returns the last acknowledged value per key (a key whose last write failed, timed out or
@@ -28,6 +30,7 @@ pub async fn start_writers(
         let prefix = format!("{prefix}{n}:");
         writers.push(tokio::spawn(async move {
             let mut acked = BTreeMap::new();
+            let mut refusals = Vec::new();
             let mut i = 0u64;
             while !stop.load(Ordering::Relaxed) {
                 let (k, v) = (format!("{prefix}{}", i % keys), format!("v{i}"));
@@ -41,13 +44,20 @@ pub async fn start_writers(
                     Ok(()) => {
                         acked.insert(k, v);
                     }
-                    Err(_) => {
+                    Err(e) => {
+                        let text = e.to_string();
+                        if text.contains("shard changed")
+                            || text.contains("shard moved")
+                            || text.contains("host the shard")
+                        {
+                            refusals.push(text);
+                        }
                         acked.remove(&k);
                     }
                 }
                 i += 1;
             }
-            acked
+            (acked, refusals)
         }));
     }
     (stop, writers)
@@ -55,12 +65,23 @@ pub async fn start_writers(
 
 /// Stops the writers and merges what they acknowledged.
 pub async fn stop_writers(stop: &AtomicBool, writers: Writers) -> BTreeMap<String, String> {
+    stop_writers_with_refusals(stop, writers).await.0
+}
+
+/// Stops the writers: what they acknowledged, and every stale-route refusal they saw.
+pub async fn stop_writers_with_refusals(
+    stop: &AtomicBool,
+    writers: Writers,
+) -> (BTreeMap<String, String>, Vec<String>) {
     stop.store(true, Ordering::Relaxed);
     let mut acked = BTreeMap::new();
+    let mut refusals = Vec::new();
     for w in writers {
-        acked.extend(w.await.expect("writer"));
+        let (a, r) = w.await.expect("writer");
+        acked.extend(a);
+        refusals.extend(r);
     }
-    acked
+    (acked, refusals)
 }
 
 /// Every acknowledged key reads back with its last acknowledged value from node `i`.

@@ -769,3 +769,56 @@ fn command_info_and_unknown_commands() {
         expected
     );
 }
+
+/// `expired_keys` from INFO stats.
+async fn expired_keys(c: &mut redis::aio::MultiplexedConnection) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg("stats")
+        .query_async(c)
+        .await
+        .unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix("expired_keys:"))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("expired_keys in INFO stats")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_with_a_ttl_are_deleted_without_being_touched() {
+    let srv = TestServer::start();
+    bounded(async {
+        let mut c = srv.conn().await;
+        // Keys without a time to live first: once a scan finds none, active expiry idles,
+        // and it must wake up for keys given a TTL later.
+        for i in 0..200 {
+            let _: () = c.set(format!("plain{i}"), i).await.unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        assert_eq!(expired_keys(&mut c).await, 0);
+        for i in 0..50 {
+            let _: () = redis::cmd("SET")
+                .arg(format!("ttl{i}"))
+                .arg(i)
+                .arg("PX")
+                .arg(150)
+                .query_async(&mut c)
+                .await
+                .unwrap();
+        }
+        let _: () = c.expire("plain0", 1).await.unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while expired_keys(&mut c).await < 51 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "active expiry deleted only {} of 51 keys",
+                expired_keys(&mut c).await
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let n: u64 = redis::cmd("DBSIZE").query_async(&mut c).await.unwrap();
+        assert_eq!(n, 199);
+        let v: Option<String> = c.get("plain1").await.unwrap();
+        assert_eq!(v.as_deref(), Some("1"));
+    })
+    .await;
+}

@@ -1180,6 +1180,7 @@ impl Runtime {
         self.flush_outbox();
         if !applied_groups.is_empty() {
             let touched = ctx.take_touched();
+            let volatile = ctx.wrote_volatile();
             let mut batch = ctx.into_batch();
             let mut meta_changed = false;
             for (group, apply) in &applied_groups {
@@ -1238,6 +1239,9 @@ impl Runtime {
                 fatal(&format!("state machine write failed: {e}"));
             }
             crate::failpoint::hit("apply_after_write");
+            if volatile {
+                self.engine.note_volatile();
+            }
             self.stats.ops_applied.fetch_add(ops, Ordering::Relaxed);
             self.stats.batches.fetch_add(1, Ordering::Relaxed);
             for (group, apply) in applied_groups {
@@ -1840,6 +1844,8 @@ fn install_snapshot(engine: &Engine, peer: &mut Peer, snap: &Snapshot, log_batch
     if let Err(e) = engine.db().write_opt(batch, &wo) {
         fatal(&format!("cannot install snapshot: {e}"));
     }
+    // The installed keys may carry times to live: active expiry must look again.
+    engine.note_volatile();
     tracing::info!(
         group = peer.spec.id,
         index = meta.index,

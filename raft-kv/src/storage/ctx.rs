@@ -39,6 +39,8 @@ pub struct Ctx<'a> {
     seq: u64,
     versions_issued: u64,
     touched: Vec<Bytes>,
+    /// Whether this batch wrote a key with a time to live (see `Engine::note_volatile`).
+    volatile: bool,
     /// The shard whose state this context works on: its group id and slot range. Keyspace-wide
     /// commands (KEYS, SCAN, FLUSHALL, ...) see only these slots.
     shard: (u64, u16, u16),
@@ -65,6 +67,7 @@ impl<'a> Ctx<'a> {
             seq: 0,
             versions_issued: 0,
             touched: Vec::new(),
+            volatile: false,
             shard: (0, 0, SLOT_COUNT - 1),
             version_base: 0,
             read_cache: None,
@@ -82,6 +85,7 @@ impl<'a> Ctx<'a> {
             seq: 0,
             versions_issued: 0,
             touched: Vec::new(),
+            volatile: false,
             shard: (0, 0, SLOT_COUNT - 1),
             version_base: 0,
             read_cache: Some(RefCell::new(HashMap::new())),
@@ -160,6 +164,12 @@ impl<'a> Ctx<'a> {
     /// User keys modified since the last `take_touched` (for WATCH and blocked clients).
     pub fn take_touched(&mut self) -> Vec<Bytes> {
         std::mem::take(&mut self.touched)
+    }
+
+    /// Whether this batch wrote a key with a time to live; the caller tells the engine once
+    /// the batch is written (a scan must be able to see the key when it learns of it).
+    pub fn wrote_volatile(&self) -> bool {
+        self.volatile
     }
 
     /// Consumes a write context into the batch to commit.
@@ -366,6 +376,7 @@ impl<'a> Ctx<'a> {
     /// command that changes a key calls this (WATCH compares the stamp).
     pub fn put_meta(&mut self, key: &[u8], meta: &mut Meta) -> Result<(), CmdError> {
         meta.rev = self.version_base.wrapping_add(self.seq);
+        self.volatile |= meta.expire_ms != 0;
         self.touched.push(Bytes::copy_from_slice(key));
         self.put(Cf::Meta, meta_key(key), meta.encode())
     }

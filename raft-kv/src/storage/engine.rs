@@ -46,6 +46,10 @@ pub struct Engine {
     db: DB,
     path: PathBuf,
     opts: EngineOptions,
+    /// Counts events that may have left a key with a time to live (a write setting an
+    /// expiry, a snapshot installed); starts at 1 since the data on disk is unknown. Active
+    /// expiry sleeps while it stays where a scan that found no such key left it.
+    volatile_events: std::sync::atomic::AtomicU64,
 }
 
 impl Engine {
@@ -81,7 +85,20 @@ impl Engine {
             db,
             path: path.to_path_buf(),
             opts,
+            volatile_events: std::sync::atomic::AtomicU64::new(1),
         })
+    }
+
+    /// Records that a key with a time to live may have been written.
+    pub fn note_volatile(&self) {
+        self.volatile_events
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// See [`Engine::note_volatile`].
+    pub fn volatile_events(&self) -> u64 {
+        self.volatile_events
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn db(&self) -> &DB {

@@ -29,8 +29,15 @@ const GC_PER_ROUND: usize = 256;
 pub async fn run_active_expiry(store: Arc<Store>) {
     let mut cursor: Vec<u8> = Vec::new();
     let mut interval = tokio::time::interval(Duration::from_millis(100));
+    // A pass over every key that met no time to live, and no volatile write since it began,
+    // means nothing can expire: scanning sleeps until the engine notes a volatile event.
+    let mut pass = Pass::default();
     loop {
         interval.tick().await;
+        let events = store.engine().volatile_events();
+        if pass.idle_at == Some(events) {
+            continue;
+        }
         // Only a shard's leader proposes its deletions; replicas apply them from the log.
         let layout = store.layout();
         let led: Vec<&crate::routing::ShardSpec> = layout
@@ -41,7 +48,13 @@ pub async fn run_active_expiry(store: Arc<Store>) {
         if led.is_empty() {
             continue;
         }
-        let (due, next) = match find_expired(store.engine(), &cursor, now_ms()) {
+        if cursor.is_empty() {
+            pass = Pass {
+                began_at: events,
+                ..Pass::default()
+            };
+        }
+        let (due, volatile, next) = match find_expired(store.engine(), &cursor, now_ms()) {
             Ok(found) => found,
             Err(e) => {
                 tracing::warn!(error = %e, "active expiry scan failed");
@@ -49,6 +62,10 @@ pub async fn run_active_expiry(store: Arc<Store>) {
             }
         };
         cursor = next;
+        pass.volatile_seen |= volatile;
+        if cursor.is_empty() && !pass.volatile_seen {
+            pass.idle_at = Some(pass.began_at);
+        }
         for shard in led {
             let mine: Vec<Bytes> = due
                 .iter()
@@ -67,14 +84,27 @@ pub async fn run_active_expiry(store: Arc<Store>) {
     }
 }
 
+/// One pass of active expiry over the whole keyspace.
+#[derive(Default)]
+struct Pass {
+    /// The engine's volatile-event count when the pass began.
+    began_at: u64,
+    /// Whether the pass met a key with a time to live.
+    volatile_seen: bool,
+    /// Set when a pass met none: the event count at which scanning went idle.
+    idle_at: Option<u64>,
+}
+
 /// Scans up to `EXPIRE_SCAN_PER_ROUND` metadata records from `cursor`; returns the expired
-/// keys and where to continue (empty = wrap around).
+/// keys, whether any scanned key has a time to live, and where to continue (empty = wrap
+/// around).
 fn find_expired(
     engine: &Engine,
     cursor: &[u8],
     now: u64,
-) -> Result<(Vec<Bytes>, Vec<u8>), rocksdb::Error> {
+) -> Result<(Vec<Bytes>, bool, Vec<u8>), rocksdb::Error> {
     let mut due = Vec::new();
+    let mut volatile = false;
     let mut next = Vec::new();
     let iter = engine.db().iterator_cf(
         engine.cf(Cf::Meta),
@@ -87,12 +117,13 @@ fn find_expired(
             break;
         }
         if let Some(m) = Meta::decode(&v) {
+            volatile |= m.expire_ms != 0;
             if m.is_expired(now) {
                 due.push(Bytes::copy_from_slice(user_key_of_meta(&k)));
             }
         }
     }
-    Ok((due, next))
+    Ok((due, volatile, next))
 }
 
 /// Runs the garbage sweeper on its own thread until `stop` is set.

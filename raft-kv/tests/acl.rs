@@ -216,6 +216,14 @@ fn channels_and_categories() {
         assert_eq!(call(&mut dan, &["SUBSCRIBE", "sport"]), channels);
         let got = call(&mut dan, &["SUBSCRIBE", "news.x"]);
         assert!(got.starts_with(b"*3\r\n$9\r\nsubscribe"), "{}", text(&got));
+        // A subscriber whose channel is no longer allowed is disconnected, as in Redis 7.
+        assert_eq!(call(&mut admin, &["ACL", "SETUSER", "dan", "&other"]), OK);
+        assert_eq!(call(&mut admin, &["PUBLISH", "news.x", "hi"]), b":1\r\n");
+        let msg = b"*3\r\n$7\r\nmessage\r\n$6\r\nnews.x\r\n$2\r\nhi\r\n";
+        assert_eq!(dan.read_n(msg.len()), msg);
+        let revoke = ["ACL", "SETUSER", "dan", "resetchannels", "&other"];
+        assert_eq!(call(&mut admin, &revoke), OK);
+        assert!(dan.is_closed(), "the subscriber must be disconnected");
 
         let cat = text(&call(&mut admin, &["ACL", "CAT", "hyperloglog"]));
         assert!(cat.contains("pfadd") && cat.contains("pfcount"), "{cat}");
@@ -547,6 +555,29 @@ fn replies_match_redis_server() {
         for cmd in script {
             let want = call(&mut a, cmd);
             let got = call(&mut b, cmd);
+            assert_eq!(text(&got), text(&want), "{cmd:?}");
+        }
+        // Permissions are checked again at EXEC: (connection, command) on both servers.
+        let exec: &[(usize, &[&str])] = &[
+            (
+                0,
+                &[
+                    "ACL", "SETUSER", "mx", "on", "nopass", "~*", "+multi", "+exec", "+get", "+set",
+                ],
+            ),
+            (1, &["AUTH", "mx", "x"]),
+            (1, &["MULTI"]),
+            (1, &["SET", "q", "1"]),
+            (1, &["GET", "q"]),
+            (0, &["ACL", "SETUSER", "mx", "-get"]),
+            (1, &["EXEC"]),
+            (1, &["GET", "q"]),
+        ];
+        let mut real = [Raw::connect(real_port), Raw::connect(real_port)];
+        let mut ours = [Raw::connect(port), Raw::connect(port)];
+        for (who, cmd) in exec {
+            let want = call(&mut real[*who], cmd);
+            let got = call(&mut ours[*who], cmd);
             assert_eq!(text(&got), text(&want), "{cmd:?}");
         }
     });

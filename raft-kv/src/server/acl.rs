@@ -696,6 +696,16 @@ pub fn noperm(denied: &Denied, fullname: &str) -> String {
     }
 }
 
+/// Redis' error for a queued command the user lost the right to run before EXEC.
+pub fn exec_noperm(denied: &Denied) -> String {
+    let reason = match denied {
+        Denied::Command => "no permission to execute the command or subcommand",
+        Denied::Key(_) => "no permission to touch the specified keys",
+        Denied::Channel(_) => "no permission to access one of the channels used as arguments",
+    };
+    format!("NOPERM ACLs rules changed between the moment the transaction was accumulated and the EXEC call. This command is no longer allowed for the following reason: {reason}")
+}
+
 /// `ACL DRYRUN`'s description of a denial.
 pub fn dryrun_text(denied: &Denied, fullname: &str, args: &[Bytes]) -> String {
     let arg = |i: &usize| String::from_utf8_lossy(&args[*i]).into_owned();
@@ -722,9 +732,10 @@ pub fn log_reason(denied: &Denied, fullname: &str, args: &[Bytes]) -> (&'static 
     }
 }
 
-/// Disconnects clients whose user was deleted, on every metadata change (Redis closes the
-/// connections of a deleted user; here the deletion may have come from any node).
-pub async fn reap_deleted_users(srv: Arc<super::Server>) {
+/// On every metadata change, disconnects the clients Redis would have: those whose user was
+/// deleted, and subscribers to a channel or pattern their user may no longer use (the change
+/// may have come from any node).
+pub async fn reap_clients(srv: Arc<super::Server>) {
     let mut rx = srv.meta.subscribe();
     while rx.changed().await.is_ok() {
         let users = srv.users();
@@ -732,6 +743,17 @@ pub async fn reap_deleted_users(srv: Arc<super::Server>) {
             let user = c.fields.lock().user.clone();
             if users.get(&user).is_none() {
                 tracing::info!(client = c.id, user = %user, "closing a client of a deleted user");
+                c.kill();
+            }
+        }
+        for (kind, name, c) in srv.pubsub.subscriptions() {
+            let user = c.fields.lock().user.clone();
+            let literal = kind == super::pubsub::SubKind::Pattern;
+            if users
+                .get(&user)
+                .is_some_and(|u| !u.allows_channel(&name, literal))
+            {
+                tracing::info!(client = c.id, user = %user, "closing a subscriber that lost access to its channel");
                 c.kill();
             }
         }

@@ -769,7 +769,16 @@ impl Conn {
         if self.watched_key_touched(watch_rx, &watched).await {
             return Ok(Frame::NullArray.into());
         }
-        let data: Vec<Vec<Bytes>> = queued.iter().filter(|a| !is_server(a)).cloned().collect();
+        // Permissions are checked again now, as Redis does: a command no longer allowed
+        // is not run and answers in its place.
+        let denied = self.exec_denials(&queued);
+        let runs = |i: usize| denied[i].is_none();
+        let data: Vec<Vec<Bytes>> = queued
+            .iter()
+            .enumerate()
+            .filter(|(i, a)| runs(*i) && !is_server(a))
+            .map(|(_, a)| a.clone())
+            .collect();
         let mut data_replies = Vec::new();
         if !data.is_empty() || !watched.is_empty() {
             match self.srv.store.exec_multi(watched, data).await {
@@ -780,8 +789,10 @@ impl Conn {
         }
         let mut data_replies = data_replies.into_iter();
         let mut out = Vec::with_capacity(queued.len());
-        for args in queued {
-            if is_server(&args) {
+        for (args, denied) in queued.into_iter().zip(denied) {
+            if let Some(e) = denied {
+                out.push(e);
+            } else if is_server(&args) {
                 let Some(spec) = args.first().and_then(|n| cmd::lookup(n)) else {
                     continue;
                 };
@@ -799,6 +810,38 @@ impl Conn {
             }
         }
         Ok(Frame::Array(out).into())
+    }
+
+    /// For each queued command, the error if the user may no longer run it (logged).
+    fn exec_denials(&self, queued: &[Vec<Bytes>]) -> Vec<Option<Frame>> {
+        let users = self.srv.users();
+        let user = users.get(self.acting_user());
+        queued
+            .iter()
+            .map(|args| {
+                let spec = args.first().and_then(|n| cmd::lookup(n))?;
+                let sub = subcommands(spec.name)
+                    .and(args.get(1))
+                    .and_then(|s| lookup_sub(spec.name, s));
+                let denied = match user {
+                    Some(u) => u.check(spec, sub, args).err()?,
+                    None => acl::Denied::Command,
+                };
+                let fullname = match sub {
+                    Some(s) => format!("{}|{}", spec.name, s.name),
+                    None => spec.name.to_string(),
+                };
+                let (reason, object) = acl::log_reason(&denied, &fullname, args);
+                self.srv.acl.log(
+                    reason,
+                    "multi",
+                    object,
+                    self.acting_user().to_string(),
+                    self.handle.describe(Instant::now()),
+                );
+                Some(Frame::Error(acl::exec_noperm(&denied)))
+            })
+            .collect()
     }
 
     // ---- blocking commands ----

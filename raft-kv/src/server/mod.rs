@@ -440,7 +440,7 @@ async fn serve(config: Config) -> Result<(), String> {
         shutdown,
     });
 
-    tokio::spawn(acl::reap_deleted_users(srv.clone()));
+    tokio::spawn(acl::reap_clients(srv.clone()));
 
     tokio::spawn(store::background::run_active_expiry(store.clone()));
     let gc_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));

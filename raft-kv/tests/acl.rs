@@ -437,6 +437,41 @@ fn users_are_cluster_wide() {
     drop(c);
 }
 
+/// Nodes outside the metadata group forward SETUSER to it and answer once they see the user.
+#[test]
+fn setuser_on_a_node_outside_the_metadata_group() {
+    let c = Cluster::start(3, &["--meta-replicas", "1"]);
+    c.wait_leader(Duration::from_secs(15));
+    let ports: Vec<u16> = c.nodes.iter().map(|n| n.redis_port).collect();
+    bounded(move || {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut on2 = Raw::connect(ports[2]);
+        loop {
+            let got = call(
+                &mut on2,
+                &["ACL", "SETUSER", "zed", "on", ">z", "+@all", "~*"],
+            );
+            if got == OK {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{}", text(&got));
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        // Right after the reply, on the node that took the command.
+        let mut zed = Raw::connect(ports[2]);
+        assert_eq!(call(&mut zed, &["AUTH", "zed", "z"]), OK);
+        let mut on1 = Raw::connect(ports[1]);
+        loop {
+            if call(&mut on1, &["AUTH", "zed", "z"]) == OK {
+                break;
+            }
+            assert!(Instant::now() < deadline, "node 1 never learned the user");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    });
+    drop(c);
+}
+
 /// A redis-server on a free loopback port, stopped on drop.
 struct RealRedis {
     child: Child,

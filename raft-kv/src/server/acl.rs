@@ -737,7 +737,14 @@ pub fn log_reason(denied: &Denied, fullname: &str, args: &[Bytes]) -> (&'static 
 /// may have come from any node).
 pub async fn reap_clients(srv: Arc<super::Server>) {
     let mut rx = srv.meta.subscribe();
+    let mut seen = srv.meta.current().users.clone();
     while rx.changed().await.is_ok() {
+        // Most metadata changes are about shards: nothing to do unless the users changed.
+        let now = rx.borrow_and_update().users.clone();
+        if now == seen {
+            continue;
+        }
+        seen = now;
         let users = srv.users();
         for c in srv.clients.all() {
             let user = c.fields.lock().user.clone();

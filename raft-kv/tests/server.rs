@@ -753,7 +753,7 @@ fn sigterm_shuts_down_gracefully() {
 fn command_info_and_unknown_commands() {
     let srv = TestServer::start();
     let mut raw = srv.raw();
-    let expected: &[u8] = b"*1\r\n*10\r\n$3\r\nget\r\n:2\r\n*2\r\n+readonly\r\n+fast\r\n:1\r\n:1\r\n:1\r\n*2\r\n+@read\r\n+@fast\r\n*0\r\n*0\r\n*0\r\n";
+    let expected: &[u8] = b"*1\r\n*10\r\n$3\r\nget\r\n:2\r\n*2\r\n+readonly\r\n+fast\r\n:1\r\n:1\r\n:1\r\n*3\r\n+@read\r\n+@string\r\n+@fast\r\n*0\r\n*0\r\n*0\r\n";
     assert_eq!(raw.call(b"COMMAND INFO get\r\n"), expected);
     let expected = b"*1\r\n$1\r\na\r\n";
     assert_eq!(

@@ -8,6 +8,7 @@
 //! One file per command family; each exports `COMMANDS: &[CommandSpec]`.
 
 pub mod args;
+pub mod category;
 pub mod error;
 pub mod table;
 

@@ -174,6 +174,7 @@ pub const COMMANDS: &[CommandSpec] = &[
         Kind::Server,
     ),
     spec("pubsub", -2, 0, (0, 0, 0), Kind::Server),
+    spec("acl", -2, 0, (0, 0, 0), Kind::Server),
 ];
 
 /// A subcommand of a container command (CLIENT, CONFIG, COMMAND, PUBSUB), as `COMMAND INFO`
@@ -240,6 +241,22 @@ pub const PUBSUB_SUBCOMMANDS: &[SubSpec] = &[
     sub("shardnumsub", -2, flag::PUBSUB | LOADING_STALE),
 ];
 
+pub const ACL_SUBCOMMANDS: &[SubSpec] = &[
+    sub("cat", -2, CONN_SUB),
+    sub("deluser", -3, ADMIN_SUB),
+    sub("dryrun", -4, ADMIN_SUB),
+    sub("genpass", -2, CONN_SUB),
+    sub("getuser", 3, ADMIN_SUB),
+    sub("help", 2, LOADING_STALE),
+    sub("list", 2, ADMIN_SUB),
+    sub("load", 2, ADMIN_SUB),
+    sub("log", -2, ADMIN_SUB),
+    sub("save", 2, ADMIN_SUB),
+    sub("setuser", -3, ADMIN_SUB),
+    sub("users", 2, ADMIN_SUB),
+    sub("whoami", 2, CONN_SUB),
+];
+
 pub const CLUSTER_SUBCOMMANDS: &[SubSpec] = &[
     sub("countkeysinslot", 3, LOADING_STALE),
     sub("getkeysinslot", 4, LOADING_STALE),
@@ -256,6 +273,7 @@ pub const CLUSTER_SUBCOMMANDS: &[SubSpec] = &[
 /// The subcommand table of a container command, by its lower-case name.
 pub fn subcommands(container: &str) -> Option<&'static [SubSpec]> {
     match container {
+        "acl" => Some(ACL_SUBCOMMANDS),
         "client" => Some(CLIENT_SUBCOMMANDS),
         "config" => Some(CONFIG_SUBCOMMANDS),
         "command" => Some(COMMAND_SUBCOMMANDS),

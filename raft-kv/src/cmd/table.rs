@@ -5,25 +5,41 @@ use std::sync::OnceLock;
 
 use super::{bitmap, hash, hll, keys, list, server_cmds, set, stream, string, zset, CommandSpec};
 
-fn table() -> &'static HashMap<&'static str, CommandSpec> {
-    static TABLE: OnceLock<HashMap<&'static str, CommandSpec>> = OnceLock::new();
+/// The family file a command is declared in (its data type, for the ACL categories).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Family {
+    String,
+    Keys,
+    Bitmap,
+    Hash,
+    List,
+    Set,
+    Zset,
+    Hll,
+    Stream,
+    Server,
+}
+
+const FAMILIES: [(Family, &[CommandSpec]); 10] = [
+    (Family::String, string::COMMANDS),
+    (Family::Keys, keys::COMMANDS),
+    (Family::Bitmap, bitmap::COMMANDS),
+    (Family::Hash, hash::COMMANDS),
+    (Family::List, list::COMMANDS),
+    (Family::Set, set::COMMANDS),
+    (Family::Zset, zset::COMMANDS),
+    (Family::Hll, hll::COMMANDS),
+    (Family::Stream, stream::COMMANDS),
+    (Family::Server, server_cmds::COMMANDS),
+];
+
+fn table() -> &'static HashMap<&'static str, (CommandSpec, Family)> {
+    static TABLE: OnceLock<HashMap<&'static str, (CommandSpec, Family)>> = OnceLock::new();
     TABLE.get_or_init(|| {
-        let families: [&[CommandSpec]; 10] = [
-            string::COMMANDS,
-            keys::COMMANDS,
-            bitmap::COMMANDS,
-            hash::COMMANDS,
-            list::COMMANDS,
-            set::COMMANDS,
-            zset::COMMANDS,
-            hll::COMMANDS,
-            stream::COMMANDS,
-            server_cmds::COMMANDS,
-        ];
         let mut map = HashMap::new();
-        for family in families {
-            for spec in family {
-                let prev = map.insert(spec.name, *spec);
+        for (family, specs) in FAMILIES {
+            for spec in specs {
+                let prev = map.insert(spec.name, (*spec, family));
                 assert!(prev.is_none(), "command {} registered twice", spec.name);
             }
         }
@@ -41,12 +57,17 @@ pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
     lower.copy_from_slice(name);
     lower.make_ascii_lowercase();
     let s = std::str::from_utf8(lower).ok()?;
-    table().get(s)
+    table().get(s).map(|(spec, _)| spec)
+}
+
+/// The family of a command by its lower-case name.
+pub fn family(name: &str) -> Option<Family> {
+    table().get(name).map(|(_, f)| *f)
 }
 
 /// Every registered command (for COMMAND, COMMAND COUNT, COMMAND DOCS).
 pub fn specs() -> impl Iterator<Item = &'static CommandSpec> {
-    table().values()
+    table().values().map(|(spec, _)| spec)
 }
 
 #[cfg(test)]

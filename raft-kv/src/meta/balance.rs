@@ -374,6 +374,7 @@ mod tests {
             next_op: 1,
             scheduler_paused: false,
             tombstones: Vec::new(),
+            users: Default::default(),
         }
     }
 

@@ -427,6 +427,7 @@ mod tests {
             next_op: 1,
             scheduler_paused: false,
             tombstones: Vec::new(),
+            users: Default::default(),
         }
     }
 

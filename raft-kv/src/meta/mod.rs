@@ -1,7 +1,7 @@
 //! The metadata group: one Raft group (on `--meta-replicas` nodes) holding the cluster's
 //! truth, and how every node follows it.
 //!
-//! - [`state`]: the replicated value (nodes, shards, operations) and its commands.
+//! - [`state`]: the replicated value (nodes, shards, operations, ACL users) and its commands.
 //! - [`MetaMachine`]: the metadata group's state machine inside the runtime.
 //! - [`MetaView`]: every node's latest known metadata (applied locally on metadata replicas,
 //!   learned from peers' Hello replies elsewhere); only newer versions replace it.

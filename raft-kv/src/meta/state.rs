@@ -5,11 +5,14 @@
 //! a refused command changes nothing and answers why. Times come from the proposer inside
 //! the command, never from the applying node's clock.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use super::META_GROUP;
 use crate::raftstore::members::Member;
 use crate::routing::{Layout, ShardSpec};
+use crate::server::acl::{User, DEFAULT_USER};
 
 /// Finished operations kept for `GET /admin/operations`.
 const KEEP_FINISHED: usize = 100;
@@ -190,6 +193,11 @@ pub enum MetaCmd {
     },
     /// The group's configuration has `to` as a voter and no `from`: make it the routing truth.
     FinishMigrate { op: u64, now_ms: u64 },
+    /// Creates or changes a user by `ACL SETUSER` rules (passwords already hashed): all
+    /// rules or none.
+    SetUser { name: String, rules: Vec<String> },
+    /// Deletes users (never `default`); the result is how many existed.
+    DelUser { names: Vec<String> },
     /// Gives up a migration whose learner was never promoted (the learner was removed).
     FailOp {
         op: u64,
@@ -217,6 +225,9 @@ pub struct MetaState {
     /// Groups merged away (never reused): replicas left of them are dropped, data kept.
     #[serde(default)]
     pub tombstones: Vec<u64>,
+    /// ACL users by name (`default` only once changed); see `server::acl`.
+    #[serde(default)]
+    pub users: BTreeMap<String, User>,
 }
 
 impl MetaState {
@@ -232,6 +243,7 @@ impl MetaState {
             next_op: 1,
             scheduler_paused: false,
             tombstones: Vec::new(),
+            users: BTreeMap::new(),
         }
     }
 
@@ -386,11 +398,32 @@ impl MetaState {
                 now_ms,
             } => self.abort_merge(*op, *source_epoch, reason, *now_ms),
             MetaCmd::FailOp { op, reason, now_ms } => self.fail_op(*op, reason, *now_ms),
+            MetaCmd::SetUser { name, rules } => self.set_user(name, rules),
+            MetaCmd::DelUser { names } => Ok(self.del_users(names)),
         };
         if r.is_ok() {
             self.version += 1;
         }
         r
+    }
+
+    /// Returns the version this change creates, so the proposer can wait to see it applied.
+    fn set_user(&mut self, name: &str, rules: &[String]) -> Result<u64, String> {
+        let mut user = match self.users.get(name) {
+            Some(u) => u.clone(),
+            None if name == DEFAULT_USER => User::builtin_default(),
+            None => User::default(),
+        };
+        user.apply_all(rules)?;
+        self.users.insert(name.to_string(), user);
+        Ok(self.version + 1)
+    }
+
+    fn del_users(&mut self, names: &[String]) -> u64 {
+        names
+            .iter()
+            .filter(|n| n.as_str() != DEFAULT_USER && self.users.remove(n.as_str()).is_some())
+            .count() as u64
     }
 
     fn running_op(&mut self, id: u64) -> Result<&mut Operation, String> {
@@ -916,6 +949,37 @@ mod tests {
             .collect();
         let layout = Layout::initial(&[1, 2, 3], 2).expect("layout");
         MetaState::initial(nodes, &layout, vec![1, 2, 3])
+    }
+
+    #[test]
+    fn users_are_set_deleted_and_decode_from_old_states() {
+        let mut s = state();
+        let v = s.version;
+        let set = |name: &str, rules: &[&str]| MetaCmd::SetUser {
+            name: name.into(),
+            rules: rules.iter().map(|r| r.to_string()).collect(),
+        };
+        assert_eq!(s.apply(&set("alice", &["on", "~k*", "+get"])), Ok(v + 1));
+        assert_eq!(s.version, v + 1);
+        assert!(s.users["alice"].enabled);
+        // All or nothing, and a refusal changes no version.
+        assert!(s.apply(&set("alice", &["off", "bogus"])).is_err());
+        assert!(s.users["alice"].enabled);
+        assert_eq!(s.version, v + 1);
+        // `default` starts from the built-in one.
+        s.apply(&set("default", &["-flushall"])).expect("default");
+        assert!(s.users["default"].nopass && s.users["default"].all_keys);
+        let del = MetaCmd::DelUser {
+            names: vec!["alice".into(), "default".into(), "nosuch".into()],
+        };
+        assert_eq!(s.apply(&del), Ok(1));
+        assert!(!s.users.contains_key("alice") && s.users.contains_key("default"));
+        // Round trip, and states written before users existed still decode.
+        assert_eq!(MetaState::decode(&s.encode()), Ok(s.clone()));
+        let mut old: serde_json::Value = serde_json::from_slice(&s.encode()).expect("json");
+        old.as_object_mut().expect("object").remove("users");
+        let old = MetaState::decode(&serde_json::to_vec(&old).expect("json")).expect("old");
+        assert!(old.users.is_empty());
     }
 
     fn begin(s: &mut MetaState, shard: u64, from: u64, to: u64) -> Result<u64, String> {

@@ -159,6 +159,7 @@ impl Conn {
                 .into()
             }
             "pubsub" => self.cmd_pubsub(&args),
+            "acl" => self.cmd_acl(&args).await,
             other => err(format!("ERR command '{other}' is not supported")),
         };
         Ok(reply)
@@ -187,21 +188,39 @@ impl Conn {
         }
     }
 
-    fn password_ok(&self, user: &[u8], pass: &[u8]) -> bool {
-        if user != b"default" {
-            return false;
+    /// AUTH / HELLO AUTH (`via`): on success the connection acts as `user`; a failure is
+    /// recorded in the ACL log.
+    fn authenticate(&mut self, user: &[u8], pass: &[u8], via: &str) -> bool {
+        let name = String::from_utf8_lossy(user).into_owned();
+        if self
+            .srv
+            .users()
+            .get(&name)
+            .is_some_and(|u| u.password_ok(pass))
+        {
+            self.set_user(Some(name));
+            return true;
         }
-        match self.srv.settings.requirepass() {
-            None => true,
-            Some(p) => p.as_bytes() == pass,
-        }
+        let context = if self.multi.is_some() {
+            "multi"
+        } else {
+            "toplevel"
+        };
+        self.srv.acl.log(
+            "auth",
+            context,
+            via.to_string(),
+            name,
+            self.handle.describe(std::time::Instant::now()),
+        );
+        false
     }
 
     fn cmd_auth(&mut self, args: &[Bytes]) -> Reply {
         if args.len() > 3 {
             return CmdError::Syntax.to_frame().into();
         }
-        if args.len() == 2 && self.srv.settings.requirepass().is_none() {
+        if args.len() == 2 && self.srv.users().default_user().nopass {
             return err("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?");
         }
         let (user, pass): (&[u8], &[u8]) = if args.len() == 3 {
@@ -209,8 +228,7 @@ impl Conn {
         } else {
             (b"default", &args[1])
         };
-        if self.password_ok(user, pass) {
-            self.authed = true;
+        if self.authenticate(user, pass, "AUTH") {
             Frame::ok().into()
         } else {
             err("WRONGPASS invalid username-password pair or user is disabled.")
@@ -251,12 +269,11 @@ impl Conn {
             }
         }
         if let Some((user, pass)) = auth {
-            if !self.password_ok(&user, &pass) {
+            if !self.authenticate(&user, &pass, "HELLO") {
                 return err("WRONGPASS invalid username-password pair or user is disabled.");
             }
-            self.authed = true;
         }
-        if !self.authed && self.srv.settings.requirepass().is_some() {
+        if self.auth_required(&self.srv.users()) {
             return err("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time");
         }
         if let Some(n) = name {
@@ -287,7 +304,8 @@ impl Conn {
         self.readonly = false;
         self.cluster_aware = false;
         self.skip_armed = false;
-        self.authed = self.srv.settings.requirepass().is_none();
+        let user = super::conn::initial_user(&self.srv.users());
+        self.set_user(user);
         {
             let mut f = self.handle.fields.lock();
             f.name = None;
@@ -577,6 +595,7 @@ impl Conn {
         let mut laddr: Option<&[u8]> = None;
         let mut ctype: Option<String> = None;
         let mut maxage: Option<u64> = None;
+        let mut user: Option<String> = None;
         let mut skipme = true;
         for pair in args[2..].chunks(2) {
             let (opt, val) = (&pair[0], &pair[1]);
@@ -602,12 +621,14 @@ impl Conn {
                 }
                 ctype = Some(t);
             } else if is(opt, "user") {
-                if val.as_ref() != b"default" {
+                let name = String::from_utf8_lossy(val).into_owned();
+                if self.srv.users().get(&name).is_none() {
                     let mut msg = b"ERR No such user '".to_vec();
                     msg.extend_from_slice(val);
                     msg.push(b'\'');
                     return Reply::One(raw_error(&msg));
                 }
+                user = Some(name);
             } else if is(opt, "skipme") {
                 if is(val, "yes") {
                     skipme = true;
@@ -636,6 +657,9 @@ impl Conn {
                 continue;
             }
             if ctype.as_ref().is_some_and(|t| !c.is_type(t)) {
+                continue;
+            }
+            if user.as_ref().is_some_and(|u| c.fields.lock().user != *u) {
                 continue;
             }
             if c.id == self.handle.id {
@@ -669,7 +693,11 @@ impl Conn {
                     .map(|p| (p[0].as_ref(), p[1].as_ref()))
                     .collect();
                 match self.srv.settings.config_set(&pairs) {
-                    Ok(()) => Frame::ok().into(),
+                    Ok(()) => {
+                        // requirepass may have changed: the default user's password.
+                        self.srv.acl.requirepass_changed();
+                        Frame::ok().into()
+                    }
                     Err(e) => err(e),
                 }
             }

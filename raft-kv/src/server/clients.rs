@@ -34,6 +34,8 @@ pub struct ClientFields {
     pub multi: i64,
     pub blocked: bool,
     pub qbuf: usize,
+    /// The ACL user the connection acts as.
+    pub user: String,
 }
 
 pub struct ClientHandle {
@@ -148,7 +150,7 @@ impl ClientHandle {
         format!(
             "id={} addr={} laddr={} fd=8 name={} age={} idle={} flags={} db=0 sub={} psub={} ssub={} \
              multi={} qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem={} \
-             tot-mem=0 events=r cmd={} user=default redir=-1 resp={}",
+             tot-mem=0 events=r cmd={} user={} redir=-1 resp={}",
             self.id,
             self.addr,
             self.laddr,
@@ -163,6 +165,7 @@ impl ClientHandle {
             f.qbuf,
             self.pending_out.load(Ordering::Relaxed),
             if f.last_cmd.is_empty() { "NULL" } else { &f.last_cmd },
+            f.user,
             f.resp,
         )
     }
@@ -198,6 +201,7 @@ impl Clients {
             fields: Mutex::new(ClientFields {
                 resp: 2,
                 multi: -1,
+                user: crate::server::acl::DEFAULT_USER.to_string(),
                 ..Default::default()
             }),
             killed: AtomicBool::new(false),

@@ -4,7 +4,8 @@ use bytes::Bytes;
 
 use super::conn::{err, unknown_subcommand, Reply};
 use crate::cmd::args::is;
-use crate::cmd::server_cmds::{subcommands, SubSpec};
+use crate::cmd::category::{self, Categories};
+use crate::cmd::server_cmds::{lookup_sub, subcommands, SubSpec};
 use crate::cmd::{flag, specs, CommandSpec, Kind};
 use crate::protocol::{matches, Frame};
 
@@ -24,43 +25,21 @@ fn flag_names(flags: u32) -> Vec<Frame> {
         .collect()
 }
 
-/// ACL categories derived from the flags (Redis also has per-type ones such as `@string`,
-/// which the table doesn't record).
-fn categories(flags: u32) -> Vec<Frame> {
-    let mut out = Vec::new();
-    if flags & flag::WRITE != 0 {
-        out.push(simple("@write"));
-    }
-    if flags & flag::READONLY != 0 {
-        out.push(simple("@read"));
-    }
-    if flags & flag::ADMIN != 0 {
-        out.push(simple("@admin"));
-        out.push(simple("@dangerous"));
-    }
-    if flags & flag::PUBSUB != 0 {
-        out.push(simple("@pubsub"));
-    }
-    out.push(simple(if flags & flag::FAST != 0 {
-        "@fast"
-    } else {
-        "@slow"
-    }));
-    if flags & flag::BLOCKING != 0 {
-        out.push(simple("@blocking"));
-    }
-    out
+fn categories(cats: Categories) -> Vec<Frame> {
+    category::names(cats)
+        .map(|n| simple(&format!("@{n}")))
+        .collect()
 }
 
-fn sub_entry(container: &str, s: &SubSpec) -> Frame {
+fn sub_entry(container: &CommandSpec, s: &SubSpec) -> Frame {
     Frame::Array(vec![
-        bulk(&format!("{container}|{}", s.name)),
+        bulk(&format!("{}|{}", container.name, s.name)),
         Frame::Integer(s.arity as i64),
         Frame::Set(flag_names(s.flags)),
         Frame::Integer(0),
         Frame::Integer(0),
         Frame::Integer(0),
-        Frame::Set(categories(s.flags)),
+        Frame::Set(categories(category::of(container, Some(s)))),
         Frame::Set(vec![]),
         Frame::Set(vec![]),
         Frame::Set(vec![]),
@@ -71,7 +50,7 @@ fn sub_entry(container: &str, s: &SubSpec) -> Frame {
 /// tips, key specs, subcommands.
 pub fn entry(spec: &CommandSpec) -> Frame {
     let subs: Vec<Frame> = subcommands(spec.name)
-        .map(|list| list.iter().map(|s| sub_entry(spec.name, s)).collect())
+        .map(|list| list.iter().map(|s| sub_entry(spec, s)).collect())
         .unwrap_or_default();
     let (first, last, step) = if spec.key_finder.is_some() && spec.first_key == 0 {
         (0, 0, 0)
@@ -85,7 +64,7 @@ pub fn entry(spec: &CommandSpec) -> Frame {
         Frame::Integer(first as i64),
         Frame::Integer(last as i64),
         Frame::Integer(step as i64),
-        Frame::Set(categories(spec.flags)),
+        Frame::Set(categories(category::of(spec, None))),
         Frame::Set(vec![]),
         Frame::Set(vec![]),
         Frame::Set(subs),
@@ -228,11 +207,16 @@ pub fn command(args: &[Bytes]) -> Reply {
             let keep: Box<dyn Fn(&str) -> bool> = if is(&args[3], "pattern") {
                 Box::new(move |n: &str| matches(value, n.as_bytes(), true))
             } else if is(&args[3], "aclcat") {
-                let cat = format!("@{}", String::from_utf8_lossy(value).to_lowercase());
+                let cat = category::bit(&String::from_utf8_lossy(value)).unwrap_or(0);
                 Box::new(move |n: &str| {
-                    let top = n.split('|').next().unwrap_or(n);
-                    crate::cmd::lookup(top.as_bytes())
-                        .is_some_and(|s| categories(s.flags).contains(&simple(&cat)))
+                    let (top, sub) = match n.split_once('|') {
+                        Some((t, s)) => (t, Some(s)),
+                        None => (n, None),
+                    };
+                    crate::cmd::lookup(top.as_bytes()).is_some_and(|spec| {
+                        let sub = sub.and_then(|s| lookup_sub(spec.name, s.as_bytes()));
+                        category::of(spec, sub) & cat != 0
+                    })
                 })
             } else if is(&args[3], "module") {
                 Box::new(|_: &str| false)

@@ -17,10 +17,11 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::{broadcast, mpsc, watch};
 
+use super::acl::{self, Users, DEFAULT_USER};
 use super::blocked::{Outcome, WaitKey};
 use super::clients::ClientHandle;
 use super::Server;
-use crate::cmd::server_cmds::{lookup_sub, sub_arity_ok, subcommands};
+use crate::cmd::server_cmds::{lookup_sub, sub_arity_ok, subcommands, SubSpec};
 use crate::cmd::{self, flag, CmdError, CommandSpec, Kind};
 use crate::protocol::{Frame, Parser};
 
@@ -60,7 +61,9 @@ pub struct Conn {
     out: BytesMut,
     parser: Parser,
     pub proto: u8,
-    pub authed: bool,
+    /// The ACL user this connection authenticated as; None until it authenticates (it then
+    /// acts as `default`, allowed only while `default` needs no password).
+    pub user: Option<String>,
     /// Close once the pending output is written (QUIT, protocol error, CLIENT KILL self).
     pub closing: bool,
     pub multi: Option<Vec<Vec<Bytes>>>,
@@ -101,7 +104,7 @@ pub async fn handle(srv: Arc<Server>, mut stream: TcpStream, peer: SocketAddr) {
             .await;
         return;
     };
-    let authed = srv.settings.requirepass().is_none();
+    let user = initial_user(&srv.users());
     let shutdown = srv.shutdown_receiver();
     let mut conn = Conn {
         parser: Parser::new(srv.settings.proto_max_bulk_len()),
@@ -116,7 +119,7 @@ pub async fn handle(srv: Arc<Server>, mut stream: TcpStream, peer: SocketAddr) {
         cluster_aware: false,
         readonly: false,
         multi_shard: None,
-        authed,
+        user,
         closing: false,
         multi: None,
         multi_error: false,
@@ -134,6 +137,18 @@ pub async fn handle(srv: Arc<Server>, mut stream: TcpStream, peer: SocketAddr) {
     }
     conn.unsubscribe_everything();
     srv.clients.unregister(handle.id);
+}
+
+/// A new (or RESET) connection is authenticated as `default` if that needs no password.
+pub fn initial_user(users: &Users) -> Option<String> {
+    let d = users.default_user();
+    (d.nopass && d.enabled).then(|| DEFAULT_USER.to_string())
+}
+
+/// Commands any connection may run, authenticated or not, whatever its permissions (Redis'
+/// `no-auth` flag).
+fn no_auth(name: &str) -> bool {
+    matches!(name, "auth" | "hello" | "quit" | "reset")
 }
 
 /// How often a client blocked on keys of a shard hosted elsewhere retries.
@@ -322,13 +337,20 @@ impl Conn {
             || self.skip_this
             || self.skip_armed
             || (self.proto == 2 && self.sub_count() > 0)
-            || self.auth_required()
         {
+            return false;
+        }
+        let users = self.srv.users();
+        if self.auth_required(&users) {
             return false;
         }
         match args.first().and_then(|n| cmd::lookup(n)) {
             Some(spec) => {
                 spec.is_write()
+                    // A denied command is answered (and logged) by `dispatch`.
+                    && users
+                        .get(self.acting_user())
+                        .is_some_and(|u| u.check(spec, None, args).is_ok())
                     && spec.flags & flag::BLOCKING == 0
                     && spec.arity_ok(args.len())
                     // A redirected command is answered by `dispatch`.
@@ -466,8 +488,56 @@ impl Conn {
         }
     }
 
-    fn auth_required(&self) -> bool {
-        !self.authed && self.srv.settings.requirepass().is_some()
+    /// The user whose permissions apply to this connection.
+    pub fn acting_user(&self) -> &str {
+        self.user.as_deref().unwrap_or(DEFAULT_USER)
+    }
+
+    /// Redis' `authRequired`: not authenticated, and `default` needs a password or is off.
+    pub fn auth_required(&self, users: &Users) -> bool {
+        let d = users.default_user();
+        self.user.is_none() && (!d.nopass || !d.enabled)
+    }
+
+    /// Sets the connection's user (CLIENT LIST shows it).
+    pub fn set_user(&mut self, user: Option<String>) {
+        self.handle.fields.lock().user = user.as_deref().unwrap_or(DEFAULT_USER).to_string();
+        self.user = user;
+    }
+
+    /// The ACL check of one command, before it runs or is queued: the NOPERM reply (logged
+    /// in the ACL log) if the user may not run it.
+    fn acl_denied(
+        &mut self,
+        users: &Users,
+        spec: &CommandSpec,
+        sub: Option<&SubSpec>,
+        fullname: &str,
+        args: &[Bytes],
+    ) -> Option<Reply> {
+        let Some(user) = users.get(self.acting_user()) else {
+            // The user was deleted: Redis disconnects its clients.
+            self.closing = true;
+            return Some(Reply::None);
+        };
+        if no_auth(spec.name) {
+            return None;
+        }
+        let denied = user.check(spec, sub, args).err()?;
+        let (reason, object) = acl::log_reason(&denied, fullname, args);
+        let context = if self.multi.is_some() {
+            "multi"
+        } else {
+            "toplevel"
+        };
+        self.srv.acl.log(
+            reason,
+            context,
+            object,
+            self.acting_user().to_string(),
+            self.handle.describe(Instant::now()),
+        );
+        Some(err(acl::noperm(&denied, fullname)))
     }
 
     /// Checks and runs one command; the whole of Redis' `processCommand` order: lookup,
@@ -484,6 +554,7 @@ impl Conn {
         }
         let mut fullname = spec.name.to_string();
         let mut flags = spec.flags;
+        let mut sub_spec = None;
         if subcommands(spec.name).is_some() && args.len() >= 2 {
             match lookup_sub(spec.name, &args[1]) {
                 None => {
@@ -491,6 +562,7 @@ impl Conn {
                     return Ok(unknown_subcommand(spec.name, &args[1]));
                 }
                 Some(sub) => {
+                    sub_spec = Some(sub);
                     fullname = format!("{}|{}", spec.name, sub.name);
                     flags = sub.flags;
                     if !sub_arity_ok(sub, args.len()) {
@@ -501,9 +573,14 @@ impl Conn {
             }
             self.handle.fields.lock().last_cmd = fullname.clone();
         }
-        if self.auth_required() && !matches!(spec.name, "auth" | "hello" | "quit" | "reset") {
+        let users = self.srv.users();
+        if self.auth_required(&users) && !no_auth(spec.name) {
             self.flag_multi_error();
             return Ok(err("NOAUTH Authentication required."));
+        }
+        if let Some(denied) = self.acl_denied(&users, spec, sub_spec, &fullname, &args) {
+            self.flag_multi_error();
+            return Ok(denied);
         }
         if self.proto == 2
             && self.sub_count() > 0
@@ -692,7 +769,16 @@ impl Conn {
         if self.watched_key_touched(watch_rx, &watched).await {
             return Ok(Frame::NullArray.into());
         }
-        let data: Vec<Vec<Bytes>> = queued.iter().filter(|a| !is_server(a)).cloned().collect();
+        // Permissions are checked again now, as Redis does: a command no longer allowed
+        // is not run and answers in its place.
+        let denied = self.exec_denials(&queued);
+        let runs = |i: usize| denied[i].is_none();
+        let data: Vec<Vec<Bytes>> = queued
+            .iter()
+            .enumerate()
+            .filter(|(i, a)| runs(*i) && !is_server(a))
+            .map(|(_, a)| a.clone())
+            .collect();
         let mut data_replies = Vec::new();
         if !data.is_empty() || !watched.is_empty() {
             match self.srv.store.exec_multi(watched, data).await {
@@ -703,8 +789,10 @@ impl Conn {
         }
         let mut data_replies = data_replies.into_iter();
         let mut out = Vec::with_capacity(queued.len());
-        for args in queued {
-            if is_server(&args) {
+        for (args, denied) in queued.into_iter().zip(denied) {
+            if let Some(e) = denied {
+                out.push(e);
+            } else if is_server(&args) {
                 let Some(spec) = args.first().and_then(|n| cmd::lookup(n)) else {
                     continue;
                 };
@@ -722,6 +810,38 @@ impl Conn {
             }
         }
         Ok(Frame::Array(out).into())
+    }
+
+    /// For each queued command, the error if the user may no longer run it (logged).
+    fn exec_denials(&self, queued: &[Vec<Bytes>]) -> Vec<Option<Frame>> {
+        let users = self.srv.users();
+        let user = users.get(self.acting_user());
+        queued
+            .iter()
+            .map(|args| {
+                let spec = args.first().and_then(|n| cmd::lookup(n))?;
+                let sub = subcommands(spec.name)
+                    .and(args.get(1))
+                    .and_then(|s| lookup_sub(spec.name, s));
+                let denied = match user {
+                    Some(u) => u.check(spec, sub, args).err()?,
+                    None => acl::Denied::Command,
+                };
+                let fullname = match sub {
+                    Some(s) => format!("{}|{}", spec.name, s.name),
+                    None => spec.name.to_string(),
+                };
+                let (reason, object) = acl::log_reason(&denied, &fullname, args);
+                self.srv.acl.log(
+                    reason,
+                    "multi",
+                    object,
+                    self.acting_user().to_string(),
+                    self.handle.describe(Instant::now()),
+                );
+                Some(Frame::Error(acl::exec_noperm(&denied)))
+            })
+            .collect()
     }
 
     // ---- blocking commands ----

@@ -6,6 +6,8 @@
 //! - `clients`, `pubsub`, `settings`, `blocked` (FIFO queues of blocked clients): shared
 //!   state. `info`: INFO. `http`: the admin HTTP port.
 
+pub mod acl;
+pub mod acl_cmd;
 pub mod admin;
 pub mod admin_api;
 pub mod blocked;
@@ -107,6 +109,8 @@ pub struct Server {
     pub meta: Arc<MetaView>,
     /// Metadata proposals and shard-group requests to peers (admin API).
     pub cluster: Arc<meta::driver::Cluster>,
+    /// ACL users (from the metadata) and the ACL log.
+    pub acl: acl::Acl,
     shutdown: watch::Sender<bool>,
 }
 
@@ -127,6 +131,11 @@ impl Server {
     /// Cluster members (this node included) that are not removed, from the metadata.
     pub fn members(&self) -> Vec<Member> {
         self.meta.current().members()
+    }
+
+    /// The ACL users this node enforces now.
+    pub fn users(&self) -> Arc<acl::Users> {
+        self.acl.users(&self.meta, || self.settings.requirepass())
     }
 
     pub fn node_name(&self) -> String {
@@ -427,8 +436,11 @@ async fn serve(config: Config) -> Result<(), String> {
         cluster_secret: secret.clone(),
         meta: view,
         cluster,
+        acl: acl::Acl::default(),
         shutdown,
     });
+
+    tokio::spawn(acl::reap_clients(srv.clone()));
 
     tokio::spawn(store::background::run_active_expiry(store.clone()));
     let gc_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));

@@ -160,6 +160,22 @@ impl PubSub {
         self.inner.lock().patterns.len() as i64
     }
 
+    /// Every subscription: (kind, channel or pattern, client).
+    pub fn subscriptions(&self) -> Vec<(SubKind, Bytes, Arc<ClientHandle>)> {
+        let inner = self.inner.lock();
+        let mut out = Vec::new();
+        for (kind, table) in [
+            (SubKind::Channel, &inner.channels),
+            (SubKind::Pattern, &inner.patterns),
+            (SubKind::Shard, &inner.shard),
+        ] {
+            for (name, subs) in table {
+                out.extend(subs.values().map(|c| (kind, name.clone(), c.clone())));
+            }
+        }
+        out
+    }
+
     pub fn counts(&self) -> (usize, usize, usize) {
         let inner = self.inner.lock();
         (

@@ -251,3 +251,68 @@ async fn crashes_in_split_merge_and_migration_finish_or_leave_the_shards_whole()
     .await
     .expect("test timed out");
 }
+
+/// The newest write-ahead log file of the RocksDB instance in `dir`.
+fn newest_wal(dir: &std::path::Path) -> std::path::PathBuf {
+    let mut wals: Vec<_> = std::fs::read_dir(dir)
+        .expect("read db dir")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "log"))
+        .filter(|p| std::fs::metadata(p).is_ok_and(|m| m.len() > 0))
+        .collect();
+    wals.sort();
+    wals.pop()
+        .unwrap_or_else(|| panic!("no WAL in {}", dir.display()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_torn_log_tail_is_dropped_and_a_corrupt_log_is_refused() {
+    tokio::time::timeout(Duration::from_secs(180), async {
+        let mut c = Cluster::start(3, &["--initial-shards", "1"]);
+        c.wait_ready(Duration::from_secs(30));
+        let (stop, writers) = start_writers(&c, &[0, 1], "t", 300).await;
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+
+        // A torn write: the node dies while its last log record is half on disk. The record
+        // is cut short; the node must start, drop it, and catch up from its peers.
+        c.nodes[2].kill9();
+        let wal = newest_wal(&c.nodes[2].dir.join("raft"));
+        let len = std::fs::metadata(&wal).expect("wal").len();
+        assert!(len > 64, "{} is only {len} bytes", wal.display());
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&wal)
+            .expect("open wal");
+        f.set_len(len - 5).expect("truncate wal");
+        drop(f);
+        c.nodes[2].spawn();
+        c.wait_ready(Duration::from_secs(30));
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        let acked = stop_writers(&stop, writers).await;
+        assert!(acked.len() > 50, "only {} writes acknowledged", acked.len());
+        check_reads(&c, &acked).await;
+
+        // A flipped bit inside the log (not at its tail) is corruption: the node refuses to
+        // start, saying so, instead of serving from a log that lost acknowledged entries.
+        c.nodes[2].kill9();
+        let wal = newest_wal(&c.nodes[2].dir.join("raft"));
+        let mut bytes = std::fs::read(&wal).expect("read wal");
+        let at = bytes.len() / 2;
+        bytes[at] ^= 0x40;
+        std::fs::write(&wal, &bytes).expect("write wal");
+        let st = c.nodes[2].start_expecting_exit(Duration::from_secs(30));
+        let log = c.nodes[2].log_text();
+        assert!(
+            st.is_some_and(|s| !s.success()),
+            "a node with a corrupt log kept running ({st:?}):\n{log}"
+        );
+        assert!(
+            log.contains("raft log") && log.to_lowercase().contains("corrupt"),
+            "no clear message about the corrupt log:\n{log}"
+        );
+        // The other two still serve every acknowledged write.
+        common::load::check_reads_on(&c, 0, &acked).await;
+    })
+    .await
+    .expect("test timed out");
+}

@@ -85,6 +85,28 @@ impl Node {
         }
     }
 
+    /// Starts the node expecting it to refuse to run: its exit status, or None if it is
+    /// still running after `within` (it is then killed).
+    pub fn start_expecting_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let log = File::options()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("open node log");
+        let child = self
+            .command()
+            .stderr(Stdio::from(log.try_clone().expect("dup log")))
+            .stdout(Stdio::from(log))
+            .spawn()
+            .expect("spawn raft-kv");
+        self.child = Some(child);
+        let st = self.wait_exit(within);
+        if st.is_none() {
+            self.kill9();
+        }
+        st
+    }
+
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }

@@ -150,16 +150,23 @@ fn users_commands_keys_and_log() {
         );
 
         let log = text(&call(&mut admin, &["ACL", "LOG"]));
-        for needle in [
-            "auth",
-            "AUTH",
-            "key",
-            "del",
-            "acl|users",
-            "alice",
-            "toplevel",
+        // Field and value side by side, so client-info (which names the last command too)
+        // cannot satisfy the check.
+        for (field, value) in [
+            ("reason", "auth"),
+            ("object", "AUTH"),
+            ("reason", "key"),
+            ("object", "del"),
+            ("object", "acl|users"),
+            ("username", "alice"),
+            ("context", "toplevel"),
         ] {
-            assert!(log.contains(needle), "{needle} not in {log}");
+            let pair = format!(
+                "${}\r\n{field}\r\n${}\r\n{value}\r\n",
+                field.len(),
+                value.len()
+            );
+            assert!(log.contains(&pair), "{field}={value} not in {log}");
         }
         assert_eq!(call(&mut admin, &["ACL", "LOG", "RESET"]), OK);
         assert_eq!(call(&mut admin, &["ACL", "LOG"]), b"*0\r\n");
@@ -257,7 +264,11 @@ fn deluser_disconnects_and_multi_aborts_on_a_denied_command() {
         );
         assert_eq!(call(&mut carol, &["GET", "a"]), b"$-1\r\n");
         let log = text(&call(&mut admin, &["ACL", "LOG", "1"]));
-        assert!(log.contains("multi") && log.contains("del"), "{log}");
+        assert!(
+            log.contains("$7\r\ncontext\r\n$5\r\nmulti\r\n")
+                && log.contains("$6\r\nobject\r\n$3\r\ndel\r\n"),
+            "{log}"
+        );
 
         assert_eq!(
             call(&mut admin, &["ACL", "DELUSER", "default"]),
@@ -617,4 +628,65 @@ fn replies_match_redis_server() {
         }
     });
     drop(real);
+}
+
+#[test]
+fn stream_reads_check_the_real_keys() {
+    let srv = TestServer::start();
+    let port = srv.port;
+    bounded(move || {
+        let mut admin = Raw::connect(port);
+        for args in [
+            &["XADD", "secret", "*", "f", "v"][..],
+            &["XGROUP", "CREATE", "secret", "g", "0"],
+            &["XADD", "app:s", "*", "f", "v"],
+            &["XGROUP", "CREATE", "app:s", "g", "0"],
+        ] {
+            let r = call(&mut admin, args);
+            assert!(!r.starts_with(b"-"), "{args:?}: {}", text(&r));
+        }
+        assert_eq!(
+            call(
+                &mut admin,
+                &["ACL", "SETUSER", "sam", "on", ">pw", "~app:*", "+@all"]
+            ),
+            OK
+        );
+        let mut sam = Raw::connect(port);
+        assert_eq!(call(&mut sam, &["AUTH", "sam", "pw"]), OK);
+        let denied =
+            b"-NOPERM this user has no permissions to access one of the keys used as arguments\r\n";
+        // A consumer named like the STREAMS keyword must not hide the real key.
+        for args in [
+            &[
+                "XREADGROUP",
+                "GROUP",
+                "g",
+                "streams",
+                "STREAMS",
+                "secret",
+                ">",
+            ][..],
+            &["XREADGROUP", "GROUP", "g", "c", "STREAMS", "secret", ">"],
+            &["XREAD", "COUNT", "1", "STREAMS", "secret", "0"],
+        ] {
+            assert_eq!(call(&mut sam, args), denied.to_vec(), "{args:?}");
+        }
+        let r = call(
+            &mut sam,
+            &[
+                "XREADGROUP",
+                "GROUP",
+                "g",
+                "streams",
+                "STREAMS",
+                "app:s",
+                ">",
+            ],
+        );
+        assert!(r.starts_with(b"*1\r\n"), "{}", text(&r));
+        // Nothing of `secret` was delivered to the group.
+        let r = call(&mut admin, &["XPENDING", "secret", "g"]);
+        assert!(r.starts_with(b"*4\r\n:0\r\n"), "{}", text(&r));
+    });
 }

@@ -443,22 +443,51 @@ fn xtrim(ctx: &mut Ctx, args: &[Bytes]) -> CmdResult {
     Ok(Frame::Integer(n as i64))
 }
 
-/// The index of the first key of XREAD/XREADGROUP (after STREAMS) and the stream count.
-fn streams_section(args: &[Bytes]) -> Option<(usize, usize)> {
+/// Where XREAD/XREADGROUP's BLOCK value and STREAMS section are, found by stepping over
+/// each option with its values as `parse_read_opts` does, so a group or consumer named
+/// `streams` or `block` is never taken for the keyword (which would hide the real keys from
+/// routing and ACL key checks).
+fn read_sections(args: &[Bytes]) -> (Option<&Bytes>, Option<(usize, usize)>) {
+    let mut block = None;
     let mut i = 1;
     while i < args.len() {
-        if is(&args[i], "streams") {
+        let a = &args[i];
+        if is(a, "streams") {
             let first = i + 1;
-            let n = args.len().checked_sub(first)?;
-            return if n % 2 == 0 {
-                Some((first, n / 2))
-            } else {
-                None
-            };
+            let n = args.len() - first;
+            return (block, n.is_multiple_of(2).then_some((first, n / 2)));
+        } else if is(a, "block") {
+            block = args.get(i + 1);
+            i += 2;
+        } else if is(a, "count") {
+            i += 2;
+        } else if is(a, "group") {
+            i += 3;
+        } else {
+            i += 1;
         }
-        i += 1;
     }
-    None
+    (block, None)
+}
+
+/// The index of the first key of XREAD/XREADGROUP (after STREAMS) and the stream count.
+fn streams_section(args: &[Bytes]) -> Option<(usize, usize)> {
+    read_sections(args).1
+}
+
+/// XREAD/XREADGROUP's BLOCK timeout in milliseconds (None: it does not block).
+pub fn xread_block_ms(args: &[Bytes]) -> Result<Option<u64>, CmdError> {
+    match read_sections(args).0 {
+        None => Ok(None),
+        Some(v) => {
+            let ms = parse_i64_opt(v)
+                .ok_or_else(|| CmdError::err("timeout is not an integer or out of range"))?;
+            if ms < 0 {
+                return Err(CmdError::err("timeout is negative"));
+            }
+            Ok(Some(ms as u64))
+        }
+    }
 }
 
 /// Key positions of XREAD / XREADGROUP: the keys after STREAMS.
@@ -1625,6 +1654,47 @@ mod tests {
 
     fn entries(list: &[(&str, &[&str])]) -> Frame {
         Frame::Array(list.iter().map(|(id, f)| entry(id, f)).collect())
+    }
+
+    #[test]
+    fn read_keys_step_over_option_values() {
+        let a = |v: &[&str]| -> Vec<bytes::Bytes> {
+            v.iter()
+                .map(|s| bytes::Bytes::copy_from_slice(s.as_bytes()))
+                .collect()
+        };
+        // A group or consumer named like a keyword is a value, not the keyword.
+        let g = a(&[
+            "XREADGROUP",
+            "GROUP",
+            "g",
+            "streams",
+            "STREAMS",
+            "secret",
+            ">",
+        ]);
+        assert_eq!(super::xread_keys(&g), vec![5]);
+        let g = a(&[
+            "XREADGROUP",
+            "GROUP",
+            "streams",
+            "block",
+            "COUNT",
+            "2",
+            "STREAMS",
+            "a",
+            "b",
+            ">",
+            ">",
+        ]);
+        assert_eq!(super::xread_keys(&g), vec![7, 8]);
+        assert_eq!(super::xread_block_ms(&g).unwrap(), None);
+        let r = a(&["XREAD", "COUNT", "1", "BLOCK", "250", "STREAMS", "k", "$"]);
+        assert_eq!(super::xread_keys(&r), vec![6]);
+        assert_eq!(super::xread_block_ms(&r).unwrap(), Some(250));
+        let bad = a(&["XREAD", "BLOCK", "-1", "STREAMS", "k", "$"]);
+        assert!(super::xread_block_ms(&bad).is_err());
+        assert!(super::xread_keys(&a(&["XREAD", "STREAMS", "k"])).is_empty());
     }
 
     #[test]

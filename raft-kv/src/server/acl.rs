@@ -398,9 +398,10 @@ impl User {
         // Sharded pub/sub declares its channels as keys; they are checked as channels.
         if !self.all_keys && spec.flags & flag::PUBSUB == 0 {
             let write = spec.flags & flag::WRITE != 0;
+            let read = !write || !writes_only(spec.name, args);
             for i in spec.key_indexes(args) {
                 if let Some(k) = args.get(i) {
-                    if !self.allows_key(k, !write, write) {
+                    if !self.allows_key(k, read, write) {
                         return Err(Denied::Key(i));
                     }
                 }
@@ -587,6 +588,23 @@ pub struct Acl {
     /// Bumped when `requirepass` changes (the metadata version covers the rest).
     generation: AtomicU64,
     log: Mutex<VecDeque<LogEntry>>,
+}
+
+/// Write commands whose keys Redis' key specs mark write-only (no ACCESS flag: they return
+/// and move no stored data), so `%W~` suffices. Every other write command's keys need read
+/// access too: GETSET, INCR, pops, moves and `*STORE` hand stored data back or elsewhere.
+/// (Stricter than Redis for the sources of `*STORE`/COPY, which it lets `%R~` read.)
+fn writes_only(name: &str, args: &[Bytes]) -> bool {
+    match name {
+        // SET ... GET returns the old value.
+        "set" => !args.iter().skip(3).any(|a| a.eq_ignore_ascii_case(b"get")),
+        "setex" | "psetex" | "setnx" | "mset" | "msetnx" | "append" | "setrange" | "del"
+        | "unlink" | "expire" | "pexpire" | "expireat" | "pexpireat" | "persist" | "lpush"
+        | "rpush" | "lpushx" | "rpushx" | "linsert" | "lset" | "lrem" | "ltrim" | "sadd"
+        | "srem" | "hset" | "hmset" | "hsetnx" | "hdel" | "zadd" | "zrem" | "zremrangebyscore"
+        | "zremrangebyrank" | "zremrangebylex" | "xadd" | "xdel" | "xtrim" | "pfadd" => true,
+        _ => false,
+    }
 }
 
 impl Acl {
@@ -927,6 +945,24 @@ mod tests {
         assert_eq!(check(&u, &["append", "r1", "x"]), Err(Denied::Key(1)));
         assert_eq!(check(&u, &["append", "k1", "x"]), Ok(()));
         assert_eq!(check(&u, &["mget", "k1", "r2", "x"]), Err(Denied::Key(3)));
+        // %W~ grants writes that hand no stored data back, as Redis 7 decides.
+        let w = user(&["on", "nopass", "+@all", "%W~s*", "~m*"]);
+        assert_eq!(check(&w, &["set", "s1", "v"]), Ok(()));
+        assert_eq!(check(&w, &["set", "s1", "v", "EX", "9"]), Ok(()));
+        assert_eq!(check(&w, &["del", "s1"]), Ok(()));
+        assert_eq!(check(&w, &["lpush", "s1", "x"]), Ok(()));
+        for denied in [
+            &["set", "s1", "v", "get"][..],
+            &["getdel", "s1"],
+            &["getset", "s1", "v"],
+            &["incr", "s9"],
+            &["lpop", "s1"],
+            &["lmove", "slist", "m2", "left", "left"],
+            &["sunionstore", "m1", "sset"],
+            &["get", "s1"],
+        ] {
+            assert!(check(&w, denied).is_err(), "{denied:?} allowed with %W~");
+        }
         let admin = user(&["+@all", "-@dangerous", "+flushdb", "allkeys"]);
         assert_eq!(check(&admin, &["flushdb"]), Ok(()));
         assert_eq!(check(&admin, &["flushall"]), Err(Denied::Command));

@@ -340,24 +340,24 @@ impl Conn {
         {
             return false;
         }
+        let Some(spec) = args.first().and_then(|n| cmd::lookup(n)) else {
+            return false;
+        };
+        if !spec.is_write() {
+            return false;
+        }
         let users = self.srv.users();
         if self.auth_required(&users) {
             return false;
         }
-        match args.first().and_then(|n| cmd::lookup(n)) {
-            Some(spec) => {
-                spec.is_write()
-                    // A denied command is answered (and logged) by `dispatch`.
-                    && users
-                        .get(self.acting_user())
-                        .is_some_and(|u| u.check(spec, None, args).is_ok())
-                    && spec.flags & flag::BLOCKING == 0
-                    && spec.arity_ok(args.len())
-                    // A redirected command is answered by `dispatch`.
-                    && self.redirect(spec, args).is_none()
-            }
-            None => false,
-        }
+        // A denied command is answered (and logged) by `dispatch`.
+        users
+            .get(self.acting_user())
+            .is_some_and(|u| u.check(spec, None, args).is_ok())
+            && spec.flags & flag::BLOCKING == 0
+            && spec.arity_ok(args.len())
+            // A redirected command is answered by `dispatch`.
+            && self.redirect(spec, args).is_none()
     }
 
     /// Proposes `writes` concurrently (in order) and appends their replies in order.
@@ -820,6 +820,9 @@ impl Conn {
             .iter()
             .map(|args| {
                 let spec = args.first().and_then(|n| cmd::lookup(n))?;
+                if no_auth(spec.name) {
+                    return None;
+                }
                 let sub = subcommands(spec.name)
                     .and(args.get(1))
                     .and_then(|s| lookup_sub(spec.name, s));
@@ -1176,22 +1179,7 @@ async fn propose_in_order(store: &crate::store::Store, cmds: Vec<Vec<Bytes>>) ->
 /// The timeout of a blocking command (`None`: XREAD without BLOCK, which doesn't block).
 fn blocking_timeout(name: &str, args: &[Bytes]) -> Result<Option<Duration>, CmdError> {
     if name == "xread" || name == "xreadgroup" {
-        let mut i = 1;
-        while i + 1 < args.len() {
-            if args[i].eq_ignore_ascii_case(b"streams") {
-                break;
-            }
-            if args[i].eq_ignore_ascii_case(b"block") {
-                let ms = crate::cmd::args::parse_i64_opt(&args[i + 1])
-                    .ok_or_else(|| CmdError::err("timeout is not an integer or out of range"))?;
-                if ms < 0 {
-                    return Err(CmdError::err("timeout is negative"));
-                }
-                return Ok(Some(Duration::from_millis(ms as u64)));
-            }
-            i += 1;
-        }
-        return Ok(None);
+        return Ok(crate::cmd::stream::xread_block_ms(args)?.map(Duration::from_millis));
     }
     let idx = if name == "blmpop" || name == "bzmpop" {
         1

@@ -589,3 +589,55 @@ async fn a_quiescent_group_elects_when_its_leader_is_silently_cut_off() {
     .await
     .expect("test timed out");
 }
+
+/// A leader frozen past its lease (SIGSTOP: a GC pause, a stalled VM) must not serve a lease
+/// read from its old state when it wakes: time it did not see pass still counts. It is cut
+/// off from its peers first, so nothing it hears on waking can depose it before the read.
+#[test]
+fn lease_reads_after_a_paused_leader_wakes_are_not_stale() {
+    use common::{http_post, resp, Raw};
+    let c = Cluster::start_with_env(
+        3,
+        &["--read-mode", "lease", "--initial-shards", "1"],
+        &[("RAFTKV_FAULT_INJECTION", "1")],
+    );
+    c.wait_ready(Duration::from_secs(30));
+    let old = c.wait_leader(Duration::from_secs(30));
+    let mut conn = Raw::connect(c.nodes[old].redis_port);
+    assert_eq!(conn.call(&resp(&[b"SET", b"k", b"v1"])), b"+OK\r\n");
+    assert_eq!(conn.call(&resp(&[b"GET", b"k"])), b"$2\r\nv1\r\n");
+
+    let others: Vec<&str> = (0..3)
+        .filter(|&i| i != old)
+        .map(|i| c.nodes[i].name.as_str())
+        .collect();
+    let (status, _) = http_post(c.nodes[old].http_port, "/debug/partition", &others.join(","))
+        .expect("partition the leader");
+    assert!(status.contains(" 200"), "{status}");
+    c.nodes[old].signal("STOP");
+    // The others elect a leader and take a newer write.
+    let other = (old + 1) % 3;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut w = Raw::connect(c.nodes[other].redis_port);
+    loop {
+        if w.call(&resp(&[b"SET", b"k", b"v2"])) == b"+OK\r\n" {
+            break;
+        }
+        if Instant::now() > deadline {
+            c.nodes[old].signal("CONT");
+            panic!("no write after the leader froze\n{}", c.logs());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Queued while frozen, read the moment it wakes.
+    conn.send(&resp(&[b"GET", b"k"]));
+    std::thread::sleep(Duration::from_millis(200));
+    c.nodes[old].signal("CONT");
+    let got = conn.read_reply();
+    assert_ne!(got, b"$2\r\nv1\r\n", "stale lease read from the woken old leader");
+    assert!(
+        got == b"$2\r\nv2\r\n" || got.starts_with(b"-"),
+        "{}",
+        String::from_utf8_lossy(&got)
+    );
+}

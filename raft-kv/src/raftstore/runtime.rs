@@ -485,7 +485,16 @@ impl Runtime {
                 }
                 let now = tokio::time::Instant::now();
                 if now >= next_tick {
-                    self.tick_all(Instant::now());
+                    // Count every interval that passed, not one per wake-up: a process that
+                    // was paused or starved (SIGSTOP, a stalled VM) must see the time it
+                    // missed, or a leader would serve lease reads on a lease that ran out
+                    // while it slept. Past a few election timeouts every timer has fired, so
+                    // the catch-up is bounded.
+                    let missed = (now - next_tick).as_nanos() / tick.as_nanos().max(1);
+                    let ticks = (missed as u64 + 1).min(self.opts.election_ticks as u64 * 3);
+                    for _ in 0..ticks {
+                        self.tick_all(Instant::now());
+                    }
                     next_tick = now + tick;
                 }
                 self.round(Instant::now());

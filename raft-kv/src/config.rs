@@ -103,6 +103,10 @@ pub struct Config {
     /// RocksDB memtable size per column family, in MiB.
     #[arg(long, default_value_t = 64)]
     pub write_buffer_mb: usize,
+    /// Threads serving clients and peers (the Raft runtime has its own). Default: the
+    /// number of cores; lower it when several nodes share one machine.
+    #[arg(long)]
+    pub worker_threads: Option<usize>,
 }
 
 /// The secret travels in gRPC metadata and HTTP headers: printable ASCII only (a secret

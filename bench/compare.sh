@@ -65,8 +65,12 @@ start_raftkv() {
   local name=$1 base=$2 shards=$3 nodes=$4 cluster="" pids="" i
   for i in $(seq 1 "$nodes"); do cluster+="${cluster:+,}n$i=127.0.0.1:$((base + i))"; done
   for i in $(seq 1 "$nodes"); do
+    # --split-ops 0: the shard counts stay as started (load-based splitting would otherwise
+    # split the one-shard cluster within seconds of load). Reads by leader lease, as the
+    # targets say (READ_MODE=read-index for the default mode).
     local flags=(--node-id "n$i" --data-dir "$WORK/$name/n$i" --port $((base + i))
-      --redis-port $((base + 10 + i)) --log-level warn)
+      --redis-port $((base + 10 + i)) --log-level warn --split-ops 0
+      --read-mode "${READ_MODE:-lease}")
     [ "$nodes" -gt 1 ] && flags+=(--cluster "$cluster" --initial-shards "$shards")
     "$BIN" "${flags[@]}" ${RAFTKV_FLAGS:-} >"$WORK/$name-n$i.log" 2>&1 &
     PIDS+=($!); pids+="${pids:+ }$!"

@@ -100,7 +100,7 @@ pub struct Config {
     /// node.
     #[arg(long)]
     pub split_ops: Option<u64>,
-    /// RocksDB memtable size per column family, in MiB.
+    /// RocksDB memtable budget of the state machine (all column families), in MiB.
     #[arg(long, default_value_t = 64)]
     pub write_buffer_mb: usize,
     /// Threads serving clients and peers (the Raft runtime has its own). Default: the

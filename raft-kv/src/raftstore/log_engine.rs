@@ -166,21 +166,23 @@ impl RocksLogEngine {
         opts.set_max_background_jobs(2);
         // The log is written once, read mostly from the memtable and deleted soon: favour
         // write throughput over read amplification.
-        opts.set_write_buffer_size(64 << 20);
+        // Bounded: entries are deleted soon after they apply, and memory must not grow
+        // with the number of groups.
+        opts.set_write_buffer_size(32 << 20);
+        opts.set_db_write_buffer_size(32 << 20);
         opts.set_compression_type(rocksdb::DBCompressionType::None);
         // A record cut short at the end is a torn write that was never acknowledged: drop
         // it. Anything else unreadable (a checksum mismatch mid-log) may be an entry this
         // node acknowledged, so refuse to start rather than replay a log with a hole (the
         // default, point-in-time recovery, would silently stop at it).
         opts.set_wal_recovery_mode(rocksdb::DBRecoveryMode::TolerateCorruptedTailRecords);
-        let db = DB::open(&opts, path)
-            .map_err(|e| {
-                format!(
-                    "cannot open the raft log at {}: {e} (if the log is corrupt, this node's \
+        let db = DB::open(&opts, path).map_err(|e| {
+            format!(
+                "cannot open the raft log at {}: {e} (if the log is corrupt, this node's \
                      data must be rebuilt: decommission it and join a fresh node)",
-                    path.display()
-                )
-            })?;
+                path.display()
+            )
+        })?;
         Ok(RocksLogEngine { db })
     }
 }

@@ -59,6 +59,11 @@ impl Engine {
         db_opts.create_missing_column_families(true);
         db_opts.set_max_background_jobs(2);
         db_opts.set_bytes_per_sync(1 << 20);
+        // One memtable budget for all column families (RocksDB flushes the largest past it),
+        // so memory stays bounded whatever the mix of data types: each family alone may use
+        // half of it.
+        let budget = opts.write_buffer_bytes.max(128 << 10);
+        db_opts.set_db_write_buffer_size(budget);
         let cache = Cache::new_lru_cache(opts.block_cache_bytes);
         let cfs = Cf::ALL.iter().map(|cf| {
             let mut o = Options::default();
@@ -67,7 +72,7 @@ impl Engine {
             bb.set_bloom_filter(10.0, false);
             o.set_block_based_table_factory(&bb);
             o.set_compression_type(rocksdb::DBCompressionType::Lz4);
-            o.set_write_buffer_size(opts.write_buffer_bytes.max(64 << 10));
+            o.set_write_buffer_size(budget / 2);
             if *cf == Cf::Meta {
                 // Every write command looks its key up first; a memtable bloom filter answers
                 // "absent" (new keys) without walking the memtable's skiplist.

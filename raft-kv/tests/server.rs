@@ -379,6 +379,20 @@ async fn auth_with_requirepass() {
         String::from_utf8_lossy(&got)
     );
     assert_eq!(raw.call(b"CLIENT GETNAME\r\n"), b"$2\r\nme\r\n");
+    // Before AUTH, commands are capped as in Redis 7 (10 arguments, 16 KiB each), so an
+    // unauthenticated client cannot make the server buffer a large request; after it, not.
+    let mut anon = srv.raw();
+    let big = format!("*1\r\n${}\r\n", 1 << 20);
+    assert_eq!(
+        anon.call(big.as_bytes()),
+        b"-ERR Protocol error: unauthenticated bulk length\r\n"
+    );
+    assert!(anon.is_closed());
+    let mut anon = srv.raw();
+    assert_eq!(anon.call(b"AUTH sekret\r\n"), b"+OK\r\n");
+    let value = "v".repeat(20_000);
+    let set = resp(&[b"SET", b"big", value.as_bytes()]);
+    assert_eq!(anon.call(&set), b"+OK\r\n");
     bounded(async {
         let bad = redis::Client::open(format!("redis://:wrong@127.0.0.1:{}/", srv.port)).unwrap();
         assert!(bad.get_multiplexed_async_connection().await.is_err());

@@ -67,6 +67,9 @@ struct Multibulk {
 #[derive(Debug)]
 pub struct Parser {
     max_bulk: usize,
+    /// The client has not authenticated yet: Redis 7 caps its commands at 10 arguments of
+    /// 16 KiB, so an unauthenticated client cannot make the server buffer much.
+    unauthenticated: bool,
     current: Option<Multibulk>,
     /// Bytes from the start of the line being waited for (inline command, count or bulk
     /// header) already searched without finding its terminator. Without it, a line trickling
@@ -84,6 +87,7 @@ impl Parser {
     pub fn new(max_bulk: usize) -> Parser {
         Parser {
             max_bulk,
+            unauthenticated: false,
             current: None,
             scanned: 0,
         }
@@ -91,6 +95,11 @@ impl Parser {
 
     pub fn set_max_bulk(&mut self, max_bulk: usize) {
         self.max_bulk = max_bulk;
+    }
+
+    /// See `unauthenticated`.
+    pub fn set_unauthenticated(&mut self, on: bool) {
+        self.unauthenticated = on;
     }
 
     /// Whether a command is partially parsed or a line partially searched (its bytes are
@@ -141,6 +150,9 @@ impl Parser {
                     Some(n) if n <= i32::MAX as i64 => n,
                     _ => return Err(self.fail("invalid multibulk length")),
                 };
+                if self.unauthenticated && count > 10 {
+                    return Err(self.fail("unauthenticated multibulk length"));
+                }
                 if count <= 0 {
                     buf.advance(cr + 2);
                     continue;
@@ -176,6 +188,9 @@ impl Parser {
                             return Err(ProtocolError { msg });
                         }
                         let len = match parse_i64_opt(&buf[mb.pos + 1..cr]) {
+                            Some(n) if self.unauthenticated && n > 16384 => {
+                                return Err(self.fail("unauthenticated bulk length"))
+                            }
                             Some(n) if n >= 0 && (n as u64) <= self.max_bulk as u64 => n as usize,
                             _ => return Err(self.fail("invalid bulk length")),
                         };
@@ -574,6 +589,27 @@ mod tests {
             assert_eq!(p.next(&mut buf), Ok(None));
             assert_eq!(p.scanned, 2);
         }
+    }
+
+    #[test]
+    fn unauthenticated_clients_are_capped_like_redis() {
+        let mut p = Parser::default();
+        p.set_unauthenticated(true);
+        let mut b = BytesMut::from(&b"*2\r\n$4\r\nAUTH\r\n$2\r\npw\r\n"[..]);
+        assert_eq!(p.next(&mut b).unwrap().map(|a| a.len()), Some(2));
+        let mut b = BytesMut::from(&b"*11\r\n"[..]);
+        assert_eq!(
+            p.next(&mut b).unwrap_err().text(),
+            "ERR Protocol error: unauthenticated multibulk length"
+        );
+        let mut b = BytesMut::from(&b"*1\r\n$16385\r\n"[..]);
+        assert_eq!(
+            p.next(&mut b).unwrap_err().text(),
+            "ERR Protocol error: unauthenticated bulk length"
+        );
+        p.set_unauthenticated(false);
+        let mut b = BytesMut::from(&b"*1\r\n$16385\r\n"[..]);
+        assert_eq!(p.next(&mut b).unwrap(), None);
     }
 
     #[test]

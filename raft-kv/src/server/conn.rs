@@ -64,6 +64,8 @@ pub struct Conn {
     /// The ACL user this connection authenticated as; None until it authenticates (it then
     /// acts as `default`, allowed only while `default` needs no password).
     pub user: Option<String>,
+    /// `User::born` of that user when this connection authenticated.
+    user_born: u64,
     /// Close once the pending output is written (QUIT, protocol error, CLIENT KILL self).
     pub closing: bool,
     pub multi: Option<Vec<Vec<Bytes>>>,
@@ -120,6 +122,7 @@ pub async fn handle(srv: Arc<Server>, mut stream: TcpStream, peer: SocketAddr) {
         readonly: false,
         multi_shard: None,
         user,
+        user_born: 0,
         closing: false,
         multi: None,
         multi_error: false,
@@ -132,6 +135,8 @@ pub async fn handle(srv: Arc<Server>, mut stream: TcpStream, peer: SocketAddr) {
         skip_armed: false,
         skip_this: false,
     };
+    let unauthenticated = conn.auth_required(&srv.users());
+    conn.parser.set_unauthenticated(unauthenticated);
     if let Err(e) = conn.run().await {
         tracing::debug!(client = handle.id, error = %e, "connection closed with an error");
     }
@@ -353,7 +358,7 @@ impl Conn {
         // A denied command is answered (and logged) by `dispatch`.
         users
             .get(self.acting_user())
-            .is_some_and(|u| u.check(spec, None, args).is_ok())
+            .is_some_and(|u| u.born == self.user_born && u.check(spec, None, args).is_ok())
             && spec.flags & flag::BLOCKING == 0
             && spec.arity_ok(args.len())
             // A redirected command is answered by `dispatch`.
@@ -502,7 +507,14 @@ impl Conn {
     /// Sets the connection's user (CLIENT LIST shows it).
     pub fn set_user(&mut self, user: Option<String>) {
         self.handle.fields.lock().user = user.as_deref().unwrap_or(DEFAULT_USER).to_string();
+        let users = self.srv.users();
+        self.user_born = user
+            .as_deref()
+            .and_then(|n| users.get(n))
+            .map_or(0, |u| u.born);
         self.user = user;
+        let unauthenticated = self.auth_required(&users);
+        self.parser.set_unauthenticated(unauthenticated);
     }
 
     /// The ACL check of one command, before it runs or is queued: the NOPERM reply (logged
@@ -515,8 +527,12 @@ impl Conn {
         fullname: &str,
         args: &[Bytes],
     ) -> Option<Reply> {
-        let Some(user) = users.get(self.acting_user()) else {
-            // The user was deleted: Redis disconnects its clients.
+        let Some(user) = users
+            .get(self.acting_user())
+            .filter(|u| u.born == self.user_born)
+        else {
+            // The user was deleted (perhaps created again since): Redis disconnects its
+            // clients.
             self.closing = true;
             return Some(Reply::None);
         };
@@ -815,7 +831,9 @@ impl Conn {
     /// For each queued command, the error if the user may no longer run it (logged).
     fn exec_denials(&self, queued: &[Vec<Bytes>]) -> Vec<Option<Frame>> {
         let users = self.srv.users();
-        let user = users.get(self.acting_user());
+        let user = users
+            .get(self.acting_user())
+            .filter(|u| u.born == self.user_born);
         queued
             .iter()
             .map(|args| {

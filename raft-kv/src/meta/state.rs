@@ -412,7 +412,10 @@ impl MetaState {
         let mut user = match self.users.get(name) {
             Some(u) => u.clone(),
             None if name == DEFAULT_USER => User::builtin_default(),
-            None => User::default(),
+            None => User {
+                born: self.version + 1,
+                ..User::default()
+            },
         };
         user.apply_all(rules)?;
         self.users.insert(name.to_string(), user);
@@ -967,7 +970,21 @@ mod tests {
         assert!(s.users["alice"].enabled);
         assert_eq!(s.version, v + 1);
         // `default` starts from the built-in one.
+        // Deleted and created again, a user is another user.
+        let born = s.users["alice"].born;
+        assert_eq!(born, v + 1);
+        s.apply(&MetaCmd::DelUser {
+            names: vec!["alice".into()],
+        })
+        .expect("delete");
+        s.apply(&set("alice", &["on", "~k*", "+get"]))
+            .expect("again");
+        assert!(s.users["alice"].born > born);
+        s.apply(&set("alice", &["+set"])).expect("change");
+        assert!(s.users["alice"].born > born);
+        assert_eq!(s.users["alice"].born, s.version - 1);
         s.apply(&set("default", &["-flushall"])).expect("default");
+        assert_eq!(s.users["default"].born, 0);
         assert!(s.users["default"].nopass && s.users["default"].all_keys);
         let del = MetaCmd::DelUser {
             names: vec!["alice".into(), "default".into(), "nosuch".into()],

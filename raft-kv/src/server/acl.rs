@@ -62,6 +62,11 @@ pub struct User {
     pub keys: Vec<KeyPattern>,
     pub all_channels: bool,
     pub channels: Vec<String>,
+    /// The metadata version that created this user (0 for `default`): a user deleted and
+    /// created again under the same name is another user, and connections that
+    /// authenticated as the old one are closed even if a node never saw the gap.
+    #[serde(default)]
+    pub born: u64,
 }
 
 /// Why a command is refused.
@@ -120,6 +125,7 @@ impl Default for User {
             keys: Vec::new(),
             all_channels: false,
             channels: Vec::new(),
+            born: 0,
         }
     }
 }

@@ -247,12 +247,17 @@ for w in "${ETCD_WORKLOADS[@]}"; do
   echo "done: etcd $w" >&2
 done
 
-# --- memory: 1M keys of 100 bytes into the 3-node cluster with one shard -----------------
+# --- memory: 1M keys of 100 bytes into a fresh 3-node cluster with one shard -------------
 if [ "$MEMORY_KEYS" -gt 0 ]; then
-  "$LOADGEN" fill "127.0.0.1:$LEADER" --keys "$MEMORY_KEYS" --value 100 --clients 50 \
+  start_raftkv mem $((BASE + 500)) 1 3
+  MEM_PIDS=$RAFTKV_PIDS
+  MEM_PORTS=""
+  for i in 1 2 3; do MEM_PORTS+="${MEM_PORTS:+,}127.0.0.1:$((BASE + 510 + i))"; done
+  "$LOADGEN" fill "$MEM_PORTS" --keys "$MEMORY_KEYS" --value 100 --clients 48 \
     --pipeline 16 >/dev/null
   sleep 2
-  MEM_RSS=$(max_rss_mib "$ONE_PIDS")
+  MEM_RSS=$(max_rss_mib "$MEM_PIDS")
+  echo "done: memory" >&2
 fi
 
 # --- the report --------------------------------------------------------------------------

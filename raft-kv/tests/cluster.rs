@@ -611,8 +611,12 @@ fn lease_reads_after_a_paused_leader_wakes_are_not_stale() {
         .filter(|&i| i != old)
         .map(|i| c.nodes[i].name.as_str())
         .collect();
-    let (status, _) = http_post(c.nodes[old].http_port, "/debug/partition", &others.join(","))
-        .expect("partition the leader");
+    let (status, _) = http_post(
+        c.nodes[old].http_port,
+        "/debug/partition",
+        &others.join(","),
+    )
+    .expect("partition the leader");
     assert!(status.contains(" 200"), "{status}");
     c.nodes[old].signal("STOP");
     // The others elect a leader and take a newer write.
@@ -634,7 +638,10 @@ fn lease_reads_after_a_paused_leader_wakes_are_not_stale() {
     std::thread::sleep(Duration::from_millis(200));
     c.nodes[old].signal("CONT");
     let got = conn.read_reply();
-    assert_ne!(got, b"$2\r\nv1\r\n", "stale lease read from the woken old leader");
+    assert_ne!(
+        got, b"$2\r\nv1\r\n",
+        "stale lease read from the woken old leader"
+    );
     assert!(
         got == b"$2\r\nv2\r\n" || got.starts_with(b"-"),
         "{}",

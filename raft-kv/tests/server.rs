@@ -836,3 +836,46 @@ async fn keys_with_a_ttl_are_deleted_without_being_touched() {
     })
     .await;
 }
+
+#[test]
+fn a_subscriber_that_stops_reading_is_cut_off_at_its_output_limit() {
+    let srv = TestServer::start();
+    let mut admin = srv.raw();
+    assert_eq!(
+        admin.call(&resp(&[
+            b"CONFIG",
+            b"SET",
+            b"client-output-buffer-limit",
+            b"pubsub 256kb 0 0"
+        ])),
+        b"+OK\r\n"
+    );
+    // Subscribes, then never reads again.
+    let mut slow = srv.raw();
+    let got = slow.call(&resp(&[b"SUBSCRIBE", b"feed"]));
+    assert!(got.starts_with(b"*3\r\n$9\r\nsubscribe\r\n"), "{got:?}");
+    let message = vec![b'm'; 16 * 1024];
+    let mut receivers = Vec::new();
+    // Far more than the socket buffers hold: the rest queues on the server until the limit.
+    for _ in 0..4000 {
+        let r = admin.call(&resp(&[b"PUBLISH", b"feed", &message]));
+        receivers.push(r.clone());
+        if r == b":0\r\n" {
+            break;
+        }
+    }
+    assert_eq!(
+        receivers.last().map(Vec::as_slice),
+        Some(&b":0\r\n"[..]),
+        "the stuck subscriber was never disconnected"
+    );
+    // It got what fit in its limit and the socket first.
+    assert!(
+        receivers.len() > 16,
+        "cut off after {} messages",
+        receivers.len()
+    );
+    // The publisher was answered all along, and the server serves others.
+    assert!(receivers.iter().all(|r| r == b":1\r\n" || r == b":0\r\n"));
+    assert_eq!(admin.call(b"PING\r\n"), b"+PONG\r\n");
+}

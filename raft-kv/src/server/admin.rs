@@ -151,11 +151,12 @@ impl Conn {
                     .stats
                     .pubsub_messages
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                Frame::Integer(
-                    self.srv
-                        .pubsub
-                        .publish(spec.name == "spublish", &args[1], &args[2]),
-                )
+                Frame::Integer(self.srv.pubsub.publish(
+                    spec.name == "spublish",
+                    &args[1],
+                    &args[2],
+                    &self.srv.settings.pubsub_output_limit(),
+                ))
                 .into()
             }
             "pubsub" => self.cmd_pubsub(&args),

@@ -7,17 +7,16 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
+#[cfg(test)]
+use std::time::Duration;
 use std::time::Instant;
 
 use bytes::Bytes;
 use parking_lot::Mutex;
 use tokio::sync::{mpsc, Notify};
 
+use super::settings::OutputLimit;
 use crate::protocol::Frame;
-
-/// Like Redis' `client-output-buffer-limit pubsub 32mb`: a subscriber with this many bytes of
-/// undelivered messages is disconnected.
-pub const PUBSUB_OUTPUT_LIMIT: usize = 32 * 1024 * 1024;
 
 /// Fields shown by CLIENT LIST that the connection updates as it runs.
 #[derive(Default, Clone)]
@@ -53,6 +52,9 @@ pub struct ClientHandle {
     msg_tx: mpsc::UnboundedSender<Frame>,
     /// Bytes of pub/sub messages queued but not yet written to the socket.
     pub pending_out: AtomicUsize,
+    /// Milliseconds after `created` (plus one) since which `pending_out` has been over the
+    /// soft limit; 0 while under it.
+    soft_over_since: AtomicU64,
 }
 
 impl ClientHandle {
@@ -87,25 +89,47 @@ impl ClientHandle {
         self.unblock.swap(0, Ordering::AcqRel) == 2
     }
 
-    /// Queues a pub/sub message; a subscriber over the output limit is disconnected.
-    pub fn deliver(&self, frame: Frame, size: usize) {
+    /// Queues a pub/sub message; a subscriber past the hard limit, or over the soft limit
+    /// for longer than its seconds (`client-output-buffer-limit pubsub`), is disconnected,
+    /// so a slow or stuck subscriber holds neither memory nor the publishers.
+    /// Whether the message was queued (a closing client receives nothing).
+    pub fn deliver(&self, frame: Frame, size: usize, limit: &OutputLimit) -> bool {
         if self.is_killed() {
-            return;
+            return false;
         }
-        let pending = self.pending_out.fetch_add(size, Ordering::AcqRel) + size;
-        if pending > PUBSUB_OUTPUT_LIMIT {
+        let pending = (self.pending_out.fetch_add(size, Ordering::AcqRel) + size) as u64;
+        let over_soft = limit.soft > 0 && pending > limit.soft;
+        let now = self.created.elapsed().as_millis() as u64 + 1;
+        let since = if over_soft {
+            match self
+                .soft_over_since
+                .compare_exchange(0, now, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => now,
+                Err(t) => t,
+            }
+        } else {
+            self.soft_over_since.store(0, Ordering::Release);
+            0
+        };
+        let hard = limit.hard > 0 && pending > limit.hard;
+        let soft_too_long = over_soft && now - since >= limit.soft_secs * 1000;
+        if hard || soft_too_long {
             tracing::warn!(
                 client = self.id,
                 addr = %self.addr,
                 pending,
+                limit = if hard { "hard" } else { "soft" },
                 "closing client that reached the pub/sub output buffer limit"
             );
             self.kill();
-            return;
+            return false;
         }
         if self.msg_tx.send(frame).is_err() {
             self.kill();
+            return false;
         }
+        true
     }
 
     /// The CLIENT LIST / CLIENT INFO line (without the trailing newline).
@@ -209,6 +233,7 @@ impl Clients {
             kill_signal: Notify::new(),
             msg_tx,
             pending_out: AtomicUsize::new(0),
+            soft_over_since: AtomicU64::new(0),
         });
         map.insert(id, handle.clone());
         Some((handle, msg_rx))
@@ -261,13 +286,40 @@ mod tests {
         let (b, mut rx_b) = clients.register("1.1.1.1:2".into(), "l".into(), 2).unwrap();
         assert!(clients.register("x".into(), "l".into(), 2).is_none());
         assert_eq!((a.id, b.id), (1, 2));
-        b.deliver(Frame::bulk("m"), 1);
+        let limit = OutputLimit {
+            hard: 1000,
+            soft: 100,
+            soft_secs: 0,
+        };
+        b.deliver(Frame::bulk("m"), 1, &limit);
         assert_eq!(rx_b.try_recv().ok(), Some(Frame::bulk("m")));
-        b.deliver(Frame::bulk("big"), PUBSUB_OUTPUT_LIMIT + 1);
+        b.deliver(Frame::bulk("big"), 1001, &limit);
         assert!(b.is_killed());
+
         clients.unregister(a.id);
         assert_eq!(clients.count(), 1);
         let line = b.describe(Instant::now());
         assert!(line.starts_with("id=2 addr=1.1.1.1:2 laddr=l fd=8 name= age=0 idle=0 flags=N"));
+        // Over the soft limit: tolerated for its seconds, then disconnected.
+        let (c, _rx_c) = clients.register("1.1.1.1:3".into(), "l".into(), 3).unwrap();
+        let soft = OutputLimit {
+            hard: 0,
+            soft: 100,
+            soft_secs: 1,
+        };
+        c.deliver(Frame::bulk("x"), 150, &soft);
+        assert!(!c.is_killed());
+        c.pending_out.store(0, Ordering::Relaxed);
+        c.deliver(Frame::bulk("x"), 10, &soft);
+        std::thread::sleep(Duration::from_millis(1100));
+        c.deliver(Frame::bulk("x"), 150, &soft);
+        assert!(
+            !c.is_killed(),
+            "the soft clock restarts once under the limit"
+        );
+        std::thread::sleep(Duration::from_millis(1100));
+        c.deliver(Frame::bulk("x"), 1, &soft);
+        assert!(c.is_killed());
+        clients.unregister(c.id);
     }
 }

@@ -279,7 +279,17 @@ impl Conn {
         if self.out.is_empty() {
             return Ok(());
         }
-        self.stream.write_all(&self.out).await?;
+        // A client that stopped reading must not pin this task once it is killed (its
+        // output limit, CLIENT KILL): the write gives way to the kill.
+        if self.handle.is_killed() {
+            return Err(io::Error::other("client killed"));
+        }
+        tokio::select! {
+            r = self.stream.write_all(&self.out) => r?,
+            _ = self.handle.kill_signal.notified() => {
+                return Err(io::Error::other("client killed"));
+            }
+        }
         self.srv
             .stats
             .net_output_bytes

@@ -8,6 +8,7 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 
 use super::clients::ClientHandle;
+use super::settings::OutputLimit;
 use crate::protocol::{matches, Frame};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -87,7 +88,13 @@ impl PubSub {
 
     /// PUBLISH / SPUBLISH: delivers to channel subscribers (and, for PUBLISH, pattern
     /// subscribers); returns how many clients received it.
-    pub fn publish(&self, shard: bool, channel: &Bytes, message: &Bytes) -> i64 {
+    pub fn publish(
+        &self,
+        shard: bool,
+        channel: &Bytes,
+        message: &Bytes,
+        limit: &OutputLimit,
+    ) -> i64 {
         let inner = self.inner.lock();
         let mut n = 0;
         let (table, word) = if shard {
@@ -103,8 +110,7 @@ impl PubSub {
                     Frame::Bulk(channel.clone()),
                     Frame::Bulk(message.clone()),
                 ]);
-                c.deliver(f, size);
-                n += 1;
+                n += c.deliver(f, size, limit) as i64;
             }
         }
         if !shard {
@@ -121,8 +127,7 @@ impl PubSub {
                         Frame::Bulk(channel.clone()),
                         Frame::Bulk(message.clone()),
                     ]);
-                    c.deliver(f, size);
-                    n += 1;
+                    n += c.deliver(f, size, limit) as i64;
                 }
             }
         }
@@ -201,7 +206,12 @@ mod tests {
         ps.subscribe(SubKind::Pattern, &Bytes::from("n*"), &b);
         ps.subscribe(SubKind::Shard, &Bytes::from("news"), &b);
         assert_eq!(
-            ps.publish(false, &Bytes::from("news"), &Bytes::from("hi")),
+            ps.publish(
+                false,
+                &Bytes::from("news"),
+                &Bytes::from("hi"),
+                &OutputLimit::default()
+            ),
             2
         );
         assert_eq!(
@@ -221,14 +231,27 @@ mod tests {
                 Frame::bulk("hi")
             ]))
         );
-        assert_eq!(ps.publish(true, &Bytes::from("news"), &Bytes::from("s")), 1);
+        assert_eq!(
+            ps.publish(
+                true,
+                &Bytes::from("news"),
+                &Bytes::from("s"),
+                &OutputLimit::default()
+            ),
+            1
+        );
         assert_eq!(ps.numsub(false, b"news"), 1);
         assert_eq!(ps.numpat(), 1);
         assert_eq!(ps.channels(false, Some(b"x*")), Vec::<Bytes>::new());
         ps.unsubscribe(SubKind::Channel, b"news", a.id);
         assert_eq!(ps.numsub(false, b"news"), 0);
         assert_eq!(
-            ps.publish(false, &Bytes::from("other"), &Bytes::from("x")),
+            ps.publish(
+                false,
+                &Bytes::from("other"),
+                &Bytes::from("x"),
+                &OutputLimit::default()
+            ),
             0
         );
     }

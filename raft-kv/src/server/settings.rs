@@ -169,6 +169,73 @@ pub fn parse_memory(s: &str) -> Option<u64> {
     num.parse::<u64>().ok()?.checked_mul(mul)
 }
 
+/// One class of `client-output-buffer-limit`: the hard limit, and the soft limit with the
+/// seconds a client may stay over it (0 = no limit).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OutputLimit {
+    pub hard: u64,
+    pub soft: u64,
+    pub soft_secs: u64,
+}
+
+const OUTPUT_CLASSES: [&str; 3] = ["normal", "slave", "pubsub"];
+
+/// Parses `class hard soft seconds ...` (Redis' syntax; `replica` is `slave`) into
+/// `current`, class by class: classes not named keep their limits, as in Redis.
+fn parse_output_limits(
+    value: &str,
+    current: &mut [(&'static str, OutputLimit); 3],
+) -> Result<(), String> {
+    let words: Vec<&str> = value.split_whitespace().collect();
+    if words.is_empty() || !words.len().is_multiple_of(4) {
+        return Err("Wrong number of arguments in buffer limit configuration.".into());
+    }
+    for group in words.chunks(4) {
+        let class = match group[0].to_ascii_lowercase().as_str() {
+            "replica" | "slave" => "slave",
+            c @ ("normal" | "pubsub") => OUTPUT_CLASSES
+                .iter()
+                .copied()
+                .find(|k| *k == c)
+                .unwrap_or("normal"),
+            _ => {
+                return Err("Invalid client class specified in buffer limit configuration.".into())
+            }
+        };
+        let (Some(hard), Some(soft), Ok(soft_secs)) = (
+            parse_memory(group[1]),
+            parse_memory(group[2]),
+            group[3].parse::<u64>(),
+        ) else {
+            return Err(
+                "Error in hard, soft or soft_seconds setting in buffer limit configuration.".into(),
+            );
+        };
+        if let Some(slot) = current.iter_mut().find(|(c, _)| *c == class) {
+            slot.1 = OutputLimit {
+                hard,
+                soft,
+                soft_secs,
+            };
+        }
+    }
+    Ok(())
+}
+
+fn format_output_limits(limits: &[(&'static str, OutputLimit); 3]) -> String {
+    limits
+        .iter()
+        .map(|(c, l)| format!("{c} {} {} {}", l.hard, l.soft, l.soft_secs))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn output_limits_of(value: &str) -> [(&'static str, OutputLimit); 3] {
+    let mut limits = OUTPUT_CLASSES.map(|c| (c, OutputLimit::default()));
+    let _ = parse_output_limits(value, &mut limits);
+    limits
+}
+
 fn find_param(name: &str) -> Option<&'static Param> {
     PARAMS.iter().find(|p| {
         p.name.eq_ignore_ascii_case(name) || p.alias.is_some_and(|a| a.eq_ignore_ascii_case(name))
@@ -225,6 +292,11 @@ impl Settings {
 
     pub fn proto_max_bulk_len(&self) -> usize {
         self.get_u64("proto-max-bulk-len") as usize
+    }
+
+    /// The `pubsub` class of `client-output-buffer-limit`.
+    pub fn pubsub_output_limit(&self) -> OutputLimit {
+        output_limits_of(&self.get("client-output-buffer-limit"))[2].1
     }
 
     pub fn query_buffer_limit(&self) -> usize {
@@ -292,6 +364,13 @@ impl Settings {
                     v @ ("yes" | "no") => v.to_string(),
                     _ => return fail("argument must be 'yes' or 'no'"),
                 },
+                Kind::Str if param.name == "client-output-buffer-limit" => {
+                    let mut limits = output_limits_of(&self.get(param.name));
+                    if let Err(why) = parse_output_limits(&value_s, &mut limits) {
+                        return fail(&why);
+                    }
+                    format_output_limits(&limits)
+                }
                 Kind::Str => value_s,
             };
             staged.push((param.name, normalized));
@@ -344,6 +423,40 @@ mod tests {
             panic!("map expected")
         };
         assert_eq!(m.len(), 1);
+    }
+
+    #[test]
+    fn output_buffer_limits_parse_by_class() {
+        let s = settings();
+        assert_eq!(
+            s.pubsub_output_limit(),
+            OutputLimit {
+                hard: 32 << 20,
+                soft: 8 << 20,
+                soft_secs: 60
+            }
+        );
+        assert_eq!(
+            set(&s, &[("client-output-buffer-limit", "pubsub 1mb 256kb 5")]),
+            Ok(())
+        );
+        assert_eq!(
+            s.get("client-output-buffer-limit"),
+            "normal 0 0 0 slave 268435456 67108864 60 pubsub 1048576 262144 5"
+        );
+        assert_eq!(s.pubsub_output_limit().hard, 1 << 20);
+        for bad in [
+            "pubsub 1mb 0",
+            "viewer 1 1 1",
+            "pubsub x 0 0",
+            "pubsub 1 1 -1",
+        ] {
+            assert!(
+                set(&s, &[("client-output-buffer-limit", bad)]).is_err(),
+                "{bad}"
+            );
+        }
+        assert_eq!(s.pubsub_output_limit().soft_secs, 5);
     }
 
     #[test]

@@ -48,6 +48,25 @@ async fn set_get_and_pipelining_with_redis_crate() {
         let vals: Vec<i64> = pipe.query_async(&mut c).await.unwrap();
         assert_eq!(vals, (0..500).collect::<Vec<i64>>());
 
+        // Reads, writes and errors interleaved in one pipeline: batched reads and writes
+        // still answer in order, and a read sees the writes sent before it.
+        let mut raw = srv.raw();
+        let mut input = Vec::new();
+        for args in [
+            &[&b"RPUSH"[..], b"plist", b"a"][..],
+            &[b"GET", b"plist"],
+            &[b"GET", b"p7"],
+            &[b"GET", b"nope"],
+            &[b"SET", b"p7", b"seven"],
+            &[b"GET", b"p7"],
+            &[b"STRLEN", b"p7"],
+            &[b"LLEN", b"plist"],
+        ] {
+            input.extend(resp(args));
+        }
+        let expected: &[u8] = b":1\r\n-WRONGTYPE Operation against a key holding the wrong kind of value\r\n$1\r\n7\r\n$-1\r\n+OK\r\n$5\r\nseven\r\n:5\r\n:1\r\n";
+        assert_eq!(raw.roundtrip(&input, expected), expected);
+
         // A large value.
         let big = vec![b'x'; 5 << 20];
         let _: () = c.set("big", &big).await.unwrap();

@@ -30,7 +30,7 @@ const READ_CHUNK: usize = 16 * 1024;
 /// Output written early once this much is pending.
 const OUT_FLUSH_AT: usize = 1 << 20;
 /// Most writes of one pipeline proposed together.
-const MAX_PIPELINED_WRITES: usize = 1024;
+const MAX_PIPELINED_BATCH: usize = 1024;
 /// Buffers larger than this are released after use.
 const KEEP_BUF: usize = 64 * 1024;
 
@@ -148,6 +148,24 @@ pub async fn handle(srv: Arc<Server>, mut stream: TcpStream, peer: SocketAddr) {
 pub fn initial_user(users: &Users) -> Option<String> {
     let d = users.default_user();
     (d.nopass && d.enabled).then(|| DEFAULT_USER.to_string())
+}
+
+/// The kinds of pipelined batches (`Conn::process_input`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Batch {
+    Writes,
+    Reads,
+}
+
+/// The command names of a batch, for the per-command metrics.
+fn cmd_names(cmds: &[Vec<Bytes>]) -> Vec<&'static str> {
+    cmds.iter()
+        .map(|a| {
+            a.first()
+                .and_then(|n| cmd::lookup(n))
+                .map_or("unknown", |s| s.name)
+        })
+        .collect()
 }
 
 /// Commands any connection may run, authenticated or not, whatever its permissions (Redis'
@@ -300,14 +318,17 @@ impl Conn {
 
     async fn process_input(&mut self) -> io::Result<()> {
         // Consecutive plain writes of a pipeline are proposed together (one group-commit
-        // round for all of them) and answered in order; anything else first waits for them.
-        let mut writes: Vec<Vec<Bytes>> = Vec::new();
+        // round for all of them), consecutive plain reads wait on their read barriers
+        // together (one round, not one per read), and both are answered in order; anything
+        // else first waits for the batch before it.
+        let mut batch: Vec<Vec<Bytes>> = Vec::new();
+        let mut kind = Batch::Writes;
         while !self.closing {
             let args = match self.parser.next(&mut self.rbuf) {
                 Ok(Some(args)) => args,
                 Ok(None) => break,
                 Err(e) => {
-                    self.run_writes(&mut writes).await;
+                    self.run_batch(kind, &mut batch).await;
                     tracing::debug!(client = self.handle.id, error = %e.text(), "protocol error");
                     self.out.extend_from_slice(&e.reply());
                     self.srv.stats.error_replies.fetch_add(1, Ordering::Relaxed);
@@ -315,14 +336,18 @@ impl Conn {
                     break;
                 }
             };
-            if self.is_plain_write(&args) {
-                writes.push(args);
-                if writes.len() >= MAX_PIPELINED_WRITES {
-                    self.run_writes(&mut writes).await;
+            if let Some(k) = self.batch_kind(&args) {
+                if k != kind {
+                    self.run_batch(kind, &mut batch).await;
+                    kind = k;
+                }
+                batch.push(args);
+                if batch.len() >= MAX_PIPELINED_BATCH {
+                    self.run_batch(kind, &mut batch).await;
                 }
                 continue;
             }
-            self.run_writes(&mut writes).await;
+            self.run_batch(kind, &mut batch).await;
             self.execute(args).await?;
             if self.out.len() >= OUT_FLUSH_AT {
                 self.flush().await?;
@@ -331,7 +356,7 @@ impl Conn {
                 self.closing = true;
             }
         }
-        self.run_writes(&mut writes).await;
+        self.run_batch(kind, &mut batch).await;
         let limit = self.srv.settings.query_buffer_limit();
         if limit > 0 && self.rbuf.len() > limit {
             tracing::warn!(
@@ -345,34 +370,87 @@ impl Conn {
         Ok(())
     }
 
-    /// A write command that needs nothing from the connection: it can join a pipelined batch.
-    fn is_plain_write(&self, args: &[Bytes]) -> bool {
+    /// Whether a command needs nothing from the connection, so it can join a pipelined
+    /// batch of its kind: a data command with keys, allowed, not blocking, not redirected,
+    /// outside MULTI and pub/sub. (Reads of one pipeline are concurrent operations for
+    /// linearizability: none is answered before all were sent.)
+    fn batch_kind(&self, args: &[Bytes]) -> Option<Batch> {
         if self.multi.is_some()
             || self.reply_off
             || self.skip_this
             || self.skip_armed
             || (self.proto == 2 && self.sub_count() > 0)
         {
-            return false;
+            return None;
         }
-        let Some(spec) = args.first().and_then(|n| cmd::lookup(n)) else {
-            return false;
+        let spec = args.first().and_then(|n| cmd::lookup(n))?;
+        let kind = match spec.kind {
+            Kind::Write(_) => Batch::Writes,
+            // Keyspace-wide reads answer cluster-aware clients for this node's shards only
+            // (`dispatch`).
+            Kind::Read(_) if !crate::routing::plan::is_keyspace_wide(spec.name) => Batch::Reads,
+            _ => return None,
         };
-        if !spec.is_write() {
-            return false;
+        // Subcommands have their own arity and ACL rules (`dispatch`).
+        if subcommands(spec.name).is_some() {
+            return None;
         }
         let users = self.srv.users();
         if self.auth_required(&users) {
-            return false;
+            return None;
         }
         // A denied command is answered (and logged) by `dispatch`.
-        users
+        let plain = users
             .get(self.acting_user())
             .is_some_and(|u| u.born == self.user_born && u.check(spec, None, args).is_ok())
             && spec.flags & flag::BLOCKING == 0
             && spec.arity_ok(args.len())
             // A redirected command is answered by `dispatch`.
-            && self.redirect(spec, args).is_none()
+            && self.redirect(spec, args).is_none();
+        plain.then_some(kind)
+    }
+
+    /// Runs a batch (see `process_input`) and appends the replies in order.
+    async fn run_batch(&mut self, kind: Batch, cmds: &mut Vec<Vec<Bytes>>) {
+        match kind {
+            Batch::Writes => self.run_writes(cmds).await,
+            Batch::Reads => self.run_reads(cmds).await,
+        }
+    }
+
+    /// Runs `reads` concurrently: their barriers share Raft rounds.
+    async fn run_reads(&mut self, reads: &mut Vec<Vec<Bytes>>) {
+        if reads.is_empty() {
+            return;
+        }
+        let store = self.srv.store.clone();
+        let cmds = std::mem::take(reads);
+        self.account_batch(&cmds);
+        let names = cmd_names(&cmds);
+        let started = Instant::now();
+        let futs: Vec<_> = cmds.into_iter().map(|args| store.execute(args)).collect();
+        let replies = crate::store::join_in_order(futs).await;
+        let took = started.elapsed();
+        for (r, name) in replies.iter().zip(names) {
+            self.observe(name, r.is_error(), took);
+            self.emit(r);
+        }
+    }
+
+    /// Counts a batch's commands and records the last as the client's last command.
+    fn account_batch(&self, cmds: &[Vec<Bytes>]) {
+        self.srv
+            .stats
+            .commands_processed
+            .fetch_add(cmds.len() as u64, Ordering::Relaxed);
+        *self.handle.last_active.lock() = Instant::now();
+        if let Some(name) = cmds
+            .last()
+            .and_then(|a| a.first())
+            .and_then(|n| cmd::lookup(n))
+        {
+            self.handle.fields.lock().last_cmd = name.name.to_string();
+        }
     }
 
     /// Proposes `writes` concurrently (in order) and appends their replies in order.
@@ -380,29 +458,10 @@ impl Conn {
         if writes.is_empty() {
             return;
         }
-        let n = writes.len() as u64;
-        self.srv
-            .stats
-            .commands_processed
-            .fetch_add(n, Ordering::Relaxed);
-        *self.handle.last_active.lock() = Instant::now();
-        if let Some(name) = writes
-            .last()
-            .and_then(|a| a.first())
-            .and_then(|n| cmd::lookup(n))
-        {
-            self.handle.fields.lock().last_cmd = name.name.to_string();
-        }
         let store = self.srv.store.clone();
         let cmds = std::mem::take(writes);
-        let names: Vec<&'static str> = cmds
-            .iter()
-            .map(|a| {
-                a.first()
-                    .and_then(|n| cmd::lookup(n))
-                    .map_or("unknown", |s| s.name)
-            })
-            .collect();
+        self.account_batch(&cmds);
+        let names = cmd_names(&cmds);
         let started = Instant::now();
         let replies = propose_in_order(&store, cmds).await;
         let took = started.elapsed();

@@ -1251,13 +1251,29 @@ async fn shards_split_by_themselves_under_load_and_when_they_grow() {
                 .is_some_and(|a| a.len() >= 2)
         });
 
-        // Size: about 3 MiB of incompressible values.
+        // Size: about 3 MiB of incompressible values, all in the shard holding slot 0 (the
+        // load may have split the keyspace more than once, and spread evenly the data could
+        // leave every shard under the threshold).
+        let shards = get_json(port, "/admin/shards");
+        let (first, last) = shards["shards"]
+            .as_array()
+            .and_then(|a| a.iter().find(|s| s["slots"][0] == 0))
+            .map(|s| {
+                let bound = |i: usize| s["slots"][i].as_u64().unwrap_or(0) as u16;
+                (bound(0), bound(1))
+            })
+            .expect("a shard with slot 0");
+        let keys: Vec<String> = (0u64..)
+            .map(|n| format!("big{n}"))
+            .filter(|k| (first..=last).contains(&raft_kv::storage::slot::key_slot(k.as_bytes())))
+            .take(3000)
+            .collect();
         let mut conn = c.nodes[1].conn().await;
         let mut acked = BTreeMap::new();
         for batch in 0..30 {
             let mut pipe = redis::pipe();
             for j in 0..100 {
-                let k = format!("big{}", batch * 100 + j);
+                let k = keys[batch * 100 + j].clone();
                 let v: String = (0..1024)
                     .map(|_| char::from(b'!' + rand::random::<u8>() % 90))
                     .collect();

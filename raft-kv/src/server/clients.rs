@@ -49,6 +49,9 @@ pub struct ClientHandle {
     unblock: AtomicU8,
     /// Wakes the connection for a kill or an unblock.
     pub kill_signal: Notify,
+    /// Wakes a connection blocked writing to its socket, for a kill only (an unblock must
+    /// not cut a write short).
+    pub kill_write: Notify,
     msg_tx: mpsc::UnboundedSender<Frame>,
     /// Bytes of pub/sub messages queued but not yet written to the socket.
     pub pending_out: AtomicUsize,
@@ -66,6 +69,7 @@ impl ClientHandle {
     pub fn kill(&self) {
         self.killed.store(true, Ordering::Release);
         self.kill_signal.notify_one();
+        self.kill_write.notify_one();
     }
 
     /// CLIENT UNBLOCK: wakes the client if it is blocked; `false` if it wasn't.
@@ -231,6 +235,7 @@ impl Clients {
             killed: AtomicBool::new(false),
             unblock: AtomicU8::new(0),
             kill_signal: Notify::new(),
+            kill_write: Notify::new(),
             msg_tx,
             pending_out: AtomicUsize::new(0),
             soft_over_since: AtomicU64::new(0),

@@ -304,7 +304,7 @@ impl Conn {
         }
         tokio::select! {
             r = self.stream.write_all(&self.out) => r?,
-            _ = self.handle.kill_signal.notified() => {
+            _ = self.handle.kill_write.notified() => {
                 return Err(io::Error::other("client killed"));
             }
         }

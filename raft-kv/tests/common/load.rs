@@ -53,6 +53,9 @@ pub async fn start_writers(
                             refusals.push(text);
                         }
                         acked.remove(&k);
+                        // A dead connection fails at once: pause, so the loop yields and a
+                        // runtime shutting down can drop this task.
+                        tokio::time::sleep(Duration::from_millis(20)).await;
                     }
                 }
                 i += 1;

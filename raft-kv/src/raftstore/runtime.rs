@@ -1415,6 +1415,15 @@ impl Runtime {
                 if s.leader != peer.last_status.leader {
                     tracing::info!(group, leader = s.leader, term = s.term, "leader changed");
                     self.metrics.raft_leader_changes.inc();
+                    // ReadIndex requests in flight went to the old leader and may be lost:
+                    // ask the new one now rather than after an election timeout (a late
+                    // answer to an old request finds nothing waiting and is ignored).
+                    let lost: Vec<ReadWaiter> = peer
+                        .reads_inflight
+                        .drain()
+                        .flat_map(|(_, (ws, _))| ws)
+                        .collect();
+                    peer.reads_new.extend(lost);
                 }
                 peer.last_status = s.clone();
                 changed.push((*group, s));

@@ -121,6 +121,21 @@ impl TestServer {
             extra: extra.iter().map(|s| s.to_string()).collect(),
         };
         s.spawn();
+        // Another test's server may have taken a port between `free_port` and the bind: the
+        // connect in `spawn` then reached that server and ours exited ("address in use").
+        // Make sure ours is the one listening, with fresh ports otherwise.
+        for _ in 0..3 {
+            std::thread::sleep(Duration::from_millis(100));
+            match s.child.as_mut().map(|c| c.try_wait()) {
+                Some(Ok(None)) => return s,
+                _ => {
+                    s.child = None;
+                    s.port = free_port();
+                    s.http_port = free_port();
+                    s.spawn();
+                }
+            }
+        }
         s
     }
 

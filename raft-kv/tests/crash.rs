@@ -15,10 +15,18 @@ use serde_json::Value;
 
 const FAULTS: &[(&str, &str)] = &[("RAFTKV_FAULT_INJECTION", "1")];
 
-/// Arms fail point `point` on the node behind `port`.
+/// Arms fail point `point` on the node behind `port` (retrying for a few seconds: a node
+/// just restarted may not answer HTTP yet).
 fn arm(port: u16, point: &str) {
-    let (line, body) = http_post(port, "/debug/failpoint", point).expect("arm");
-    assert!(line.contains(" 200"), "arming {point}: {line} {body}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let got = http_post(port, "/debug/failpoint", point);
+        match &got {
+            Ok((line, _)) if line.contains(" 200") => return,
+            _ if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(100)),
+            _ => panic!("arming {point}: {got:?}"),
+        }
+    }
 }
 
 /// Waits for node `i` to die at its armed point; panics (with the logs) if it does not.

@@ -38,12 +38,8 @@ impl TestDb {
     }
 
     /// Runs one command: reads against a snapshot, writes as an applied and committed op.
-    pub fn run(&mut self, args: &[&str]) -> Frame {
-        let args: Vec<Bytes> = args
-            .iter()
-            .map(|a| Bytes::copy_from_slice(a.as_bytes()))
-            .collect();
-        self.run_bytes(args)
+    pub fn run(&mut self, argv: &[&str]) -> Frame {
+        self.run_bytes(args(argv))
     }
 
     pub fn run_bytes(&mut self, args: Vec<Bytes>) -> Frame {
@@ -80,6 +76,13 @@ impl Default for TestDb {
 }
 
 /// Shorthands for expected replies.
+/// Command arguments from string literals.
+pub fn args(args: &[&str]) -> Vec<Bytes> {
+    args.iter()
+        .map(|a| Bytes::copy_from_slice(a.as_bytes()))
+        .collect()
+}
+
 pub fn bulk(s: &str) -> Frame {
     Frame::Bulk(Bytes::copy_from_slice(s.as_bytes()))
 }

@@ -1658,11 +1658,7 @@ mod tests {
 
     #[test]
     fn read_keys_step_over_option_values() {
-        let a = |v: &[&str]| -> Vec<bytes::Bytes> {
-            v.iter()
-                .map(|s| bytes::Bytes::copy_from_slice(s.as_bytes()))
-                .collect()
-        };
+        let a = crate::testutil::args;
         // A group or consumer named like a keyword is a value, not the keyword.
         let g = a(&[
             "XREADGROUP",

@@ -797,11 +797,7 @@ mod tests {
     use crate::cmd::lookup;
     use crate::cmd::server_cmds::lookup_sub;
 
-    fn b(args: &[&str]) -> Vec<Bytes> {
-        args.iter()
-            .map(|a| Bytes::copy_from_slice(a.as_bytes()))
-            .collect()
-    }
+    use crate::testutil::args as b;
 
     fn user(rules: &[&str]) -> User {
         let mut u = User::default();

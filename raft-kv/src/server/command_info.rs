@@ -258,11 +258,7 @@ pub fn command(args: &[Bytes]) -> Reply {
 mod tests {
     use super::*;
 
-    fn b(args: &[&str]) -> Vec<Bytes> {
-        args.iter()
-            .map(|a| Bytes::copy_from_slice(a.as_bytes()))
-            .collect()
-    }
+    use crate::testutil::args as b;
 
     fn one(r: Reply) -> Frame {
         match r {

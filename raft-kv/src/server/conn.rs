@@ -1412,11 +1412,7 @@ pub fn unknown_subcommand(container: &str, sub: &[u8]) -> Reply {
 mod tests {
     use super::*;
 
-    fn b(args: &[&str]) -> Vec<Bytes> {
-        args.iter()
-            .map(|a| Bytes::copy_from_slice(a.as_bytes()))
-            .collect()
-    }
+    use crate::testutil::args as b;
 
     #[test]
     fn unknown_command_text_matches_redis() {

@@ -52,19 +52,23 @@ impl Node {
         }
     }
 
-    /// Starts the node; Err (with its log) if it does not come up.
-    fn try_spawn(&mut self) -> Result<(), String> {
+    /// Spawns the node's process with stdout and stderr appended to its log file.
+    fn spawn_logged(&self) -> std::process::Child {
         let log = File::options()
             .create(true)
             .append(true)
             .open(&self.log)
             .expect("open node log");
-        let child = self
-            .command()
+        self.command()
             .stderr(Stdio::from(log.try_clone().expect("dup log")))
             .stdout(Stdio::from(log))
             .spawn()
-            .expect("spawn raft-kv");
+            .expect("spawn raft-kv")
+    }
+
+    /// Starts the node; Err (with its log) if it does not come up.
+    fn try_spawn(&mut self) -> Result<(), String> {
+        let child = self.spawn_logged();
         // Stored first, so a node that fails to come up is still killed on drop.
         let child = self.child.insert(child);
         let listening = wait_listening(self.redis_port, child);
@@ -88,18 +92,7 @@ impl Node {
     /// Starts the node expecting it to refuse to run: its exit status, or None if it is
     /// still running after `within` (it is then killed).
     pub fn start_expecting_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
-        let log = File::options()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .expect("open node log");
-        let child = self
-            .command()
-            .stderr(Stdio::from(log.try_clone().expect("dup log")))
-            .stdout(Stdio::from(log))
-            .spawn()
-            .expect("spawn raft-kv");
-        self.child = Some(child);
+        self.child = Some(self.spawn_logged());
         let st = self.wait_exit(within);
         if st.is_none() {
             self.kill9();

@@ -410,26 +410,24 @@ impl Conn {
         plain.then_some(kind)
     }
 
-    /// Runs a batch (see `process_input`) and appends the replies in order.
-    async fn run_batch(&mut self, kind: Batch, cmds: &mut Vec<Vec<Bytes>>) {
-        match kind {
-            Batch::Writes => self.run_writes(cmds).await,
-            Batch::Reads => self.run_reads(cmds).await,
-        }
-    }
-
-    /// Runs `reads` concurrently: their barriers share Raft rounds.
-    async fn run_reads(&mut self, reads: &mut Vec<Vec<Bytes>>) {
-        if reads.is_empty() {
+    /// Runs a batch (see `process_input`) and appends the replies in order: writes are
+    /// proposed concurrently in order, reads run concurrently (their barriers share rounds).
+    async fn run_batch(&mut self, kind: Batch, batch: &mut Vec<Vec<Bytes>>) {
+        if batch.is_empty() {
             return;
         }
         let store = self.srv.store.clone();
-        let cmds = std::mem::take(reads);
+        let cmds = std::mem::take(batch);
         self.account_batch(&cmds);
         let names = cmd_names(&cmds);
         let started = Instant::now();
-        let futs: Vec<_> = cmds.into_iter().map(|args| store.execute(args)).collect();
-        let replies = crate::store::join_in_order(futs).await;
+        let replies = match kind {
+            Batch::Writes => propose_in_order(&store, cmds).await,
+            Batch::Reads => {
+                let futs: Vec<_> = cmds.into_iter().map(|args| store.execute(args)).collect();
+                crate::store::join_in_order(futs).await
+            }
+        };
         let took = started.elapsed();
         for (r, name) in replies.iter().zip(names) {
             self.observe(name, r.is_error(), took);
@@ -450,24 +448,6 @@ impl Conn {
             .and_then(|n| cmd::lookup(n))
         {
             self.handle.fields.lock().last_cmd = name.name.to_string();
-        }
-    }
-
-    /// Proposes `writes` concurrently (in order) and appends their replies in order.
-    async fn run_writes(&mut self, writes: &mut Vec<Vec<Bytes>>) {
-        if writes.is_empty() {
-            return;
-        }
-        let store = self.srv.store.clone();
-        let cmds = std::mem::take(writes);
-        self.account_batch(&cmds);
-        let names = cmd_names(&cmds);
-        let started = Instant::now();
-        let replies = propose_in_order(&store, cmds).await;
-        let took = started.elapsed();
-        for (r, name) in replies.iter().zip(names) {
-            self.observe(name, r.is_error(), took);
-            self.emit(r);
         }
     }
 

@@ -3,11 +3,10 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::cluster::Cluster;
-use common::{free_port, resp, wait_listening, Raw, TestServer, TEST_TIMEOUT};
+use common::{resp, Raw, TestServer, TEST_TIMEOUT};
 
 /// SHA-256 of "p1", as ACL LIST shows it.
 const P1: &str = "f64551fcd6f07823cb87971cfb91446425da18286b3ab1ef935e0cbd7a69f68a";
@@ -483,49 +482,10 @@ fn setuser_on_a_node_outside_the_metadata_group() {
     drop(c);
 }
 
-/// A redis-server on a free loopback port, stopped on drop.
-struct RealRedis {
-    child: Child,
-    port: u16,
-}
-
-impl RealRedis {
-    fn start() -> Option<RealRedis> {
-        let port = free_port();
-        let mut child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-            ])
-            .args(["--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .ok()?;
-        if wait_listening(port, &mut child).is_err() {
-            let _ = child.kill();
-            let _ = child.wait();
-            return None;
-        }
-        Some(RealRedis { child, port })
-    }
-}
-
-impl Drop for RealRedis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// The same ACL commands against redis-server 7 and RaftKV: byte-identical replies.
 #[test]
 fn replies_match_redis_server() {
-    let Some(real) = RealRedis::start() else {
+    let Some(real) = common::RedisServer::start() else {
         eprintln!("redis-server not installed: skipping the comparison");
         return;
     };

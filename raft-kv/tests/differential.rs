@@ -10,10 +10,9 @@ mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{free_port, TestServer};
+use common::TestServer;
 
 /// A reply tree, enough to compare and normalise.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -95,40 +94,6 @@ impl Client {
             }
             _ => panic!("unexpected reply line {line:?}"),
         }
-    }
-}
-
-struct RedisServer {
-    child: Child,
-    port: u16,
-}
-
-impl RedisServer {
-    fn start() -> Option<RedisServer> {
-        let port = free_port();
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .ok()?;
-        Some(RedisServer { child, port })
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -566,7 +531,7 @@ fn env_u64(name: &str, default: u64) -> u64 {
 
 #[test]
 fn random_commands_match_redis() {
-    let Some(redis_server) = RedisServer::start() else {
+    let Some(redis_server) = common::RedisServer::start() else {
         eprintln!("redis-server not installed: skipping the differential test");
         return;
     };

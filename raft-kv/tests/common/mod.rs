@@ -475,3 +475,43 @@ pub fn http_post(port: u16, path: &str, body: &str) -> std::io::Result<(String, 
     let body = resp.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
     Ok((status, body))
 }
+
+/// A redis-server (no persistence) on a free loopback port, stopped on drop; None when
+/// redis-server is not installed or does not come up.
+pub struct RedisServer {
+    child: Child,
+    pub port: u16,
+}
+
+impl RedisServer {
+    pub fn start() -> Option<RedisServer> {
+        let port = free_port();
+        let mut child = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+            ])
+            .args(["--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok()?;
+        if wait_listening(port, &mut child).is_err() {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        Some(RedisServer { child, port })
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -7,8 +7,10 @@
 //! Points: `log_write_before`, `log_write_after` (the Raft log batch and its fsync),
 //! `apply_before_write`, `apply_after_write` (the state machine batch), `snapshot_send`,
 //! `snapshot_install`, `split_apply`, `merge_commit_apply`, `migrate_promote` (the
-//! metadata leader, before a migration's joint change); and `snapshot_corrupt`, which flips a
-//! byte of a received snapshot instead (its checksum must catch it).
+//! metadata leader, before a migration's joint change); and two that do something else
+//! instead of aborting: `snapshot_corrupt` flips a byte of a received snapshot (its checksum
+//! must catch it), `log_write_error` fails the Raft log write as an fsync error would (the
+//! node must fail-stop with an error to the waiting clients).
 
 #[cfg(feature = "failpoints")]
 mod armed {

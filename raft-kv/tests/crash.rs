@@ -324,3 +324,91 @@ async fn a_torn_log_tail_is_dropped_and_a_corrupt_log_is_refused() {
     .await
     .expect("test timed out");
 }
+
+/// An fsync that fails (fail point `log_write_error`, as EIO from the disk) stops the node:
+/// writes waiting on that batch are answered with an error rather than dropped or
+/// acknowledged, nothing after it is acknowledged, and after a restart every acknowledged
+/// write is there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_fsync_stops_the_node_with_an_error_to_its_clients() {
+    tokio::time::timeout(Duration::from_secs(120), async {
+        let mut c = Cluster::start_with_env(1, &[], FAULTS);
+        c.wait_ready(Duration::from_secs(30));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut writers = Vec::new();
+        for w in 0..8 {
+            let mut conn = c.nodes[0].conn().await;
+            let stop = stop.clone();
+            writers.push(tokio::spawn(async move {
+                let (mut acked, mut errors) = (Vec::new(), Vec::new());
+                for i in 0..100_000 {
+                    if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        break;
+                    }
+                    let key = format!("f{w}:{i}");
+                    let r: redis::RedisResult<()> = redis::cmd("SET")
+                        .arg(&key)
+                        .arg(i)
+                        .query_async(&mut conn)
+                        .await;
+                    match r {
+                        Ok(()) => acked.push(key),
+                        Err(e) => {
+                            errors.push(e.to_string());
+                            break;
+                        }
+                    }
+                }
+                (acked, errors)
+            }));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        arm(c.nodes[0].http_port, "log_write_error");
+        let status = c.nodes[0].wait_exit(Duration::from_secs(20));
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        assert!(
+            status.is_some_and(|s| !s.success()),
+            "the node kept running after a failed fsync ({status:?})\n{}",
+            c.logs()
+        );
+        let (mut acked, mut errors) = (Vec::new(), Vec::new());
+        for w in writers {
+            let (a, e) = w.await.expect("writer");
+            acked.extend(a);
+            errors.extend(e);
+        }
+        assert!(
+            acked.len() > 20,
+            "only {} writes before the fault",
+            acked.len()
+        );
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.contains("MISCONF") && e.contains("disk")),
+            "no writer was told about the disk: {errors:?}"
+        );
+        let log = c.nodes[0].log_text();
+        assert!(log.contains("Raft log write failed"), "{log}");
+
+        // Restarted (the fault gone), every acknowledged write is there.
+        c.nodes[0].env.clear();
+        c.nodes[0].spawn();
+        c.wait_ready(Duration::from_secs(30));
+        let mut conn = c.nodes[0].conn().await;
+        let n = acked.len();
+        for key in acked {
+            let v: Option<String> = redis::cmd("GET")
+                .arg(&key)
+                .query_async(&mut conn)
+                .await
+                .expect("GET after restart");
+            assert!(
+                v.is_some(),
+                "{key} acknowledged before the fault, lost after ({n} acked)"
+            );
+        }
+    })
+    .await
+    .expect("test timed out");
+}

@@ -17,7 +17,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use prost::Message as _;
@@ -457,6 +457,49 @@ fn drop_state_and_log(
 }
 
 impl Runtime {
+    /// A write to this node's disk failed. Fail-stop, as etcd and TiKV: a failed fsync is
+    /// never retried (the kernel may have dropped the dirty pages, so a retry can "succeed"
+    /// over lost data), and a node that cannot persist must neither vote nor acknowledge.
+    /// First every request still waiting here (and `waiting`, replies computed but not yet
+    /// sent) gets an error, so clients hear why instead of a dropped connection; the outcome
+    /// is unknown, as after a timeout (the entry may be durable elsewhere, or replayed).
+    fn fail_stop(&mut self, what: &str, waiting: Vec<oneshot::Sender<Frame>>) -> ! {
+        tracing::error!("{what}: stopping this node (fail-stop); fix the disk and restart it");
+        let msg = format!(
+            "MISCONF this node cannot write to its disk ({what}) and is stopping; the outcome of \
+             this request is unknown"
+        );
+        for tx in waiting {
+            let _ = tx.send(Frame::Error(msg.clone()));
+        }
+        for peer in self.peers.values_mut() {
+            for (_, p) in peer.pending.drain() {
+                let _ = p.reply.send(Frame::Error(msg.clone()));
+            }
+            let inflight = peer.reads_inflight.drain().flat_map(|(_, (ws, _))| ws);
+            let ready = peer.reads_ready.drain(..).flat_map(|(_, ws)| ws);
+            for w in peer.reads_new.drain(..).chain(inflight).chain(ready) {
+                let _ = w.reply.send(Err(Frame::Error(msg.clone())));
+            }
+        }
+        // The connections (other threads) write those answers out meanwhile. Requests that
+        // arrive in the meantime get the same answer; nothing is proposed or acknowledged.
+        let deadline = Instant::now() + Duration::from_millis(300);
+        while Instant::now() < deadline {
+            match self.rx.try_recv() {
+                Ok(Inbox::Propose { reply, .. }) => {
+                    let _ = reply.send(Frame::Error(msg.clone()));
+                }
+                Ok(Inbox::Read { reply, .. }) => {
+                    let _ = reply.send(Err(Frame::Error(msg.clone())));
+                }
+                Ok(_) => {}
+                Err(_) => std::thread::sleep(Duration::from_millis(5)),
+            }
+        }
+        fatal(what)
+    }
+
     fn run(mut self) {
         let rt = match tokio::runtime::Builder::new_current_thread()
             .enable_time()
@@ -1115,8 +1158,13 @@ impl Runtime {
         if !log_batch.is_empty() {
             let started = Instant::now();
             crate::failpoint::hit("log_write_before");
-            if let Err(e) = self.log.write(log_batch, sync) {
-                fatal(&e);
+            let written = if crate::failpoint::armed("log_write_error") {
+                Err("fsync: Input/output error (os error 5) (fail point)".to_string())
+            } else {
+                self.log.write(log_batch, sync)
+            };
+            if let Err(e) = written {
+                self.fail_stop(&format!("Raft log write failed: {e}"), Vec::new());
             }
             crate::failpoint::hit("log_write_after");
             if sync {
@@ -1245,7 +1293,8 @@ impl Runtime {
             // Not synced: the log is, and replays whatever a crash takes from here.
             crate::failpoint::hit("apply_before_write");
             if let Err(e) = self.engine.db().write(batch) {
-                fatal(&format!("state machine write failed: {e}"));
+                let waiting = replies.into_iter().map(|(tx, _)| tx).collect();
+                self.fail_stop(&format!("state machine write failed: {e}"), waiting);
             }
             crate::failpoint::hit("apply_after_write");
             if volatile {

@@ -7,6 +7,7 @@ use clap::Parser;
 
 use crate::raftstore::members::{parse_cluster, Member};
 use crate::raftstore::{RaftOptions, ReadMode};
+use crate::tls::{AuthClients, TlsFiles};
 
 #[derive(Parser, Debug, Clone)]
 #[command(
@@ -107,6 +108,20 @@ pub struct Config {
     /// number of cores; lower it when several nodes share one machine.
     #[arg(long)]
     pub worker_threads: Option<usize>,
+    /// TLS certificate (PEM, leaf first). With `--tls-key-file` and `--tls-ca-cert-file`
+    /// (all three or none) the Redis port, `--port` and peer connections all use TLS.
+    #[arg(long)]
+    pub tls_cert_file: Option<PathBuf>,
+    /// Private key of `--tls-cert-file` (PEM).
+    #[arg(long)]
+    pub tls_key_file: Option<PathBuf>,
+    /// CA certificates (PEM) that sign peers' and clients' certificates.
+    #[arg(long)]
+    pub tls_ca_cert_file: Option<PathBuf>,
+    /// Whether Redis clients must present a certificate signed by the CA (as Redis'
+    /// `tls-auth-clients`).
+    #[arg(long, value_enum, default_value = "yes")]
+    pub tls_auth_clients: AuthClients,
 }
 
 /// The secret travels in gRPC metadata and HTTP headers: printable ASCII only (a secret
@@ -179,6 +194,26 @@ impl Config {
         }
     }
 
+    /// The TLS files, if TLS is configured (all three files or none).
+    pub fn tls_files(&self) -> Result<Option<TlsFiles>, String> {
+        match (
+            &self.tls_cert_file,
+            &self.tls_key_file,
+            &self.tls_ca_cert_file,
+        ) {
+            (None, None, None) => Ok(None),
+            (Some(cert), Some(key), Some(ca)) => Ok(Some(TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+                ca: ca.clone(),
+                auth_clients: self.tls_auth_clients,
+            })),
+            _ => Err(
+                "TLS needs all of --tls-cert-file, --tls-key-file and --tls-ca-cert-file".into(),
+            ),
+        }
+    }
+
     /// Automatic split thresholds (bytes, requests per second); 0 = never.
     pub fn split_thresholds(&self) -> (u64, u64) {
         let clustered = self.cluster.is_some() || self.join.is_some();
@@ -233,7 +268,10 @@ mod tests {
         assert!(check_secret("ok secret".into(), "x").is_ok());
         assert!(check_secret("bad\u{e9}".into(), "x").is_err());
         assert!(check_secret("bad\nline".into(), "x").is_err());
+        let half_tls = Config::parse_from(["raft-kv", "--tls-cert-file", "c.pem"]);
+        assert!(half_tls.tls_files().is_err());
         let alone = Config::parse_from(["raft-kv", "--node-id", "n9", "--port", "7001"]);
+        assert!(matches!(alone.tls_files(), Ok(None)));
         let m = alone.members().expect("single node");
         assert_eq!(
             (m[0].name.as_str(), m[0].addr.as_str()),

@@ -4,9 +4,11 @@
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
+use rustls::pki_types::ServerName;
 use serde_json::Value;
 
 #[derive(Parser, Debug)]
@@ -21,6 +23,9 @@ pub struct CtlArgs {
     /// File holding the cluster secret (or RAFTKV_CLUSTER_SECRET).
     #[arg(long)]
     pub secret_file: Option<PathBuf>,
+    /// Talk HTTPS, trusting this CA (for nodes started with TLS certificates).
+    #[arg(long)]
+    pub tls_ca_cert_file: Option<PathBuf>,
     #[command(subcommand)]
     pub command: CtlCommand,
 }
@@ -121,9 +126,14 @@ pub fn run(args: CtlArgs) -> Result<(), String> {
         ),
         None => std::env::var("RAFTKV_CLUSTER_SECRET").ok(),
     };
+    let tls = match &args.tls_ca_cert_file {
+        Some(ca) => Some(crate::tls::client_config(ca)?),
+        None => None,
+    };
     let api = Api {
         addr: args.addr,
         secret,
+        tls,
     };
     let print = |v: Value| {
         println!(
@@ -295,6 +305,20 @@ fn follow(api: &Api, op: u64, timeout: Duration) -> Result<(), String> {
 struct Api {
     addr: String,
     secret: Option<String>,
+    tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+/// Sends `req` and reads the answer to the end of the connection. An end without TLS
+/// close_notify after some data is still an answer (the server closed as asked).
+fn exchange(mut s: impl Read + Write, req: &[u8]) -> std::io::Result<String> {
+    s.write_all(req)?;
+    let mut resp = Vec::new();
+    match s.read_to_end(&mut resp) {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !resp.is_empty() => {}
+        Err(e) => return Err(e),
+    }
+    Ok(String::from_utf8_lossy(&resp).into_owned())
 }
 
 impl Api {
@@ -306,7 +330,7 @@ impl Api {
             .map_err(|e| format!("bad address {}: {e}", self.addr))?
             .next()
             .ok_or_else(|| format!("bad address {}", self.addr))?;
-        let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(3))
+        let s = TcpStream::connect_timeout(&addr, Duration::from_secs(3))
             .map_err(|e| format!("cannot reach {}: {e}", self.addr))?;
         let _ = s.set_read_timeout(Some(Duration::from_secs(30)));
         let body = body.map(|b| b.to_string()).unwrap_or_default();
@@ -321,11 +345,18 @@ impl Api {
             self.addr,
             body.len()
         );
-        s.write_all(req.as_bytes())
-            .map_err(|e| format!("cannot send to {}: {e}", self.addr))?;
-        let mut resp = String::new();
-        s.read_to_string(&mut resp)
-            .map_err(|e| format!("no answer from {}: {e}", self.addr))?;
+        let resp = match &self.tls {
+            None => exchange(s, req.as_bytes()),
+            Some(cfg) => {
+                let host = self.addr.rsplit_once(':').map_or(&*self.addr, |(h, _)| h);
+                let name = ServerName::try_from(host.trim_matches(['[', ']']).to_string())
+                    .map_err(|e| format!("bad host {host}: {e}"))?;
+                let tls = rustls::ClientConnection::new(cfg.clone(), name)
+                    .map_err(|e| format!("TLS to {}: {e}", self.addr))?;
+                exchange(rustls::StreamOwned::new(tls, s), req.as_bytes())
+            }
+        }
+        .map_err(|e| format!("no answer from {}: {e}", self.addr))?;
         let status: u16 = resp
             .split_whitespace()
             .nth(1)

@@ -20,3 +20,4 @@ pub mod ctl;
 pub mod server;
 #[cfg(test)]
 pub mod testutil;
+pub mod tls;

@@ -711,10 +711,16 @@ impl Harness {
 
     /// Makes node `i` drop all Raft traffic to and from `peers` (none: heal).
     fn set_partition(&self, i: usize, peers: &[usize]) -> Result<(), String> {
+        self.set_cut(i, "", peers)
+    }
+
+    /// Node `i`'s cut from `peers`, one way: `out:` (it sends them nothing) or `in:` (it
+    /// hears nothing from them); "" both ways.
+    fn set_cut(&self, i: usize, way: &str, peers: &[usize]) -> Result<(), String> {
         let nodes = &self.cluster.nodes;
         let body = peers
             .iter()
-            .map(|&p| nodes[p].name.as_str())
+            .map(|&p| format!("{way}{}", nodes[p].name))
             .collect::<Vec<_>>()
             .join(",");
         match http_post(nodes[i].http_port, "/debug/partition", &body) {
@@ -794,8 +800,8 @@ impl Drop for Harness {
     }
 }
 
-/// Cycles through faults until `until`: kill -9 and restart, SIGSTOP and SIGCONT, or a
-/// minority partitioned away; each lasts 1-4 s with 1-3 s of health in between, and at most a
+/// Cycles through faults until `until`: kill -9 and restart, SIGSTOP and SIGCONT, a
+/// minority partitioned away, or one node cut off one way (asymmetric); each lasts 1-4 s with 1-3 s of health in between, and at most a
 /// minority is ever affected. Between faults it starts splits, merges and (5 nodes)
 /// migrations, a node's join and another's decommission; nodes down for 3 s also get the
 /// scheduler's repairs and merge rollbacks. Returns the number of faults and the log of what it did (also
@@ -869,6 +875,28 @@ fn nemesis(
                 std::thread::sleep(hold);
                 cluster.resume(i);
                 note(format!("SIGCONT n{}", i + 1));
+            }
+            2 if rng.gen_bool(0.3) => {
+                // Asymmetric: one node cannot send to the others but hears them (a leader
+                // must lose its lease and step down), or hears nothing but still sends (its
+                // elections must not disrupt the others).
+                let i = rng.gen_range(0..n);
+                let way = if rng.gen_bool(0.5) { "out:" } else { "in:" };
+                let others: Vec<usize> = (0..n).filter(|&j| j != i).collect();
+                let what = if way == "out:" {
+                    "cannot send"
+                } else {
+                    "cannot hear"
+                };
+                note(format!("asymmetric: n{} {what} for {hold:?}", i + 1));
+                if let Err(e) = cluster.set_cut(i, way, &others) {
+                    panic!("fault hook failed: {e}");
+                }
+                std::thread::sleep(hold);
+                if let Err(e) = cluster.heal_partitions(Duration::from_secs(10)) {
+                    panic!("healing the partition failed: {e}");
+                }
+                note("asymmetric partition healed".into());
             }
             _ if n >= 5 && rng.gen_bool(0.5) => {
                 // A bridge: two halves that cannot reach each other, both reaching one node.

@@ -2,6 +2,7 @@
 
 mod common;
 
+use std::io::{Read, Write};
 use std::time::Duration;
 
 use common::{http_get, redis_cli, resp, TestServer, TEST_TIMEOUT};
@@ -896,5 +897,75 @@ fn a_subscriber_that_stops_reading_is_cut_off_at_its_output_limit() {
     );
     // The publisher was answered all along, and the server serves others.
     assert!(receivers.iter().all(|r| r == b":1\r\n" || r == b":0\r\n"));
+    assert_eq!(admin.call(b"PING\r\n"), b"+PONG\r\n");
+}
+
+/// The `normal` class of client-output-buffer-limit: a client whose replies pile up past the
+/// hard limit is closed without them; one that does not take its output within the soft
+/// seconds is closed too; everyone else is served meanwhile.
+#[test]
+fn a_client_over_the_normal_output_limit_is_closed() {
+    let srv = TestServer::start();
+    let mut admin = srv.raw();
+    let value = vec![b'v'; 512 * 1024];
+    assert_eq!(admin.call(&resp(&[b"SET", b"big", &value])), b"+OK\r\n");
+    assert_eq!(
+        admin.call(&resp(&[
+            b"CONFIG",
+            b"SET",
+            b"client-output-buffer-limit",
+            b"normal 1mb 0 0"
+        ])),
+        b"+OK\r\n"
+    );
+    // One GET fits; ten pipelined GETs (5 MiB of replies) do not.
+    let mut one = srv.raw();
+    let got = one.call(&resp(&[b"STRLEN", b"big"]));
+    assert_eq!(got, b":524288\r\n");
+    let mut greedy = srv.raw();
+    let mut pipeline = Vec::new();
+    for _ in 0..10 {
+        pipeline.extend(resp(&[b"GET", b"big"]));
+    }
+    greedy.send(&pipeline);
+    assert!(
+        greedy.is_closed(),
+        "a client 4 MiB over its hard limit was kept"
+    );
+
+    // Soft: 100 KiB for 1 s. A client that asks for 5 MiB and reads none of it is closed
+    // after about a second.
+    assert_eq!(
+        admin.call(&resp(&[
+            b"CONFIG",
+            b"SET",
+            b"client-output-buffer-limit",
+            b"normal 0 100kb 1"
+        ])),
+        b"+OK\r\n"
+    );
+    let stuck = std::net::TcpStream::connect(("127.0.0.1", srv.port)).expect("connect");
+    let _ = stuck.set_read_timeout(Some(std::time::Duration::from_secs(10)));
+    // 20 MiB: more than the socket buffers on both sides hold.
+    let mut big_pipeline = Vec::new();
+    for _ in 0..40 {
+        big_pipeline.extend(resp(&[b"GET", b"big"]));
+    }
+    let _ = (&stuck).write_all(&big_pipeline);
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    let listed = admin.call(&resp(&[b"CLIENT", b"LIST"]));
+    let clients = String::from_utf8_lossy(&listed)
+        .lines()
+        .filter(|l| l.starts_with("id="))
+        .count();
+    // Left: admin and `one` (the greedy and the stuck clients are gone).
+    assert!(clients <= 2, "{}", String::from_utf8_lossy(&listed));
+    let mut reader = &stuck;
+    let mut sink = Vec::new();
+    let _ = reader.read_to_end(&mut sink);
+    assert!(
+        sink.len() < 40 * value.len(),
+        "the stuck client got all of its output"
+    );
     assert_eq!(admin.call(b"PING\r\n"), b"+PONG\r\n");
 }

@@ -4,10 +4,9 @@
 
 use std::time::{Duration, Instant};
 
-use tonic::transport::Endpoint;
-
 use super::MetaState;
 use crate::raftstore::auth::ClusterSecret;
+use crate::raftstore::dial::Dialer;
 use crate::raftstore::members::Member;
 use crate::raftstore::transport::pb::node_client::NodeClient;
 use crate::raftstore::transport::pb::{HelloRequest, JoinRequest};
@@ -16,9 +15,15 @@ use crate::raftstore::transport::pb::{HelloRequest, JoinRequest};
 const JOIN_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Asks the node at `seed` (its `--port`) to add `me`; returns the metadata that lists it.
-pub async fn join(seed: &str, me: &Member, secret: &ClusterSecret) -> Result<MetaState, String> {
-    let channel = Endpoint::from_shared(format!("http://{seed}"))
-        .map_err(|e| format!("--join: bad address {seed}: {e}"))?
+pub async fn join(
+    seed: &str,
+    me: &Member,
+    secret: &ClusterSecret,
+    dialer: &Dialer,
+) -> Result<MetaState, String> {
+    let channel = dialer
+        .endpoint(seed)
+        .map_err(|e| format!("--join: {e}"))?
         .connect_timeout(Duration::from_secs(2))
         .connect_lazy();
     let mut client = NodeClient::new(channel).max_decoding_message_size(1 << 30);

@@ -14,6 +14,7 @@
 //! replies from its own applied state, and confirms reads with the leader's ReadIndex.
 
 pub mod auth;
+pub mod dial;
 pub mod log_engine;
 pub mod members;
 pub mod peer_storage;

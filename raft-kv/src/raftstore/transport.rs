@@ -5,8 +5,9 @@
 //! batch (Raft retransmits). A link reconnects with exponential backoff and reports the peer
 //! unreachable so leaders fall back to probing. Snapshots go on their own stream, in chunks.
 //!
-//! A test-only fault hook ([`Transport::set_partitioned`]) drops all traffic to and from
-//! chosen nodes, so the consistency test can partition a cluster without root privileges.
+//! A test-only fault hook ([`Transport::set_partitioned`]) drops traffic to and/or from
+//! chosen nodes, so the consistency test can partition a cluster (symmetric, asymmetric,
+//! bridges) without root privileges.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -17,6 +18,8 @@ use raft::eraftpb::Message;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Endpoint;
+
+use super::dial::Dialer;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::auth::ClusterSecret;
@@ -41,10 +44,31 @@ pub struct Transport {
     /// Peers join at run time (`--join`), hence the locks (read-mostly).
     links: RwLock<HashMap<u64, mpsc::Sender<MessageBatch>>>,
     addrs: RwLock<HashMap<u64, String>>,
-    partitioned: RwLock<HashSet<u64>>,
+    partitioned: RwLock<Partition>,
     inbox: mpsc::Sender<Inbox>,
     rt: tokio::runtime::Handle,
     secret: ClusterSecret,
+    dialer: Dialer,
+}
+
+/// The fault hook's cuts: nodes cut both ways, and one-way cuts (asymmetric partitions).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Partition {
+    pub both: HashSet<u64>,
+    /// Nothing is sent to these; what they send is heard.
+    pub outbound: HashSet<u64>,
+    /// Nothing from these is heard; they are still sent to.
+    pub inbound: HashSet<u64>,
+}
+
+impl Partition {
+    pub fn blocks_to(&self, node: u64) -> bool {
+        self.both.contains(&node) || self.outbound.contains(&node)
+    }
+
+    pub fn blocks_from(&self, node: u64) -> bool {
+        self.both.contains(&node) || self.inbound.contains(&node)
+    }
 }
 
 impl Transport {
@@ -53,14 +77,16 @@ impl Transport {
         peers: &[(u64, String)],
         inbox: mpsc::Sender<Inbox>,
         secret: ClusterSecret,
+        dialer: Dialer,
     ) -> Arc<Transport> {
         let t = Arc::new(Transport {
             links: RwLock::new(HashMap::new()),
             addrs: RwLock::new(HashMap::new()),
-            partitioned: RwLock::new(HashSet::new()),
+            partitioned: RwLock::new(Partition::default()),
             inbox,
             rt: tokio::runtime::Handle::current(),
             secret,
+            dialer,
         });
         for (id, addr) in peers {
             t.add_peer(*id, addr);
@@ -83,12 +109,13 @@ impl Transport {
             rx,
             self.inbox.clone(),
             self.secret.clone(),
+            self.dialer.clone(),
         ));
     }
 
     /// Queues messages for node `to`; drops them if the link is backed up or partitioned.
     pub fn send(&self, to: u64, msgs: Vec<GroupMessage>) {
-        if self.partitioned.read().contains(&to) {
+        if self.partitioned.read().blocks_to(to) {
             return;
         }
         let Some(link) = self.links.read().get(&to).cloned() else {
@@ -104,7 +131,7 @@ impl Transport {
     pub fn send_snapshot(self: &Arc<Self>, to: u64, group: u64, msg: Message, data: Vec<u8>) {
         let this = self.clone();
         self.rt.spawn(async move {
-            let ok = if this.partitioned.read().contains(&to) {
+            let ok = if this.partitioned.read().blocks_to(to) {
                 false
             } else {
                 match this.stream_snapshot(to, group, msg, data).await {
@@ -131,7 +158,7 @@ impl Transport {
     ) -> Result<(), String> {
         let addr = self.addrs.read().get(&to).cloned().ok_or("unknown node")?;
         let addr = addr.as_str();
-        let channel = endpoint(addr)?
+        let channel = endpoint(&self.dialer, addr)?
             .connect()
             .await
             .map_err(|e| format!("connect {addr}: {e}"))?;
@@ -165,14 +192,14 @@ impl Transport {
         Ok(())
     }
 
-    /// Whether the fault hook cuts this node off from `node` (the proxy honours it too).
+    /// Whether the fault hook keeps this node from reaching `node` (the proxy honours it).
     pub fn is_partitioned(&self, node: u64) -> bool {
-        self.partitioned.read().contains(&node)
+        self.partitioned.read().blocks_to(node)
     }
 
-    /// Test-only fault hook: drop all traffic to and from these nodes (empty = heal).
-    pub fn set_partitioned(&self, nodes: HashSet<u64>) {
-        *self.partitioned.write() = nodes;
+    /// Test-only fault hook: which traffic to drop (the default heals).
+    pub fn set_partitioned(&self, p: Partition) {
+        *self.partitioned.write() = p;
     }
 
     pub fn service(self: &Arc<Self>) -> RaftTransportServer<TransportService> {
@@ -183,9 +210,9 @@ impl Transport {
     }
 }
 
-fn endpoint(addr: &str) -> Result<Endpoint, String> {
-    Ok(Endpoint::from_shared(format!("http://{addr}"))
-        .map_err(|e| format!("bad peer address {addr}: {e}"))?
+fn endpoint(dialer: &Dialer, addr: &str) -> Result<Endpoint, String> {
+    Ok(dialer
+        .endpoint(addr)?
         .connect_timeout(Duration::from_millis(500))
         .tcp_nodelay(true)
         .http2_keep_alive_interval(Duration::from_secs(2))
@@ -200,11 +227,12 @@ async fn run_link(
     mut rx: mpsc::Receiver<MessageBatch>,
     inbox: mpsc::Sender<Inbox>,
     secret: ClusterSecret,
+    dialer: Dialer,
 ) {
     let mut backoff = Duration::from_millis(50);
     let mut was_up = true;
     loop {
-        let connected = match endpoint(&addr) {
+        let connected = match endpoint(&dialer, &addr) {
             Ok(ep) => ep.connect().await.map_err(|e| e.to_string()),
             Err(e) => Err(e),
         };
@@ -279,7 +307,7 @@ impl RaftTransport for TransportService {
                 batch
                     .msgs
                     .into_iter()
-                    .filter(|m| m.msg.as_ref().is_some_and(|m| !blocked.contains(&m.from)))
+                    .filter(|m| m.msg.as_ref().is_some_and(|m| !blocked.blocks_from(m.from)))
                     .collect()
             };
             if msgs.is_empty() {
@@ -313,7 +341,7 @@ impl RaftTransport for TransportService {
                     .msg
                     .clone()
                     .ok_or_else(|| Status::invalid_argument("first snapshot chunk has no msg"))?;
-                if self.transport.partitioned.read().contains(&msg.from) {
+                if self.transport.partitioned.read().blocks_from(msg.from) {
                     return Err(Status::unavailable("partitioned"));
                 }
                 head = Some((chunk.group_id, msg));

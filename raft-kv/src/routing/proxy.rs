@@ -10,11 +10,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::RwLock;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 use crate::meta::{MetaState, MetaView};
 use crate::protocol::{frame_codec, Frame};
 use crate::raftstore::auth::ClusterSecret;
+use crate::raftstore::dial::Dialer;
 use crate::raftstore::transport::pb::exec_request::Kind as ExecKind;
 use crate::raftstore::transport::pb::node_client::NodeClient;
 use crate::raftstore::transport::pb::{ExecRequest, HelloRequest};
@@ -34,12 +35,13 @@ pub struct Proxy {
     last_seen: RwLock<HashMap<u64, std::time::Instant>>,
     timeout: Duration,
     secret: ClusterSecret,
+    dialer: Dialer,
 }
 
 /// A lazily connected channel to a peer's `--port`.
-fn channel(addr: &str) -> Result<Channel, String> {
-    Ok(Endpoint::from_shared(format!("http://{addr}"))
-        .map_err(|e| format!("bad peer address {addr}: {e}"))?
+fn channel(dialer: &Dialer, addr: &str) -> Result<Channel, String> {
+    Ok(dialer
+        .endpoint(addr)?
         .connect_timeout(Duration::from_millis(500))
         .tcp_nodelay(true)
         .connect_lazy())
@@ -51,10 +53,11 @@ impl Proxy {
         peers: &[(u64, String)],
         timeout: Duration,
         secret: ClusterSecret,
+        dialer: Dialer,
     ) -> Result<Arc<Proxy>, String> {
         let mut channels = HashMap::new();
         for (id, addr) in peers {
-            channels.insert(*id, channel(addr)?);
+            channels.insert(*id, channel(&dialer, addr)?);
         }
         Ok(Arc::new(Proxy {
             channels: RwLock::new(channels),
@@ -64,6 +67,7 @@ impl Proxy {
             refresh: tokio::sync::Notify::new(),
             timeout,
             secret,
+            dialer,
         }))
     }
 
@@ -114,7 +118,7 @@ impl Proxy {
     /// Adds a node that joined (no-op if known).
     pub fn add_peer(&self, id: u64, addr: &str) -> Result<(), String> {
         if let std::collections::hash_map::Entry::Vacant(e) = self.channels.write().entry(id) {
-            e.insert(channel(addr)?);
+            e.insert(channel(&self.dialer, addr)?);
         }
         Ok(())
     }

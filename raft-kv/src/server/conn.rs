@@ -13,12 +13,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
 use tokio::sync::{broadcast, mpsc, watch};
 
 use super::acl::{self, Users, DEFAULT_USER};
 use super::blocked::{Outcome, WaitKey};
+use super::client_stream::ClientStream;
 use super::clients::ClientHandle;
 use super::Server;
 use crate::cmd::server_cmds::{lookup_sub, sub_arity_ok, subcommands, SubSpec};
@@ -54,7 +53,7 @@ pub fn err(msg: impl Into<String>) -> Reply {
 pub struct Conn {
     pub srv: Arc<Server>,
     pub handle: Arc<ClientHandle>,
-    stream: TcpStream,
+    stream: ClientStream,
     msg_rx: mpsc::UnboundedReceiver<Frame>,
     shutdown: watch::Receiver<bool>,
     rbuf: BytesMut,
@@ -89,11 +88,7 @@ pub struct Conn {
 }
 
 /// Serves one accepted connection until it closes.
-pub async fn handle(srv: Arc<Server>, mut stream: TcpStream, peer: SocketAddr) {
-    let local = stream
-        .local_addr()
-        .map(|a| a.to_string())
-        .unwrap_or_default();
+pub async fn handle(srv: Arc<Server>, mut stream: ClientStream, peer: SocketAddr, local: String) {
     let Some((handle, msg_rx)) =
         srv.clients
             .register(peer.to_string(), local, srv.settings.maxclients())
@@ -207,6 +202,7 @@ impl Conn {
             }
             self.release_idle_buffers();
             let idle_deadline = self.idle_deadline();
+            let room = self.read_room();
             tokio::select! {
                 _ = self.handle.kill_signal.notified() => {}
                 _ = self.shutdown.changed() => {}
@@ -223,9 +219,8 @@ impl Conn {
                         }
                     }
                 }
-                ready = self.stream.readable() => {
-                    ready?;
-                    if !self.read_some()? {
+                n = self.stream.read_into(&mut self.rbuf, room) => {
+                    if !self.count_read(n?) {
                         return Ok(());
                     }
                 }
@@ -237,25 +232,21 @@ impl Conn {
         }
     }
 
-    /// Reads what is available; `false` at end of stream.
-    fn read_some(&mut self) -> io::Result<bool> {
-        let wanted = self.parser.wanted(self.rbuf.len()).min(64 << 20);
-        let room = wanted.max(READ_CHUNK);
-        if self.rbuf.capacity() - self.rbuf.len() < room / 2 {
-            self.rbuf.reserve(room);
-        }
-        match self.stream.try_read_buf(&mut self.rbuf) {
-            Ok(0) => Ok(false),
-            Ok(n) => {
-                self.srv
-                    .stats
-                    .net_input_bytes
-                    .fetch_add(n as u64, Ordering::Relaxed);
-                Ok(true)
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(true),
-            Err(e) => Err(e),
-        }
+    /// How much room the next read wants: what the parser still needs for the argument
+    /// it is in (up to 64 MiB), at least one chunk.
+    fn read_room(&self) -> usize {
+        self.parser
+            .wanted(self.rbuf.len())
+            .clamp(READ_CHUNK, 64 << 20)
+    }
+
+    /// Counts a read of `n` bytes; `false` at end of stream.
+    fn count_read(&mut self, n: usize) -> bool {
+        self.srv
+            .stats
+            .net_input_bytes
+            .fetch_add(n as u64, Ordering::Relaxed);
+        n > 0
     }
 
     fn idle_deadline(&self) -> Option<tokio::time::Instant> {
@@ -302,10 +293,24 @@ impl Conn {
         if self.handle.is_killed() {
             return Err(io::Error::other("client killed"));
         }
+        // The `normal` class of client-output-buffer-limit (a subscriber's pushes are held to
+        // the `pubsub` class where they are queued): over the hard limit the client is
+        // closed, and over the soft one it must take the output within the soft seconds.
+        let limit = (self.sub_count() == 0).then(|| self.srv.settings.normal_output_limit());
+        let pending = self.out.len() as u64;
+        if limit.is_some_and(|l| l.hard > 0 && pending > l.hard) {
+            return Err(self.output_limit_reached("hard", pending));
+        }
+        let soft_deadline = limit
+            .filter(|l| l.soft > 0 && l.soft_secs > 0 && pending > l.soft)
+            .map(|l| tokio::time::Instant::now() + Duration::from_secs(l.soft_secs));
         tokio::select! {
             r = self.stream.write_all(&self.out) => r?,
             _ = self.handle.kill_write.notified() => {
                 return Err(io::Error::other("client killed"));
+            }
+            _ = sleep_until_opt(soft_deadline) => {
+                return Err(self.output_limit_reached("soft", pending));
             }
         }
         self.srv
@@ -314,6 +319,22 @@ impl Conn {
             .fetch_add(self.out.len() as u64, Ordering::Relaxed);
         self.out.clear();
         Ok(())
+    }
+
+    /// Closes this client for its output buffer (Redis: "scheduled to be closed ASAP for
+    /// overcoming of output buffer limits"); the output is dropped, not sent.
+    fn output_limit_reached(&mut self, which: &str, pending: u64) -> io::Error {
+        tracing::warn!(
+            client = self.handle.id,
+            addr = %self.handle.addr,
+            pending,
+            limit = which,
+            "closing client that reached the normal output buffer limit"
+        );
+        self.out.clear();
+        self.closing = true;
+        self.handle.kill();
+        io::Error::other("output buffer limit reached")
     }
 
     async fn process_input(&mut self) -> io::Result<()> {
@@ -1134,6 +1155,7 @@ impl Conn {
         null: &Frame,
         woken: impl std::future::Future<Output = Option<bool>>,
     ) -> io::Result<Result<bool, Reply>> {
+        let room = self.read_room();
         tokio::select! {
             w = woken => Ok(w.ok_or_else(|| Reply::One(null.clone()))),
             _ = sleep_until_opt(deadline) => Ok(Err(Reply::One(null.clone()))),
@@ -1151,11 +1173,10 @@ impl Conn {
                 self.closing = true;
                 Ok(Err(Reply::None))
             }
-            ready = self.stream.readable() => {
-                ready?;
+            n = self.stream.read_into(&mut self.rbuf, room) => {
                 // Keep reading so a closed connection is noticed (the client must not
                 // consume data it will never receive); later commands wait in the buffer.
-                if !self.read_some()? {
+                if !self.count_read(n?) {
                     self.closing = true;
                     return Ok(Err(Reply::None));
                 }

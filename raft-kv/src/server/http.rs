@@ -9,9 +9,9 @@
 //! has a leader),
 //! `GET /metrics` (Prometheus text), `GET /status` (JSON: groups, leaders, indexes), and with
 //! `RAFTKV_FAULT_INJECTION=1` the test-only `POST /debug/partition` (body: comma-separated node
-//! names to cut off; empty heals).
+//! names to cut off both ways, `out:NAME` to stop sending to one, `in:NAME` to stop hearing
+//! one; empty heals).
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
 use axum::extract::State;
@@ -19,10 +19,12 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 
 use super::Server;
 use crate::meta::META_GROUP;
-use crate::raftstore::transport::Transport;
+use crate::raftstore::transport::{Partition, Transport};
+use crate::tls::TlsListener;
 
 #[derive(Clone)]
 struct AppState {
@@ -60,16 +62,30 @@ pub fn router(srv: Arc<Server>, transport: Option<Arc<Transport>>) -> Router {
     app.fallback(|| async { (StatusCode::NOT_FOUND, "not found") })
 }
 
-pub async fn serve(listener: TcpListener, srv: Arc<Server>, transport: Option<Arc<Transport>>) {
+/// Serves `--port`, over TLS when `tls` is given.
+pub async fn serve(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    srv: Arc<Server>,
+    transport: Option<Arc<Transport>>,
+) {
     let mut shutdown = srv.shutdown_receiver();
     let app = router(srv, transport);
     let stop = async move {
         let _ = shutdown.changed().await;
     };
-    if let Err(e) = axum::serve(listener, app)
-        .with_graceful_shutdown(stop)
-        .await
-    {
+    let served = match tls {
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(stop)
+                .await
+        }
+        Some(acceptor) => match TlsListener::new(listener, acceptor) {
+            Ok(l) => axum::serve(l, app).with_graceful_shutdown(stop).await,
+            Err(e) => Err(e),
+        },
+    };
+    if let Err(e) = served {
         tracing::error!(error = %e, "admin/gRPC server failed");
     }
 }
@@ -288,17 +304,28 @@ async fn partition(
     let Some(t) = &st.transport else {
         return (StatusCode::CONFLICT, "no transport".into());
     };
-    let mut ids = HashSet::new();
-    for name in body.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+    let mut cut = Partition::default();
+    for token in body.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (set, name) = match token.split_once(':') {
+            Some(("out", name)) => (&mut cut.outbound, name),
+            Some(("in", name)) => (&mut cut.inbound, name),
+            None => (&mut cut.both, token),
+            Some(_) => {
+                return (
+                    StatusCode::BAD_REQUEST,
+                    format!("bad cut {token:?}: NAME, out:NAME or in:NAME\n"),
+                )
+            }
+        };
         // Removed nodes too: they still run (and route client requests).
         match st.srv.meta.current().node_by_name(name) {
             Some(m) => {
-                ids.insert(m.id);
+                set.insert(m.id);
             }
             None => return (StatusCode::BAD_REQUEST, format!("unknown node {name:?}\n")),
         }
     }
-    tracing::warn!(nodes = %body.trim(), "fault injection: partitioned from nodes");
-    t.set_partitioned(ids);
+    tracing::warn!(cuts = %body.trim(), "fault injection: partitioned from nodes");
+    t.set_partitioned(cut);
     (StatusCode::OK, "ok\n".into())
 }

@@ -11,6 +11,7 @@ pub mod acl_cmd;
 pub mod admin;
 pub mod admin_api;
 pub mod blocked;
+pub mod client_stream;
 pub mod clients;
 pub mod cluster;
 pub mod command_info;
@@ -34,6 +35,7 @@ use crate::config::{Config, RouteMode};
 use crate::meta::{self, MetaMachine, MetaState, MetaView, NodeMeta, META_GROUP};
 use crate::metrics::Metrics;
 use crate::raftstore::auth::ClusterSecret;
+use crate::raftstore::dial::Dialer;
 use crate::raftstore::log_engine::RocksLogEngine;
 use crate::raftstore::members::{
     format_cluster, identity_exists, load_or_init_identity, raft_id, Member,
@@ -44,7 +46,9 @@ use crate::routing::proxy::Proxy;
 use crate::routing::{Layout, ShardSpec};
 use crate::storage::{Engine, EngineOptions};
 use crate::store::{self, Store};
+use crate::tls::Tls;
 use blocked::Blocked;
+use client_stream::ClientStream;
 use clients::Clients;
 use pubsub::PubSub;
 use settings::Settings;
@@ -224,6 +228,11 @@ async fn serve(config: Config) -> Result<(), String> {
         )
     })?;
     let secret = ClusterSecret::new(config.cluster_secret()?);
+    let tls = match config.tls_files()? {
+        Some(files) => Some(Tls::load(&files)?),
+        None => None,
+    };
+    let dialer = Dialer::new(tls.as_ref().map(|t| t.dial.clone()));
     // A first start with --join asks the cluster to add this node and starts from its
     // metadata; later starts find the directory initialised and skip this.
     let joined_meta = match &config.join {
@@ -234,7 +243,7 @@ async fn serve(config: Config) -> Result<(), String> {
                 .next()
                 .ok_or("no member for this node")?;
             tracing::info!(seed = %seed, addr = %me.addr, "joining a running cluster");
-            Some(meta::join::join(seed, &me, &secret).await?)
+            Some(meta::join::join(seed, &me, &secret, &dialer).await?)
         }
         _ => None,
     };
@@ -363,7 +372,14 @@ async fn serve(config: Config) -> Result<(), String> {
             log,
             stats: stats.clone(),
         },
-        |inbox| Some(Transport::start(&peers, inbox, secret.clone())),
+        |inbox| {
+            Some(Transport::start(
+                &peers,
+                inbox,
+                secret.clone(),
+                dialer.clone(),
+            ))
+        },
     )?;
     let opts = config.raft_options()?;
     // Even a single node has one: nodes may join it later.
@@ -371,6 +387,7 @@ async fn serve(config: Config) -> Result<(), String> {
         &peers,
         opts.request_timeout + Duration::from_secs(1),
         secret.clone(),
+        dialer,
     )?;
     tokio::spawn(proxy.clone().learn_addresses(view.clone()));
     let proxy = Some(proxy);
@@ -456,6 +473,7 @@ async fn serve(config: Config) -> Result<(), String> {
     };
     tokio::spawn(http::serve(
         http_listener,
+        tls.as_ref().map(|t| t.node.clone()),
         srv.clone(),
         raft.transport.clone(),
     ));
@@ -466,6 +484,7 @@ async fn serve(config: Config) -> Result<(), String> {
         http = %http_addr,
         data_dir = %data_dir.display(),
         node_id = %config.node_id,
+        tls = tls.is_some(),
         "raft-kv {} ready (Redis {REDIS_VERSION} protocol)",
         env!("CARGO_PKG_VERSION")
     );
@@ -479,7 +498,19 @@ async fn serve(config: Config) -> Result<(), String> {
                 Ok((stream, peer)) => {
                     srv.stats.connections_received.fetch_add(1, Ordering::Relaxed);
                     let _ = stream.set_nodelay(true);
-                    tasks.spawn(conn::handle(srv.clone(), stream, peer));
+                    let local = stream.local_addr().map(|a| a.to_string()).unwrap_or_default();
+                    let srv = srv.clone();
+                    match &tls {
+                        None => tasks.spawn(conn::handle(srv, ClientStream::Plain(stream), peer, local)),
+                        Some(tls) => {
+                            let acceptor = tls.redis.clone();
+                            tasks.spawn(async move {
+                                if let Some(s) = crate::tls::accept(&acceptor, stream, peer).await {
+                                    conn::handle(srv, ClientStream::Tls(Box::new(s)), peer, local).await;
+                                }
+                            })
+                        }
+                    };
                 }
                 Err(e) => {
                     // Out of file descriptors and similar: back off instead of spinning.

@@ -294,6 +294,11 @@ impl Settings {
         self.get_u64("proto-max-bulk-len") as usize
     }
 
+    /// The `normal` class of `client-output-buffer-limit`.
+    pub fn normal_output_limit(&self) -> OutputLimit {
+        output_limits_of(&self.get("client-output-buffer-limit"))[0].1
+    }
+
     /// The `pubsub` class of `client-output-buffer-limit`.
     pub fn pubsub_output_limit(&self) -> OutputLimit {
         output_limits_of(&self.get("client-output-buffer-limit"))[2].1

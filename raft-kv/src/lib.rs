@@ -5,6 +5,7 @@
 
 pub mod cmd;
 pub mod failpoint;
+pub mod fuzzing;
 pub mod linearizability;
 pub mod meta;
 pub mod metrics;

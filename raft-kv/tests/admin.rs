@@ -1791,3 +1791,133 @@ async fn a_lone_metadata_replica_moves_off_a_decommissioned_node() {
     .await
     .expect("test timed out");
 }
+
+/// A random JSON-ish value for an admin body: the fields the API knows with wrong, odd or
+/// right values, other types, deep nesting, huge strings, truncated text.
+fn random_body(rng: &mut rand::rngs::StdRng) -> String {
+    use rand::Rng;
+    let names = [
+        "n1", "n2", "n3", "n9", "", "shard_0", "shard_1", "shard_99", "bogus", "\u{0}",
+    ];
+    let nums = [
+        "0", "-1", "1", "8191", "16383", "16384", "65536", "1e30", "3.5", "null", "true",
+    ];
+    let fields = [
+        "from",
+        "to",
+        "at_slot",
+        "new_shards",
+        "shard_id",
+        "nodes",
+        "slots",
+        "sources",
+        "target",
+        "paused",
+    ];
+    let pick = |rng: &mut rand::rngs::StdRng, v: &[&str]| v[rng.gen_range(0..v.len())].to_string();
+    let value = |rng: &mut rand::rngs::StdRng| -> String {
+        match rng.gen_range(0..7) {
+            0 => format!("{:?}", pick(rng, &names)),
+            1 => pick(rng, &nums),
+            2 => format!("[{:?},{:?}]", pick(rng, &names), pick(rng, &names)),
+            3 => format!("[{},{}]", pick(rng, &nums), pick(rng, &nums)),
+            4 => "{\"a\":[1,{\"b\":null}]}".into(),
+            5 => format!("{:?}", "x".repeat(rng.gen_range(0..100_000))),
+            _ => "[".repeat(200) + &"]".repeat(200),
+        }
+    };
+    let body = match rng.gen_range(0..10) {
+        0 => "[]".to_string(),
+        1 => "null".to_string(),
+        2 => String::new(),
+        3 => "{\"from\":".to_string(),
+        _ => {
+            let n = rng.gen_range(0..4);
+            let parts: Vec<String> = (0..n)
+                .map(|_| format!("{:?}:{}", pick(rng, &fields), value(rng)))
+                .collect();
+            format!("{{{}}}", parts.join(","))
+        }
+    };
+    // Sometimes cut short or with a stray byte.
+    match rng.gen_range(0..8) {
+        0 if !body.is_empty() => {
+            let cut = rng.gen_range(0..body.len());
+            body.get(..cut).unwrap_or("").to_string()
+        }
+        1 => format!("{body}\u{1}"),
+        _ => body,
+    }
+}
+
+/// Randomized bad (and some good) admin requests: each is answered with a clear status and
+/// JSON error, never a server error or a dropped connection, and the cluster stays whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn random_admin_requests_get_clear_answers_and_leave_the_cluster_whole() {
+    use rand::{Rng, SeedableRng};
+    tokio::time::timeout(Duration::from_secs(240), async {
+        let seed: u64 = std::env::var("RAFTKV_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(rand::random);
+        println!("admin fuzz: RAFTKV_SEED={seed}");
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let c = Cluster::start(3, &["--initial-shards", "2"]);
+        c.wait_ready(Duration::from_secs(30));
+        let (stop, writers) = start_writers(&c, &[0, 1, 2], "f", 100).await;
+        let ids = [
+            "shard_0", "shard_1", "shard_99", "bogus", "n1", "%00", "shard_", "",
+        ];
+        for i in 0..300 {
+            let id = ids[rng.gen_range(0..ids.len())];
+            let path = match rng.gen_range(0..7) {
+                0 => format!("/admin/shard/{id}/migrate"),
+                1 => format!("/admin/shard/{id}/transfer-leader"),
+                2 => "/admin/shard".to_string(),
+                3 => "/admin/shard/merge".to_string(),
+                4 => format!("/admin/shard/{id}/split"),
+                5 => format!("/admin/node/{}/decommission", ["n9", "bogus", ""][i % 3]),
+                _ => "/admin/scheduler".to_string(),
+            };
+            let body = random_body(&mut rng);
+            let port = c.nodes[i % 3].http_port;
+            let (status, reply) = http_post(port, &path, &body)
+                .unwrap_or_else(|e| panic!("POST {path} {body:.200}: {e} (RAFTKV_SEED={seed})"));
+            let code: u16 = status
+                .split_whitespace()
+                .nth(1)
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(0);
+            assert!(
+                matches!(code, 200 | 202 | 400 | 404 | 405 | 409 | 503 | 504),
+                "POST {path} {body:.200}: {status} {reply} (RAFTKV_SEED={seed})"
+            );
+            if code >= 400 && code != 405 && !path.ends_with("/decommission") {
+                assert!(
+                    !reply.trim().is_empty(),
+                    "POST {path}: {status} with no explanation (RAFTKV_SEED={seed})"
+                );
+            }
+        }
+        // Whatever the valid ones started finishes; the writes kept going and are all there.
+        wait_until("operations settle", Duration::from_secs(90), || {
+            get_json(c.nodes[0].http_port, "/admin/operations")["operations"]
+                .as_array()
+                .is_some_and(|a| a.iter().all(|o| o["state"] != "running"))
+        });
+        let _ = http_post(
+            c.nodes[0].http_port,
+            "/admin/scheduler",
+            r#"{"paused":false}"#,
+        );
+        c.wait_ready(Duration::from_secs(30));
+        let acked = stop_writers(&stop, writers).await;
+        assert!(acked.len() > 20, "only {} writes", acked.len());
+        check_reads(&c, &acked).await;
+        for n in &c.nodes {
+            assert_eq!(http_get(n.http_port, "/health").1.trim(), "ok");
+        }
+    })
+    .await
+    .expect("test timed out");
+}

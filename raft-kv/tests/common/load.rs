@@ -91,7 +91,7 @@ pub async fn stop_writers_with_refusals(
 pub async fn check_reads_on(c: &Cluster, i: usize, acked: &BTreeMap<String, String>) {
     let conn = c.nodes[i].conn().await;
     for (k, v) in acked {
-        let got: Option<String> = retry(Duration::from_secs(15), || {
+        let got: Option<String> = retry(Duration::from_secs(30), || {
             let mut conn = conn.clone();
             let k = k.clone();
             async move { redis::cmd("GET").arg(&k).query_async(&mut conn).await }

@@ -648,3 +648,164 @@ fn lease_reads_after_a_paused_leader_wakes_are_not_stale() {
         String::from_utf8_lossy(&got)
     );
 }
+
+/// libfaketime, to move one process's wall clock (Debian's `faketime` package).
+const FAKETIME_LIB: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+
+/// The leader's wall clock jumps an hour forward, then back past where it started, while a
+/// counter is incremented through one node and read through all three by lease. Leases run
+/// on the monotonic clock (DESIGN.md, "Lease bound"), so every read still sees every
+/// increment acknowledged before it started.
+#[test]
+fn lease_reads_stay_linearizable_when_the_leaders_wall_clock_jumps() {
+    use common::{resp, Raw};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+    if !std::path::Path::new(FAKETIME_LIB).exists() {
+        eprintln!("note: libfaketime not installed (package faketime); skipping");
+        return;
+    }
+    let mut c = Cluster::start(3, &["--read-mode", "lease", "--initial-shards", "1"]);
+    // Restarted under libfaketime, each with its own clock file (re-read every second);
+    // the monotonic clock is left alone.
+    for i in 0..3 {
+        c.nodes[i].kill9();
+        let clock = c.tmp.path().join(format!("clock-{i}"));
+        std::fs::write(&clock, "+0").expect("clock file");
+        c.nodes[i].env.extend([
+            ("LD_PRELOAD".to_string(), FAKETIME_LIB.to_string()),
+            ("DONT_FAKE_MONOTONIC".to_string(), "1".to_string()),
+            (
+                "FAKETIME_TIMESTAMP_FILE".to_string(),
+                clock.display().to_string(),
+            ),
+            ("FAKETIME_CACHE_DURATION".to_string(), "1".to_string()),
+        ]);
+    }
+    for i in 0..3 {
+        c.nodes[i].spawn();
+    }
+    c.wait_ready(Duration::from_secs(30));
+    let leader = c.wait_leader(Duration::from_secs(30));
+    let clock = c.tmp.path().join(format!("clock-{leader}"));
+    let ports: Vec<u16> = c.nodes.iter().map(|n| n.redis_port).collect();
+
+    let t0 = Instant::now();
+    let stop = Arc::new(AtomicBool::new(false));
+    // (ack time, value) of every acknowledged INCR; times of failed ones.
+    let acks = Arc::new(Mutex::new(Vec::<(Instant, i64)>::new()));
+    let failed = Arc::new(Mutex::new(Vec::<Instant>::new()));
+    let writer = {
+        let (stop, acks, failed) = (stop.clone(), acks.clone(), failed.clone());
+        let port = ports[(leader + 1) % 3];
+        std::thread::spawn(move || {
+            let mut w = Raw::connect(port);
+            while !stop.load(Ordering::Relaxed) {
+                let r = w.call(&resp(&[b"INCR", b"ctr"]));
+                let now = Instant::now();
+                match std::str::from_utf8(&r)
+                    .ok()
+                    .and_then(|s| s.strip_prefix(':'))
+                    .and_then(|s| s.trim().parse::<i64>().ok())
+                {
+                    Some(v) => acks.lock().expect("acks").push((now, v)),
+                    None => {
+                        failed.lock().expect("failed").push(now);
+                        std::thread::sleep(Duration::from_millis(50));
+                        w = Raw::connect(port);
+                    }
+                }
+            }
+        })
+    };
+    let readers: Vec<_> = ports
+        .iter()
+        .map(|&port| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut r = Raw::connect(port);
+                let mut seen = Vec::new();
+                while !stop.load(Ordering::Relaxed) {
+                    let start = Instant::now();
+                    let got = r.call(&resp(&[b"GET", b"ctr"]));
+                    let end = Instant::now();
+                    if got == b"$-1\r\n" {
+                        seen.push((start, end, 0));
+                    } else if let Some(v) = std::str::from_utf8(&got)
+                        .ok()
+                        .and_then(|s| s.lines().nth(1))
+                        .and_then(|s| s.parse::<i64>().ok())
+                    {
+                        seen.push((start, end, v));
+                    } else {
+                        std::thread::sleep(Duration::from_millis(50));
+                        r = Raw::connect(port);
+                    }
+                }
+                seen
+            })
+        })
+        .collect();
+
+    // The jumps: +1 h, then -1 h (from the real time), then back.
+    let mut time_on_leader = Raw::connect(ports[leader]);
+    let wall = |raw: &mut Raw| -> i64 {
+        let r = raw.call(&resp(&[b"TIME"]));
+        String::from_utf8_lossy(&r)
+            .lines()
+            .nth(2)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0)
+    };
+    let real = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64)
+    };
+    for (at, offset, want) in [(3, "+1h", 3600), (7, "-1h", -3600), (11, "+0", 0)] {
+        std::thread::sleep(Duration::from_secs(at).saturating_sub(t0.elapsed()));
+        std::fs::write(&clock, offset).expect("jump the clock");
+        std::thread::sleep(Duration::from_millis(1500));
+        let skew = wall(&mut time_on_leader) - real();
+        assert!(
+            (skew - want).abs() < 60,
+            "the leader's clock is off by {skew} s, not {want} (is libfaketime working?)"
+        );
+    }
+    std::thread::sleep(Duration::from_secs(14).saturating_sub(t0.elapsed()));
+    stop.store(true, Ordering::Relaxed);
+    writer.join().expect("writer");
+    let reads: Vec<(Instant, Instant, i64)> = readers
+        .into_iter()
+        .flat_map(|r| r.join().expect("reader"))
+        .collect();
+    let acks = acks.lock().expect("acks").clone();
+    let failed = failed.lock().expect("failed").clone();
+    assert!(
+        acks.len() > 20,
+        "only {} increments acknowledged",
+        acks.len()
+    );
+    assert!(reads.len() > 60, "only {} reads", reads.len());
+    for (start, end, v) in &reads {
+        // Every increment acknowledged before the read began is seen...
+        let before = acks
+            .iter()
+            .filter(|(t, _)| t < start)
+            .map(|(_, v)| *v)
+            .max()
+            .unwrap_or(0);
+        assert!(
+            *v >= before,
+            "stale read: {v} after {before} was acknowledged"
+        );
+        // ...and nothing that was not yet sent.
+        let sent = acks.iter().filter(|(t, _)| t <= end).count()
+            + failed.iter().filter(|t| *t <= end).count()
+            + 1;
+        assert!(
+            *v <= sent as i64,
+            "read {v} with only {sent} increments sent"
+        );
+    }
+}

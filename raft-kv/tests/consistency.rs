@@ -801,7 +801,8 @@ impl Drop for Harness {
 }
 
 /// Cycles through faults until `until`: kill -9 and restart, SIGSTOP and SIGCONT, a
-/// minority partitioned away, or one node cut off one way (asymmetric); each lasts 1-4 s with 1-3 s of health in between, and at most a
+/// minority partitioned away, or one node cut off one way (asymmetric) or with lossy or
+/// slow links; each lasts 1-4 s with 1-3 s of health in between, and at most a
 /// minority is ever affected. Between faults it starts splits, merges and (5 nodes)
 /// migrations, a node's join and another's decommission; nodes down for 3 s also get the
 /// scheduler's repairs and merge rollbacks. Returns the number of faults and the log of what it did (also
@@ -876,19 +877,20 @@ fn nemesis(
                 cluster.resume(i);
                 note(format!("SIGCONT n{}", i + 1));
             }
-            2 if rng.gen_bool(0.3) => {
+            2 if rng.gen_bool(0.4) => {
                 // Asymmetric: one node cannot send to the others but hears them (a leader
                 // must lose its lease and step down), or hears nothing but still sends (its
-                // elections must not disrupt the others).
+                // elections must not disrupt the others); or its links lose or delay what
+                // it sends.
                 let i = rng.gen_range(0..n);
-                let way = if rng.gen_bool(0.5) { "out:" } else { "in:" };
+                let (way, what) = [
+                    ("out:", "cannot send"),
+                    ("in:", "cannot hear"),
+                    ("drop40:", "loses 40% of what it sends"),
+                    ("slow300:", "sends with 300 ms delays"),
+                ][rng.gen_range(0..4)];
                 let others: Vec<usize> = (0..n).filter(|&j| j != i).collect();
-                let what = if way == "out:" {
-                    "cannot send"
-                } else {
-                    "cannot hear"
-                };
-                note(format!("asymmetric: n{} {what} for {hold:?}", i + 1));
+                note(format!("one-way fault: n{} {what} for {hold:?}", i + 1));
                 if let Err(e) = cluster.set_cut(i, way, &others) {
                     panic!("fault hook failed: {e}");
                 }
@@ -896,7 +898,7 @@ fn nemesis(
                 if let Err(e) = cluster.heal_partitions(Duration::from_secs(10)) {
                     panic!("healing the partition failed: {e}");
                 }
-                note("asymmetric partition healed".into());
+                note("one-way fault healed".into());
             }
             _ if n >= 5 && rng.gen_bool(0.5) => {
                 // A bridge: two halves that cannot reach each other, both reaching one node.

@@ -15,16 +15,21 @@ use serde_json::Value;
 
 const FAULTS: &[(&str, &str)] = &[("RAFTKV_FAULT_INJECTION", "1")];
 
-/// Arms fail point `point` on the node behind `port` (retrying for a few seconds: a node
+/// Arms fail point `point` on node `i` (retrying for a few seconds: a node
 /// just restarted may not answer HTTP yet).
-fn arm(port: u16, point: &str) {
+fn arm(c: &Cluster, i: usize, point: &str) {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let got = http_post(port, "/debug/failpoint", point);
+        let got = http_post(c.nodes[i].http_port, "/debug/failpoint", point);
         match &got {
             Ok((line, _)) if line.contains(" 200") => return,
             _ if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(100)),
-            _ => panic!("arming {point}: {got:?}"),
+            _ => panic!(
+                "arming {point} on {} (running: {}): {got:?}\n{}",
+                c.nodes[i].name,
+                c.nodes[i].is_running(),
+                c.nodes[i].log_text()
+            ),
         }
     }
 }
@@ -104,7 +109,7 @@ async fn crashes_anywhere_on_the_write_path_lose_nothing() {
             let others: Vec<usize> = (0..3).filter(|i| *i != victim).collect();
             let (stop, writers) = start_writers(&c, &others, &format!("w{round}-"), 200).await;
             tokio::time::sleep(Duration::from_millis(300)).await;
-            arm(c.nodes[victim].http_port, point);
+            arm(&c, victim, point);
             wait_crash(&mut c, victim, point);
             tokio::time::sleep(Duration::from_millis(500)).await;
             c.nodes[victim].spawn();
@@ -147,7 +152,7 @@ async fn crashes_while_sending_or_installing_a_snapshot_lose_nothing() {
             } else {
                 lagging
             };
-            arm(c.nodes[victim].http_port, point);
+            arm(&c, victim, point);
             for i in 0..3 {
                 if c.nodes[i].is_running() {
                     http_post(c.nodes[i].http_port, "/debug/partition", "").expect("heal");
@@ -227,7 +232,7 @@ async fn crashes_in_split_merge_and_migration_finish_or_leave_the_shards_whole()
             }
             let (stop, writers) = start_writers(&c, &[3], point, 200).await;
             tokio::time::sleep(Duration::from_millis(300)).await;
-            arm(c.nodes[victim].http_port, point);
+            arm(&c, victim, point);
             let (line, reply) = http_post(port, path, body).expect("start");
             assert!(line.contains(" 202"), "{path}: {line} {reply}");
             wait_crash(&mut c, victim, point);
@@ -276,14 +281,19 @@ fn newest_wal(dir: &std::path::Path) -> std::path::PathBuf {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_torn_log_tail_is_dropped_and_a_corrupt_log_is_refused() {
     tokio::time::timeout(Duration::from_secs(180), async {
-        let mut c = Cluster::start(3, &["--initial-shards", "1"]);
+        let mut c = Cluster::start_with_env(3, &["--initial-shards", "1"], FAULTS);
         c.wait_ready(Duration::from_secs(30));
         let (stop, writers) = start_writers(&c, &[0, 1], "t", 300).await;
         tokio::time::sleep(Duration::from_millis(1500)).await;
 
-        // A torn write: the node dies while its last log record is half on disk. The record
-        // is cut short; the node must start, drop it, and catch up from its peers.
-        c.nodes[2].kill9();
+        // A torn write: the node dies while its last log record is half on disk. It dies
+        // right after writing a batch, before acknowledging it (a record still being written
+        // is never acknowledged: acknowledgements follow the fsync), and that record is cut
+        // short; the node must start, drop it, and catch up from its peers. (Cutting an
+        // acknowledged record would be a disk losing synced data: the leader, counting on
+        // the follower having it, would keep probing above what is left.)
+        arm(&c, 2, "log_write_after");
+        wait_crash(&mut c, 2, "log_write_after");
         let wal = newest_wal(&c.nodes[2].dir.join("raft"));
         let len = std::fs::metadata(&wal).expect("wal").len();
         assert!(len > 64, "{} is only {len} bytes", wal.display());
@@ -363,7 +373,7 @@ async fn a_failed_fsync_stops_the_node_with_an_error_to_its_clients() {
             }));
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
-        arm(c.nodes[0].http_port, "log_write_error");
+        arm(&c, 0, "log_write_error");
         let status = c.nodes[0].wait_exit(Duration::from_secs(20));
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         assert!(

@@ -9,7 +9,7 @@
 //! chosen nodes, so the consistency test can partition a cluster (symmetric, asymmetric,
 //! bridges) without root privileges.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -59,6 +59,10 @@ pub struct Partition {
     pub outbound: HashSet<u64>,
     /// Nothing from these is heard; they are still sent to.
     pub inbound: HashSet<u64>,
+    /// Lossy links: this share (per mille) of the batches sent to a node is dropped.
+    pub lossy: BTreeMap<u64, u16>,
+    /// Slow links: batches to a node are held this many ms (and may overtake each other).
+    pub slow: BTreeMap<u64, u64>,
 }
 
 impl Partition {
@@ -115,13 +119,27 @@ impl Transport {
 
     /// Queues messages for node `to`; drops them if the link is backed up or partitioned.
     pub fn send(&self, to: u64, msgs: Vec<GroupMessage>) {
-        if self.partitioned.read().blocks_to(to) {
+        let (lossy, slow) = {
+            let cut = self.partitioned.read();
+            if cut.blocks_to(to) {
+                return;
+            }
+            (cut.lossy.get(&to).copied(), cut.slow.get(&to).copied())
+        };
+        if lossy.is_some_and(|per_mille| rand::random::<u16>() % 1000 < per_mille) {
             return;
         }
         let Some(link) = self.links.read().get(&to).cloned() else {
             tracing::debug!(to, "message to an unknown node dropped");
             return;
         };
+        if let Some(ms) = slow {
+            self.rt.spawn(async move {
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                let _ = link.try_send(MessageBatch { msgs });
+            });
+            return;
+        }
         if link.try_send(MessageBatch { msgs }).is_err() {
             tracing::debug!(to, "link queue full; batch dropped");
         }

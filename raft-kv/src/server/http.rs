@@ -10,7 +10,8 @@
 //! `GET /metrics` (Prometheus text), `GET /status` (JSON: groups, leaders, indexes), and with
 //! `RAFTKV_FAULT_INJECTION=1` the test-only `POST /debug/partition` (body: comma-separated node
 //! names to cut off both ways, `out:NAME` to stop sending to one, `in:NAME` to stop hearing
-//! one; empty heals).
+//! one, `drop30:NAME` to lose 30% of what is sent to one, `slow200:NAME` to hold it 200 ms;
+//! empty heals).
 
 use std::sync::Arc;
 
@@ -306,24 +307,29 @@ async fn partition(
     };
     let mut cut = Partition::default();
     for token in body.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        let (set, name) = match token.split_once(':') {
-            Some(("out", name)) => (&mut cut.outbound, name),
-            Some(("in", name)) => (&mut cut.inbound, name),
-            None => (&mut cut.both, token),
-            Some(_) => {
+        let (way, name) = token.split_once(':').unwrap_or(("", token));
+        // Removed nodes too: they still run (and route client requests).
+        let Some(id) = st.srv.meta.current().node_by_name(name).map(|m| m.id) else {
+            return (StatusCode::BAD_REQUEST, format!("unknown node {name:?}\n"));
+        };
+        let percent = way.strip_prefix("drop").and_then(|p| p.parse::<u16>().ok());
+        let ms = way.strip_prefix("slow").and_then(|p| p.parse::<u64>().ok());
+        match (way, percent, ms) {
+            ("", _, _) => cut.both.insert(id),
+            ("out", _, _) => cut.outbound.insert(id),
+            ("in", _, _) => cut.inbound.insert(id),
+            (_, Some(p), _) if p <= 100 => cut.lossy.insert(id, p * 10).is_none(),
+            (_, _, Some(ms)) => cut.slow.insert(id, ms).is_none(),
+            _ => {
                 return (
                     StatusCode::BAD_REQUEST,
-                    format!("bad cut {token:?}: NAME, out:NAME or in:NAME\n"),
+                    format!(
+                        "bad cut {token:?}: NAME, out:NAME, in:NAME, dropP:NAME (P% lost) or \
+                         slowMS:NAME\n"
+                    ),
                 )
             }
         };
-        // Removed nodes too: they still run (and route client requests).
-        match st.srv.meta.current().node_by_name(name) {
-            Some(m) => {
-                set.insert(m.id);
-            }
-            None => return (StatusCode::BAD_REQUEST, format!("unknown node {name:?}\n")),
-        }
     }
     tracing::warn!(cuts = %body.trim(), "fault injection: partitioned from nodes");
     t.set_partitioned(cut);

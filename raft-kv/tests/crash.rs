@@ -306,8 +306,28 @@ async fn a_torn_log_tail_is_dropped_and_a_corrupt_log_is_refused() {
         c.nodes[2].spawn();
         c.wait_ready(Duration::from_secs(30));
         tokio::time::sleep(Duration::from_millis(1000)).await;
-        let acked = stop_writers(&stop, writers).await;
+        let mut acked = stop_writers(&stop, writers).await;
         assert!(acked.len() > 50, "only {} writes acknowledged", acked.len());
+        check_reads(&c, &acked).await;
+
+        // A disk that loses synced data: killed at any moment, its last record cut though it
+        // may have been acknowledged. The leader finds the follower's log shorter than what
+        // it acknowledged and sends it the missing entries again.
+        let (stop, writers) = start_writers(&c, &[0, 1], "u", 300).await;
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        c.nodes[2].kill9();
+        let wal = newest_wal(&c.nodes[2].dir.join("raft"));
+        let len = std::fs::metadata(&wal).expect("wal").len();
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&wal)
+            .expect("open wal");
+        f.set_len(len - 5).expect("truncate wal");
+        drop(f);
+        c.nodes[2].spawn();
+        c.wait_ready(Duration::from_secs(30));
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        acked.extend(stop_writers(&stop, writers).await);
         check_reads(&c, &acked).await;
 
         // A flipped bit inside the log (not at its tail) is corruption: the node refuses to

@@ -145,6 +145,17 @@ impl Progress {
         if self.next_idx == 0 || self.next_idx - 1 != rejected {
             return false;
         }
+        if rejected <= self.matched && match_hint < self.matched {
+            // It rejects an index it acknowledged: it lost acknowledged entries (a disk that
+            // did not keep a synced write). Without probing below `matched` it would never be
+            // caught up again. Lowering `matched` is safe: the commit index never moves back,
+            // later commits just wait for real acknowledgements. A delayed rejection from
+            // before the acknowledgement lands here too and costs one resend.
+            self.matched = match_hint;
+            self.next_idx = match_hint + 1;
+            self.probe_sent = false;
+            return true;
+        }
         self.next_idx = cmp::max(
             cmp::min(rejected, match_hint.saturating_add(1)),
             self.matched + 1,
@@ -198,6 +209,17 @@ mod tests {
         assert!(!p.maybe_decr_to(4, 4));
         assert!(p.maybe_decr_to(8, 3));
         assert_eq!(p.next_idx, 6);
+    }
+
+    #[test]
+    fn a_follower_that_lost_acknowledged_entries_is_probed_below_them() {
+        let mut p = Progress::new(541, 4);
+        p.matched = 540;
+        // Probing at 540 (next - 1): it answers that its log ends at 533.
+        assert!(p.maybe_decr_to(540, 533));
+        assert_eq!((p.matched, p.next_idx), (533, 534));
+        // A rejection at another index is still stale.
+        assert!(!p.maybe_decr_to(540, 500));
     }
 
     #[test]

@@ -78,6 +78,17 @@ fn certs(pem: &[u8], path: &Path, what: &str) -> Result<Vec<CertificateDer<'stat
     Ok(certs)
 }
 
+/// The CA certificates of `--tls-ca-cert-file` as a root store.
+fn roots(pem: &[u8], path: &Path) -> Result<RootCertStore, String> {
+    let mut roots = RootCertStore::empty();
+    for c in certs(pem, path, "--tls-ca-cert-file")? {
+        roots
+            .add(c)
+            .map_err(|e| format!("--tls-ca-cert-file {}: {e}", path.display()))?;
+    }
+    Ok(roots)
+}
+
 impl Tls {
     /// Loads and checks the files; any problem is a startup error naming the file.
     pub fn load(files: &TlsFiles) -> Result<Tls, String> {
@@ -91,13 +102,7 @@ impl Tls {
                 files.key.display()
             )
         })?;
-        let mut roots = RootCertStore::empty();
-        for c in certs(&ca_pem, &files.ca, "--tls-ca-cert-file")? {
-            roots
-                .add(c)
-                .map_err(|e| format!("--tls-ca-cert-file {}: {e}", files.ca.display()))?;
-        }
-        let roots = Arc::new(roots);
+        let roots = Arc::new(roots(&ca_pem, &files.ca)?);
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let acceptor = |auth: AuthClients, alpn: &[&[u8]]| -> Result<TlsAcceptor, String> {
             let builder = ServerConfig::builder_with_provider(provider.clone())
@@ -146,13 +151,7 @@ impl Tls {
 
 /// A client configuration that trusts the CAs in `ca` (for `raft-kv ctl`).
 pub fn client_config(ca: &Path) -> Result<Arc<rustls::ClientConfig>, String> {
-    let pem = read(ca, "--tls-ca-cert-file")?;
-    let mut roots = RootCertStore::empty();
-    for c in certs(&pem, ca, "--tls-ca-cert-file")? {
-        roots
-            .add(c)
-            .map_err(|e| format!("--tls-ca-cert-file {}: {e}", ca.display()))?;
-    }
+    let roots = roots(&read(ca, "--tls-ca-cert-file")?, ca)?;
     let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))

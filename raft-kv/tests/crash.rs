@@ -278,6 +278,18 @@ fn newest_wal(dir: &std::path::Path) -> std::path::PathBuf {
         .unwrap_or_else(|| panic!("no WAL in {}", dir.display()))
 }
 
+/// Cuts the last 5 bytes off the newest WAL of the log in `dir`: its last record torn.
+fn tear_log_tail(dir: &std::path::Path) {
+    let wal = newest_wal(dir);
+    let len = std::fs::metadata(&wal).expect("wal").len();
+    assert!(len > 64, "{} is only {len} bytes", wal.display());
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&wal)
+        .expect("open wal");
+    f.set_len(len - 5).expect("truncate wal");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_torn_log_tail_is_dropped_and_a_corrupt_log_is_refused() {
     tokio::time::timeout(Duration::from_secs(180), async {
@@ -294,15 +306,7 @@ async fn a_torn_log_tail_is_dropped_and_a_corrupt_log_is_refused() {
         // the follower having it, would keep probing above what is left.)
         arm(&c, 2, "log_write_after");
         wait_crash(&mut c, 2, "log_write_after");
-        let wal = newest_wal(&c.nodes[2].dir.join("raft"));
-        let len = std::fs::metadata(&wal).expect("wal").len();
-        assert!(len > 64, "{} is only {len} bytes", wal.display());
-        let f = std::fs::OpenOptions::new()
-            .write(true)
-            .open(&wal)
-            .expect("open wal");
-        f.set_len(len - 5).expect("truncate wal");
-        drop(f);
+        tear_log_tail(&c.nodes[2].dir.join("raft"));
         c.nodes[2].spawn();
         c.wait_ready(Duration::from_secs(30));
         tokio::time::sleep(Duration::from_millis(1000)).await;
@@ -316,14 +320,7 @@ async fn a_torn_log_tail_is_dropped_and_a_corrupt_log_is_refused() {
         let (stop, writers) = start_writers(&c, &[0, 1], "u", 300).await;
         tokio::time::sleep(Duration::from_millis(1000)).await;
         c.nodes[2].kill9();
-        let wal = newest_wal(&c.nodes[2].dir.join("raft"));
-        let len = std::fs::metadata(&wal).expect("wal").len();
-        let f = std::fs::OpenOptions::new()
-            .write(true)
-            .open(&wal)
-            .expect("open wal");
-        f.set_len(len - 5).expect("truncate wal");
-        drop(f);
+        tear_log_tail(&c.nodes[2].dir.join("raft"));
         c.nodes[2].spawn();
         c.wait_ready(Duration::from_secs(30));
         tokio::time::sleep(Duration::from_millis(1000)).await;

@@ -857,19 +857,24 @@ async fn keys_with_a_ttl_are_deleted_without_being_touched() {
     .await;
 }
 
-#[test]
-fn a_subscriber_that_stops_reading_is_cut_off_at_its_output_limit() {
-    let srv = TestServer::start();
-    let mut admin = srv.raw();
+/// CONFIG SET client-output-buffer-limit `value`.
+fn set_output_limit(admin: &mut common::Raw, value: &[u8]) {
     assert_eq!(
         admin.call(&resp(&[
             b"CONFIG",
             b"SET",
             b"client-output-buffer-limit",
-            b"pubsub 256kb 0 0"
+            value
         ])),
         b"+OK\r\n"
     );
+}
+
+#[test]
+fn a_subscriber_that_stops_reading_is_cut_off_at_its_output_limit() {
+    let srv = TestServer::start();
+    let mut admin = srv.raw();
+    set_output_limit(&mut admin, b"pubsub 256kb 0 0");
     // Subscribes, then never reads again.
     let mut slow = srv.raw();
     let got = slow.call(&resp(&[b"SUBSCRIBE", b"feed"]));
@@ -909,15 +914,7 @@ fn a_client_over_the_normal_output_limit_is_closed() {
     let mut admin = srv.raw();
     let value = vec![b'v'; 512 * 1024];
     assert_eq!(admin.call(&resp(&[b"SET", b"big", &value])), b"+OK\r\n");
-    assert_eq!(
-        admin.call(&resp(&[
-            b"CONFIG",
-            b"SET",
-            b"client-output-buffer-limit",
-            b"normal 1mb 0 0"
-        ])),
-        b"+OK\r\n"
-    );
+    set_output_limit(&mut admin, b"normal 1mb 0 0");
     // One GET fits; ten pipelined GETs (5 MiB of replies) do not.
     let mut one = srv.raw();
     let got = one.call(&resp(&[b"STRLEN", b"big"]));
@@ -935,15 +932,7 @@ fn a_client_over_the_normal_output_limit_is_closed() {
 
     // Soft: 100 KiB for 1 s. A client that asks for 5 MiB and reads none of it is closed
     // after about a second.
-    assert_eq!(
-        admin.call(&resp(&[
-            b"CONFIG",
-            b"SET",
-            b"client-output-buffer-limit",
-            b"normal 0 100kb 1"
-        ])),
-        b"+OK\r\n"
-    );
+    set_output_limit(&mut admin, b"normal 0 100kb 1");
     let stuck = std::net::TcpStream::connect(("127.0.0.1", srv.port)).expect("connect");
     let _ = stuck.set_read_timeout(Some(std::time::Duration::from_secs(10)));
     // 20 MiB: more than the socket buffers on both sides hold.

@@ -18,11 +18,10 @@ use raft::eraftpb::Message;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Endpoint;
-
-use super::dial::Dialer;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::auth::ClusterSecret;
+use super::dial::Dialer;
 use super::Inbox;
 
 #[allow(clippy::all, missing_docs)]

@@ -375,6 +375,7 @@ mod tests {
             scheduler_paused: false,
             tombstones: Vec::new(),
             users: Default::default(),
+            rebuilds: Default::default(),
         }
     }
 

@@ -90,7 +90,8 @@ impl Cluster {
     pub async fn propose(&self, cmd: &MetaCmd) -> Result<u64, String> {
         let data = serde_json::to_vec(cmd).map_err(|e| e.to_string())?;
         let replicas = self.view.current().meta_replicas.clone();
-        if replicas.contains(&self.node_id()) {
+        // Listed but not hosting: a node rebuilding its replicas proposes through others.
+        if replicas.contains(&self.node_id()) && self.store.raft().hosts(META_GROUP) {
             return propose_local(&self.store, data).await.map(|v| v as u64);
         }
         let proxy = self
@@ -272,6 +273,7 @@ pub async fn run(c: Arc<Cluster>) {
                     last,
                     ref nodes,
                 } => create(&c, &state, op, shard, (first, last), nodes).await,
+                OpKind::Rebuild { shard, node, .. } => rebuild(&c, &state, op, shard, node).await,
                 // Done when recorded.
                 OpKind::TransferLeader { .. } => Ok(()),
             };
@@ -454,30 +456,7 @@ async fn advance(c: &Cluster, state: &MetaState, op: &Operation) -> Result<(), S
         if timed_out {
             return give_up(c, op, "the new replica could not be added in time").await;
         }
-        // Every voter that may lead drops its log up to what it applied: the new replica
-        // is then always sent a snapshot (with the group's current range and epoch), never
-        // a replay from index 1 checked against today's epoch (or missing a merged
-        // source's data). The leader must; a voter that is down (a repair's `from`) can't.
-        for &v in &d.voters {
-            if let Err(e) = c.compact(v, shard).await {
-                if v == leader {
-                    let msg = format!("compacting the log on {}: {e}", state.name_of(v));
-                    return note(c, op, "adding_learner", msg).await;
-                }
-                tracing::info!(node = %state.name_of(v), error = %e, "log not compacted on a voter");
-            }
-        }
-        c.change(
-            leader,
-            shard,
-            Some(conf_change(vec![single(
-                ConfChangeType::AddLearnerNode,
-                to,
-            )])),
-            0,
-        )
-        .await?;
-        return note(c, op, "adding_learner", String::new()).await;
+        return add_learner(c, state, op, (shard, leader), &d, to).await;
     }
     if d.learners.contains(&to) {
         let matched = d.progress.iter().find(|p| p.0 == to).map_or(0, |p| p.1);
@@ -535,6 +514,102 @@ async fn advance(c: &Cluster, state: &MetaState, op: &Operation) -> Result<(), S
     crate::failpoint::hit("migrate_promote");
     c.change(leader, shard, Some(conf_change(changes)), 0)
         .await?;
+    note(c, op, "promoting", String::new()).await
+}
+
+/// Adds `node` to the group `leader` leads as a learner, to be sent a snapshot.
+async fn add_learner(
+    c: &Cluster,
+    state: &MetaState,
+    op: &Operation,
+    (shard, leader): (u64, u64),
+    d: &GroupDetail,
+    node: u64,
+) -> Result<(), String> {
+    // Every voter that may lead drops its log up to what it applied: the new replica
+    // is then always sent a snapshot (with the group's current range and epoch), never
+    // a replay from index 1 checked against today's epoch (or missing a merged
+    // source's data). The leader must; a voter that is down (a repair's `from`) can't.
+    for &v in &d.voters {
+        if let Err(e) = c.compact(v, shard).await {
+            if v == leader {
+                let msg = format!("compacting the log on {}: {e}", state.name_of(v));
+                return note(c, op, "adding_learner", msg).await;
+            }
+            tracing::info!(node = %state.name_of(v), error = %e, "log not compacted on a voter");
+        }
+    }
+    c.change(
+        leader,
+        shard,
+        Some(conf_change(vec![single(
+            ConfChangeType::AddLearnerNode,
+            node,
+        )])),
+        0,
+    )
+    .await?;
+    note(c, op, "adding_learner", String::new()).await
+}
+
+/// A rebuild (`OpKind::Rebuild`): the lost replica leaves the group's configuration (a
+/// majority of the others commits that, so everything committed is then on a majority
+/// without it), is created again empty as a learner, gets a snapshot, catches up and is
+/// promoted. It never gives up: the node has nothing else to serve from.
+async fn rebuild(
+    c: &Cluster,
+    state: &MetaState,
+    op: &Operation,
+    shard: u64,
+    node: u64,
+) -> Result<(), String> {
+    let spec = &state.group(shard).ok_or("the shard is gone")?;
+    let Some((leader, d)) = c.leader_of(spec).await else {
+        let msg = "waiting for the shard to have a leader".to_string();
+        return note(c, op, &op.step, msg).await;
+    };
+    if !d.voters_outgoing.is_empty() {
+        return note(c, op, &op.step, "in a joint configuration".into()).await;
+    }
+    if leader == node {
+        return Err("the lost replica is reported leading".into());
+    }
+    let in_config = d.voters.contains(&node) || d.learners.contains(&node);
+    if op.step == "removing" {
+        if in_config {
+            let cc = conf_change(vec![single(ConfChangeType::RemoveNode, node)]);
+            c.change(leader, shard, Some(cc), 0).await?;
+            let msg = "taking the lost replica out of the group".to_string();
+            return note(c, op, "removing", msg).await;
+        }
+        c.propose(&MetaCmd::RebuildLearner {
+            op: op.id,
+            now_ms: now_ms(),
+        })
+        .await?;
+        tracing::info!(op = op.id, shard = %spec.name(), node = %state.name_of(node),
+            "lost replica out of the group; adding it back empty");
+        return Ok(());
+    }
+    if d.voters.contains(&node) {
+        c.propose(&MetaCmd::FinishRebuild {
+            op: op.id,
+            now_ms: now_ms(),
+        })
+        .await?;
+        tracing::info!(op = op.id, shard = %spec.name(), node = %state.name_of(node), "replica rebuilt");
+        return Ok(());
+    }
+    if !d.learners.contains(&node) {
+        return add_learner(c, state, op, (shard, leader), &d, node).await;
+    }
+    let matched = d.progress.iter().find(|p| p.0 == node).map_or(0, |p| p.1);
+    if matched == 0 || matched + CATCH_UP_SLACK < d.commit {
+        let msg = format!("learner at index {matched} of {}", d.commit);
+        return note(c, op, "catching_up", msg).await;
+    }
+    let cc = conf_change(vec![single(ConfChangeType::AddNode, node)]);
+    c.change(leader, shard, Some(cc), 0).await?;
     note(c, op, "promoting", String::new()).await
 }
 

@@ -77,3 +77,49 @@ pub async fn join(
         JOIN_TIMEOUT.as_secs()
     ))
 }
+
+/// The newest metadata that lists node `me`, from whichever of `peers` (`--port`
+/// addresses) answer: a node that lost its stores starts from it, not from `--cluster`.
+pub async fn fetch(
+    peers: &[String],
+    me: u64,
+    secret: &ClusterSecret,
+    dialer: &Dialer,
+) -> Result<MetaState, String> {
+    let mut clients = Vec::new();
+    for addr in peers {
+        let channel = dialer
+            .endpoint(addr)?
+            .connect_timeout(Duration::from_secs(2))
+            .connect_lazy();
+        clients.push(NodeClient::new(channel).max_decoding_message_size(1 << 30));
+    }
+    let deadline = Instant::now() + JOIN_TIMEOUT;
+    while Instant::now() < deadline {
+        let mut best: Option<MetaState> = None;
+        for client in &mut clients {
+            let mut req = tonic::Request::new(HelloRequest { meta_version: 0 });
+            secret.attach(&mut req);
+            let Ok(Ok(r)) = tokio::time::timeout(Duration::from_secs(3), client.hello(req)).await
+            else {
+                continue;
+            };
+            if let Ok(state) = MetaState::decode(&r.into_inner().meta) {
+                if state.node(me).is_some()
+                    && best.as_ref().is_none_or(|b| b.version < state.version)
+                {
+                    best = Some(state);
+                }
+            }
+        }
+        if let Some(s) = best {
+            return Ok(s);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    Err(format!(
+        "no peer ({}) gave this node the cluster's metadata within {}s",
+        peers.join(", "),
+        JOIN_TIMEOUT.as_secs()
+    ))
+}

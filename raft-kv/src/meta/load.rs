@@ -428,6 +428,7 @@ mod tests {
             scheduler_paused: false,
             tombstones: Vec::new(),
             users: Default::default(),
+            rebuilds: Default::default(),
         }
     }
 

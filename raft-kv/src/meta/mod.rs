@@ -16,6 +16,7 @@ pub mod driver;
 pub mod heartbeat;
 pub mod join;
 pub mod load;
+pub mod rebuild;
 pub mod state;
 pub mod sync;
 
@@ -42,13 +43,25 @@ const CACHE_KEY: &[u8] = b"meta|cache";
 /// The latest metadata this node knows.
 pub struct MetaView {
     tx: watch::Sender<Arc<MetaState>>,
+    /// Set while this node rebuilds after corruption (`rebuild`): it creates no replica
+    /// until the metadata has dropped it from every group it was in.
+    held: std::sync::atomic::AtomicBool,
 }
 
 impl MetaView {
     pub fn new(initial: MetaState) -> Arc<MetaView> {
         Arc::new(MetaView {
             tx: watch::channel(Arc::new(initial)).0,
+            held: Default::default(),
         })
+    }
+
+    pub fn hold_replicas(&self, held: bool) {
+        self.held.store(held, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub fn replicas_held(&self) -> bool {
+        self.held.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     pub fn current(&self) -> Arc<MetaState> {

@@ -71,6 +71,10 @@ pub enum OpKind {
     },
     /// Make `to` the preferred leader of `shard` (done when recorded; the group follows).
     TransferLeader { shard: u64, to: u64 },
+    /// Rebuild `node`'s replica of `shard` from the others (its disk was found corrupt):
+    /// removed from the group first, so it never votes or counts with what it forgot, then
+    /// added back empty as a learner, sent a snapshot, and promoted into place `at`.
+    Rebuild { shard: u64, node: u64, at: usize },
 }
 
 /// A long-running scheduling operation and its progress.
@@ -98,7 +102,8 @@ impl Operation {
         match self.kind {
             OpKind::Migrate { shard, .. }
             | OpKind::Split { shard, .. }
-            | OpKind::TransferLeader { shard, .. } => Some(shard),
+            | OpKind::TransferLeader { shard, .. }
+            | OpKind::Rebuild { shard, .. } => Some(shard),
             OpKind::Merge { target, .. } => Some(target),
             // Its steps are operations of their own, on the shards they touch.
             OpKind::Decommission { .. } | OpKind::Create { .. } => None,
@@ -204,6 +209,19 @@ pub enum MetaCmd {
         reason: String,
         now_ms: u64,
     },
+    /// `node` lost its replicas' state (a corrupt disk, set aside): every group it is in
+    /// drops it and starts a `Rebuild`. `token` names this loss, so a retry of the same
+    /// command changes nothing and a second loss starts over.
+    RebuildNode {
+        node: u64,
+        token: String,
+        now_ms: u64,
+    },
+    /// A rebuild's node is out of the group's configuration: it may now be created empty
+    /// (it is listed as a learner).
+    RebuildLearner { op: u64, now_ms: u64 },
+    /// A rebuild's node is a voter again: it takes its old place in the replica list.
+    FinishRebuild { op: u64, now_ms: u64 },
 }
 
 /// The replicated metadata.
@@ -228,6 +246,10 @@ pub struct MetaState {
     /// ACL users by name (`default` only once changed); see `server::acl`.
     #[serde(default)]
     pub users: BTreeMap<String, User>,
+    /// The token of each node's last `RebuildNode`: a rebuilding node sees its own here
+    /// once every group has dropped it.
+    #[serde(default)]
+    pub rebuilds: BTreeMap<u64, String>,
 }
 
 impl MetaState {
@@ -244,6 +266,7 @@ impl MetaState {
             scheduler_paused: false,
             tombstones: Vec::new(),
             users: BTreeMap::new(),
+            rebuilds: BTreeMap::new(),
         }
     }
 
@@ -400,6 +423,13 @@ impl MetaState {
             MetaCmd::FailOp { op, reason, now_ms } => self.fail_op(*op, reason, *now_ms),
             MetaCmd::SetUser { name, rules } => self.set_user(name, rules),
             MetaCmd::DelUser { names } => Ok(self.del_users(names)),
+            MetaCmd::RebuildNode {
+                node,
+                token,
+                now_ms,
+            } => self.rebuild_node(*node, token, *now_ms),
+            MetaCmd::RebuildLearner { op, now_ms } => self.rebuild_learner(*op, *now_ms),
+            MetaCmd::FinishRebuild { op, now_ms } => self.finish_rebuild(*op, *now_ms),
         };
         if r.is_ok() {
             self.version += 1;
@@ -900,6 +930,132 @@ impl MetaState {
         self.finish_op(op, now_ms)
     }
 
+    /// The replica and learner lists of a data shard or of the metadata group.
+    fn lists_mut(&mut self, group: u64) -> Result<(&mut Vec<u64>, &mut Vec<u64>), String> {
+        if group == META_GROUP {
+            return Ok((&mut self.meta_replicas, &mut self.meta_learners));
+        }
+        let spec = self.shard_mut(group)?;
+        spec.conf_ver += 1;
+        Ok((&mut spec.replicas, &mut spec.learners))
+    }
+
+    /// Drops `node` from every group it is in and starts (or restarts) a rebuild of each.
+    /// Refused, changing nothing, while another operation works on one of those groups or
+    /// when a group has no other replica to rebuild from. Returns how many groups it took.
+    fn rebuild_node(&mut self, node: u64, token: &str, now_ms: u64) -> Result<u64, String> {
+        match self.node(node).map(|n| n.state) {
+            None => return Err(format!("unknown node {node}")),
+            Some(NodeState::Removed) => return Err(format!("{} was removed", self.name_of(node))),
+            Some(_) => {}
+        }
+        if token.is_empty() {
+            return Err("a rebuild needs a token".into());
+        }
+        if self.rebuilds.get(&node).map(String::as_str) == Some(token) {
+            return Ok(0);
+        }
+        let groups: Vec<ShardSpec> = self.groups().filter(|g| g.has_replica(node)).collect();
+        for g in &groups {
+            let other = self.running().find(|o| {
+                o.touches(g.id) && !matches!(o.kind, OpKind::Rebuild { node: n, .. } if n == node)
+            });
+            if let Some(op) = other {
+                return Err(format!(
+                    "{} is busy with operation {} ({}); the rebuild of {} waits",
+                    g.name(),
+                    op.id,
+                    op.step,
+                    self.name_of(node)
+                ));
+            }
+            if !g.replicas.iter().any(|r| *r != node) {
+                return Err(format!(
+                    "{} has no replica but {}'s to rebuild it from",
+                    g.name(),
+                    self.name_of(node)
+                ));
+            }
+        }
+        for g in &groups {
+            let (replicas, learners) = self.lists_mut(g.id)?;
+            let at = replicas.iter().position(|r| *r == node);
+            replicas.retain(|r| *r != node);
+            learners.retain(|l| *l != node);
+            // A rebuild of this replica cut short by another loss starts over (its place
+            // is kept).
+            let running = self.operations.iter_mut().find(|o| {
+                o.state == OpState::Running
+                    && matches!(o.kind, OpKind::Rebuild { shard, node: n, .. } if shard == g.id && n == node)
+            });
+            match running {
+                Some(o) => {
+                    o.step = "removing".into();
+                    o.message = "the replica was lost again".into();
+                    o.updated_ms = now_ms;
+                }
+                None => {
+                    let at = at.unwrap_or(usize::MAX);
+                    self.start_op(
+                        OpKind::Rebuild {
+                            shard: g.id,
+                            node,
+                            at,
+                        },
+                        "corruption",
+                        "removing",
+                        now_ms,
+                    );
+                }
+            }
+        }
+        self.rebuilds.insert(node, token.to_string());
+        Ok(groups.len() as u64)
+    }
+
+    fn rebuilding(&mut self, op: u64) -> Result<(u64, u64, usize), String> {
+        match self.running_op(op)?.kind {
+            OpKind::Rebuild { shard, node, at } => Ok((shard, node, at)),
+            _ => Err(format!("operation {op} is not a rebuild")),
+        }
+    }
+
+    fn rebuild_learner(&mut self, op: u64, now_ms: u64) -> Result<u64, String> {
+        let (shard, node, _) = self.rebuilding(op)?;
+        if self.running_op(op)?.step != "removing" {
+            return Err(format!("operation {op} already added its learner"));
+        }
+        if self
+            .group(shard)
+            .is_some_and(|g| g.replicas.contains(&node))
+        {
+            return Err(format!("operation {op}: the node is a voter"));
+        }
+        let (_, learners) = self.lists_mut(shard)?;
+        if !learners.contains(&node) {
+            learners.push(node);
+        }
+        let o = self.running_op(op)?;
+        o.step = "adding_learner".into();
+        o.message = String::new();
+        o.updated_ms = now_ms;
+        Ok(op)
+    }
+
+    fn finish_rebuild(&mut self, op: u64, now_ms: u64) -> Result<u64, String> {
+        let (shard, node, at) = self.rebuilding(op)?;
+        if self.running_op(op)?.step == "removing" {
+            return Err(format!("operation {op} has not added its learner"));
+        }
+        let (replicas, learners) = self.lists_mut(shard)?;
+        learners.retain(|l| *l != node);
+        if !replicas.contains(&node) {
+            let at = at.min(replicas.len());
+            replicas.insert(at, node);
+        }
+        self.finish_op(op, now_ms)
+    }
+
     fn fail_op(&mut self, op: u64, reason: &str, now_ms: u64) -> Result<u64, String> {
         let (shard, _, to) = self.migration(op)?;
         let (replicas, learners) = if shard == META_GROUP {
@@ -1032,6 +1188,108 @@ mod tests {
         assert_eq!(s.operation(op).map(|o| o.state), Some(OpState::Done));
         // Finished operations can't be finished again.
         assert!(s.apply(&MetaCmd::FinishMigrate { op, now_ms: 9 }).is_err());
+    }
+
+    fn rebuild(s: &mut MetaState, node: u64, token: &str) -> Result<u64, String> {
+        s.apply(&MetaCmd::RebuildNode {
+            node,
+            token: token.into(),
+            now_ms: 7,
+        })
+    }
+
+    fn rebuild_ops(s: &MetaState, node: u64) -> Vec<(u64, u64, String)> {
+        s.running()
+            .filter_map(|o| match o.kind {
+                OpKind::Rebuild { shard, node: n, .. } if n == node => {
+                    Some((o.id, shard, o.step.clone()))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_lost_node_leaves_every_group_then_comes_back_in_its_place() {
+        let mut s = state();
+        // Node 2 is in both shards and the metadata group.
+        assert_eq!(rebuild(&mut s, 2, "t1"), Ok(3));
+        assert_eq!(s.rebuilds[&2], "t1");
+        for g in s.groups() {
+            assert!(!g.has_replica(2), "{} still lists node 2", g.name());
+        }
+        let ops = rebuild_ops(&s, 2);
+        assert_eq!(ops.len(), 3);
+        assert!(ops.iter().all(|o| o.2 == "removing"));
+        // The same loss again (a retried command) changes nothing.
+        let before = s.clone();
+        assert_eq!(rebuild(&mut s, 2, "t1"), Ok(0));
+        assert_eq!(s.version, before.version + 1);
+        assert_eq!(s.operations, before.operations);
+        // Other operations wait for the rebuild of those shards.
+        assert!(begin(&mut s, 1, 1, 4).expect_err("busy").contains("busy"));
+        // Out of the group: listed as a learner, to be created empty.
+        for (op, shard, _) in &ops {
+            assert!(s
+                .apply(&MetaCmd::FinishRebuild { op: *op, now_ms: 8 })
+                .is_err());
+            s.apply(&MetaCmd::RebuildLearner { op: *op, now_ms: 8 })
+                .expect("learner");
+            assert!(s
+                .apply(&MetaCmd::RebuildLearner { op: *op, now_ms: 8 })
+                .is_err());
+            assert_eq!(s.group(*shard).expect("group").learners, vec![2]);
+        }
+        // Lost again before it was promoted: out of the lists again, the same operations
+        // start over.
+        assert_eq!(rebuild(&mut s, 2, "t2"), Ok(3));
+        assert_eq!(
+            rebuild_ops(&s, 2).iter().map(|o| o.0).collect::<Vec<_>>(),
+            ops.iter().map(|o| o.0).collect::<Vec<_>>()
+        );
+        assert!(rebuild_ops(&s, 2).iter().all(|o| o.2 == "removing"));
+        for (op, _, _) in &ops {
+            s.apply(&MetaCmd::RebuildLearner { op: *op, now_ms: 9 })
+                .expect("learner");
+            s.apply(&MetaCmd::FinishRebuild { op: *op, now_ms: 9 })
+                .expect("finish");
+        }
+        let fresh = state();
+        for (a, b) in s.groups().zip(fresh.groups()) {
+            assert_eq!(a.replicas, b.replicas, "{} is back in its place", a.name());
+            assert!(a.learners.is_empty());
+        }
+        assert!(rebuild_ops(&s, 2).is_empty());
+        assert_eq!(MetaState::decode(&s.encode()), Ok(s.clone()));
+    }
+
+    #[test]
+    fn a_rebuild_waits_for_busy_shards_and_needs_another_replica() {
+        let mut s = state();
+        // A node in no group: registered, nothing to do.
+        assert_eq!(rebuild(&mut s, 4, "u"), Ok(0));
+        assert_eq!(s.rebuilds[&4], "u");
+        let op = begin(&mut s, 1, 1, 4).expect("migrate");
+        let before = s.clone();
+        let e = rebuild(&mut s, 3, "t").expect_err("busy");
+        assert!(e.contains("busy") && e.contains("waits"), "{e}");
+        assert_eq!(s, before, "a refusal changes nothing");
+        assert!(rebuild(&mut s, 9, "t").is_err());
+        assert!(rebuild(&mut s, 3, "").is_err());
+        s.apply(&MetaCmd::FinishMigrate { op, now_ms: 9 })
+            .expect("finish");
+        assert_eq!(rebuild(&mut s, 3, "t"), Ok(3));
+        // A group whose only replica was lost can't be rebuilt.
+        let nodes = vec![NodeMeta {
+            id: 1,
+            name: "node1".into(),
+            addr: "127.0.0.1:5001".into(),
+            state: NodeState::Up,
+        }];
+        let layout = Layout::initial(&[1], 1).expect("layout");
+        let mut one = MetaState::initial(nodes, &layout, vec![1]);
+        let e = rebuild(&mut one, 1, "t").expect_err("no other replica");
+        assert!(e.contains("no replica but"), "{e}");
     }
 
     #[test]

@@ -80,11 +80,13 @@ pub async fn run(view: Arc<MetaView>, store: Arc<Store>) {
                     }
                     store.set_layout(layout);
                     connect_new_nodes(&store, &state);
-                    store
-                        .raft()
-                        .reconcile(state.shards.clone(), state.tombstones.clone())
-                        .await;
-                    follow_meta(&view, &store, &state).await;
+                    if !view.replicas_held() {
+                        store
+                            .raft()
+                            .reconcile(state.shards.clone(), state.tombstones.clone())
+                            .await;
+                        follow_meta(&view, &store, &state).await;
+                    }
                     tracing::debug!(version = state.version, "metadata applied");
                 }
                 Err(e) => {
@@ -97,6 +99,7 @@ pub async fn run(view: Arc<MetaView>, store: Arc<Store>) {
         match tokio::time::timeout(RECONCILE_EVERY, rx.changed()).await {
             Ok(Ok(())) => {}
             Ok(Err(_)) => return,
+            Err(_) if view.replicas_held() => {}
             Err(_) => {
                 let state = view.current();
                 store

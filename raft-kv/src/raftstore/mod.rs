@@ -18,6 +18,7 @@ pub mod dial;
 pub mod log_engine;
 pub mod members;
 pub mod peer_storage;
+pub mod quarantine;
 pub mod runtime;
 pub mod snapshot;
 pub mod split;

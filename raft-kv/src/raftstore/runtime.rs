@@ -893,6 +893,18 @@ impl Runtime {
                 );
                 continue;
             }
+            let mut spec = spec;
+            if spec.learners.contains(&self.node_id) {
+                // A learner being added starts empty and learns the configuration from the
+                // leader's snapshot; it never starts out counting itself a voter (the
+                // voters it was bootstrapped with, long ago, may have included it).
+                spec.bootstrap = spec
+                    .replicas
+                    .iter()
+                    .copied()
+                    .filter(|r| *r != self.node_id)
+                    .collect();
+            }
             self.add_peer(spec, None, true);
             tracing::info!(group = id, "created a replica");
         }

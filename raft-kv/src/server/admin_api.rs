@@ -140,6 +140,11 @@ fn op_json(state: &MetaState, o: &Operation) -> Value {
             v["source"] = json!(ShardSpec::name_of(source));
             v["target"] = json!(ShardSpec::name_of(target));
         }
+        OpKind::Rebuild { shard, node, .. } => {
+            v["kind"] = json!("rebuild");
+            v["shard"] = json!(ShardSpec::name_of(shard));
+            v["node"] = json!(state.name_of(node));
+        }
         OpKind::Split { shard, at, new_id } => {
             v["kind"] = json!("split");
             v["shard"] = json!(ShardSpec::name_of(shard));

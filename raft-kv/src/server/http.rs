@@ -147,6 +147,8 @@ async fn status(
         "node_id": name_of(srv, srv.node_id),
         "redis_addr": srv.redis_addr.to_string(),
         "groups": groups,
+        // Its stores were found corrupt: it holds no replica until every group dropped it.
+        "rebuilding": srv.meta.replicas_held(),
         "meta": meta.map(|g| serde_json::json!({
             "leader": if g.leader == 0 { None } else { Some(name_of(srv, g.leader)) },
             "term": g.term,

@@ -40,6 +40,8 @@ use crate::raftstore::log_engine::RocksLogEngine;
 use crate::raftstore::members::{
     format_cluster, identity_exists, load_or_init_identity, raft_id, Member,
 };
+use crate::raftstore::peer_storage::ApplyState;
+use crate::raftstore::quarantine::{self, StoreError};
 use crate::raftstore::runtime::{self, StartOptions};
 use crate::raftstore::transport::Transport;
 use crate::routing::proxy::Proxy;
@@ -207,6 +209,38 @@ pub fn run(config: Config) -> Result<(), String> {
     result
 }
 
+/// Opens the state machine and the Raft log and checks them: the whole log, every group's
+/// apply state and range, the metadata this node keeps.
+fn open_stores(
+    data_dir: &std::path::Path,
+    config: &Config,
+) -> Result<(Arc<Engine>, Arc<RocksLogEngine>), StoreError> {
+    let engine = Engine::open(
+        &data_dir.join("kv"),
+        EngineOptions {
+            block_cache_bytes: config.block_cache_mb.max(1) << 20,
+            // The Raft log is synced; the state machine replays from it after a crash.
+            sync_writes: false,
+            write_buffer_bytes: config.write_buffer_mb.max(1) << 20,
+        },
+    )
+    .map_err(|e| {
+        StoreError::from_text(format!(
+            "cannot open data directory {}: {e}",
+            data_dir.display()
+        ))
+    })?;
+    let checked = |r: Result<(), String>| r.map_err(StoreError::from_text);
+    for group in ApplyState::list(&engine).map_err(StoreError::from_text)? {
+        checked(ApplyState::load(&engine, group).map(drop))?;
+        checked(crate::raftstore::split::RangeState::load(&engine, group).map(drop))?;
+    }
+    checked(meta::load_cache(&engine).map(drop))?;
+    let log = RocksLogEngine::open(&data_dir.join("raft"))?;
+    log.verify()?;
+    Ok((Arc::new(engine), Arc::new(log)))
+}
+
 async fn bind(addr: &str) -> Result<TcpListener, String> {
     TcpListener::bind(addr)
         .await
@@ -281,18 +315,40 @@ async fn serve(config: Config) -> Result<(), String> {
         identity.initial_shards,
         replicas,
     )?;
-    let engine = Engine::open(
-        &data_dir.join("kv"),
-        EngineOptions {
-            block_cache_bytes: config.block_cache_mb.max(1) << 20,
-            // The Raft log is synced; the state machine replays from it after a crash.
-            sync_writes: false,
-            write_buffer_bytes: config.write_buffer_mb.max(1) << 20,
-        },
-    )
-    .map_err(|e| format!("cannot open data directory {}: {e}", data_dir.display()))?;
-    let engine = Arc::new(engine);
-    let log = Arc::new(RocksLogEngine::open(&data_dir.join("raft"))?);
+    // Stores that fail a check are set aside and this node's replicas rebuilt from its
+    // peers (`raftstore::quarantine`); with no peer there is nothing to rebuild from.
+    let can_rebuild = members.iter().any(|m| m.id != node_id);
+    let mut rebuild = match quarantine::load_marker(&data_dir)? {
+        Some(m) if !m.moved => Some(quarantine::set_aside(&data_dir, &m.reason)?),
+        Some(m) => Some(m.token),
+        None => None,
+    };
+    let (engine, log) = match open_stores(&data_dir, &config) {
+        Ok(stores) => stores,
+        Err(e) if e.corrupt && can_rebuild => {
+            tracing::error!(error = %e.text, "this node's data failed a check");
+            rebuild = Some(quarantine::set_aside(&data_dir, &e.text)?);
+            open_stores(&data_dir, &config).map_err(|e| e.text)?
+        }
+        Err(e) if e.corrupt => {
+            return Err(format!(
+                "{} (this node has no peer to rebuild its data from: restore the data \
+                 directory from a backup)",
+                e.text
+            ))
+        }
+        Err(e) => return Err(e.text),
+    };
+    if rebuild.is_some() {
+        let addrs: Vec<String> = members
+            .iter()
+            .filter(|m| m.id != node_id)
+            .map(|m| m.addr.clone())
+            .collect();
+        tracing::warn!("rebuilding this node's replicas: asking peers for the cluster's metadata");
+        let s = meta::join::fetch(&addrs, node_id, &secret, &dialer).await?;
+        meta::store_cache(&engine, &s)?;
+    }
     // The metadata: what this node last knew, else the new cluster's (the same everywhere).
     let member_ids: Vec<u64> = by_name.iter().map(|m| m.id).collect();
     let meta_members = meta::meta_replicas(&member_ids, config.meta_replicas);
@@ -318,32 +374,34 @@ async fn serve(config: Config) -> Result<(), String> {
     };
     let layout = known.layout()?;
     let view = MetaView::new(known.clone());
+    view.hold_replicas(rebuild.is_some());
     // A learner being added (a metadata migration) starts like the sync task creates it:
     // the voters it would bootstrap with are never itself.
-    let meta_group =
-        if known.meta_replicas.contains(&node_id) || known.meta_learners.contains(&node_id) {
-            let spec = ShardSpec {
-                id: META_GROUP,
-                first_slot: 0,
-                last_slot: 0,
-                epoch: 0,
-                replicas: known.meta_replicas.clone(),
-                learners: known.meta_learners.clone(),
-                conf_ver: 1,
-                bootstrap: known.meta_replicas.clone(),
-            };
-            Some((spec, {
-                let m = MetaMachine::load(&engine, initial_meta, view.clone())?;
-                // A learner that never got its snapshot has only a seed, not the metadata.
-                if known.meta_learners.contains(&node_id) && !m.from_disk() {
-                    m.await_snapshot()
-                } else {
-                    m
-                }
-            }))
-        } else {
-            None
+    let meta_group = if rebuild.is_none()
+        && (known.meta_replicas.contains(&node_id) || known.meta_learners.contains(&node_id))
+    {
+        let spec = ShardSpec {
+            id: META_GROUP,
+            first_slot: 0,
+            last_slot: 0,
+            epoch: 0,
+            replicas: known.meta_replicas.clone(),
+            learners: known.meta_learners.clone(),
+            conf_ver: 1,
+            bootstrap: known.meta_replicas.clone(),
         };
+        Some((spec, {
+            let m = MetaMachine::load(&engine, initial_meta, view.clone())?;
+            // A learner that never got its snapshot has only a seed, not the metadata.
+            if known.meta_learners.contains(&node_id) && !m.from_disk() {
+                m.await_snapshot()
+            } else {
+                m
+            }
+        }))
+    } else {
+        None
+    };
     let stats = Arc::new(store::StoreStats::default());
     let metrics = Arc::new(Metrics::new());
     // Peers: every node the metadata knows (joined ones included) and the --cluster list.
@@ -360,7 +418,7 @@ async fn serve(config: Config) -> Result<(), String> {
             groups: known
                 .shards
                 .iter()
-                .filter(|s| s.has_replica(node_id))
+                .filter(|s| rebuild.is_none() && s.has_replica(node_id))
                 .cloned()
                 .collect(),
             meta: meta_group,
@@ -417,6 +475,9 @@ async fn serve(config: Config) -> Result<(), String> {
         },
     });
     tokio::spawn(meta::driver::run(cluster.clone()));
+    if let Some(token) = rebuild {
+        tokio::spawn(meta::rebuild::run(cluster.clone(), data_dir.clone(), token));
+    }
     tokio::spawn(meta::heartbeat::run(cluster.clone()));
 
     let local = listener

@@ -397,6 +397,80 @@ async fn a_torn_log_tail_is_dropped_and_a_corrupt_log_is_rebuilt_from_peers() {
     .expect("test timed out");
 }
 
+/// Corruption met at run time (flipped bits in the state machine's SST files, read when
+/// writes apply) stops the node before it applies or serves anything from them; restarted,
+/// as a supervisor would, it rebuilds its replicas from its peers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_state_machine_stops_the_node_and_it_is_rebuilt() {
+    tokio::time::timeout(Duration::from_secs(240), async {
+        let mut c = Cluster::start(3, &["--initial-shards", "1", "--write-buffer-mb", "1"]);
+        c.wait_ready(Duration::from_secs(30));
+        // About 4 MiB of 1 KiB values through a 1 MiB memtable budget: SST files everywhere.
+        let mut conn = c.nodes[0].conn().await;
+        let mut acked = BTreeMap::new();
+        let write_all = |round: usize| {
+            (0..4000)
+                .map(|i| (format!("c{i}"), format!("{round}-{i}-{}", "x".repeat(1024))))
+                .collect::<Vec<_>>()
+        };
+        for chunk in write_all(0).chunks(200) {
+            let mut p = redis::pipe();
+            for (k, v) in chunk {
+                p.set(k, v).ignore();
+            }
+            let () = p.query_async(&mut conn).await.expect("write");
+            acked.extend(chunk.iter().cloned());
+        }
+        c.nodes[2].signal("TERM");
+        assert!(c.nodes[2].wait_exit(Duration::from_secs(30)).is_some());
+        let kv = c.nodes[2].dir.join("kv");
+        let ssts: Vec<_> = std::fs::read_dir(&kv)
+            .expect("kv dir")
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "sst"))
+            .collect();
+        assert!(!ssts.is_empty(), "no SST file in {}", kv.display());
+        for sst in &ssts {
+            let mut bytes = std::fs::read(sst).expect("read sst");
+            let n = bytes.len();
+            for at in [n / 4, n / 2, 3 * n / 4] {
+                bytes[at] ^= 0x40;
+            }
+            std::fs::write(sst, &bytes).expect("write sst");
+        }
+        c.nodes[2].spawn();
+        // Overwrite every key: applying a SET reads the key's old record on every replica.
+        for chunk in write_all(1).chunks(200) {
+            let mut p = redis::pipe();
+            for (k, v) in chunk {
+                p.set(k, v).ignore();
+            }
+            let () = p.query_async(&mut conn).await.expect("write");
+            acked.extend(chunk.iter().cloned());
+        }
+        // Either the node met the bad blocks at run time and stopped (then it is restarted)
+        // or RocksDB refused them at start already and it is rebuilding.
+        if c.nodes[2].wait_exit(Duration::from_secs(20)).is_some() {
+            let log = c.nodes[2].log_text();
+            assert!(
+                log.contains("corrupt data read; stopping") && log.contains("Corruption"),
+                "{} stopped without saying why:\n{log}",
+                c.nodes[2].name
+            );
+            eprintln!("{} stopped at run time on the corrupt blocks", c.nodes[2].name);
+            c.nodes[2].spawn();
+        } else {
+            eprintln!("{} found the corrupt blocks at start", c.nodes[2].name);
+        }
+        wait_rebuilt(&c, 2, Duration::from_secs(90)).await;
+        check_reads(&c, &acked).await;
+        c.nodes[0].kill9();
+        check_reads_on(&c, 1, &acked).await;
+    })
+    .await
+    .expect("test timed out");
+}
+
 /// A lone node has no peer to rebuild from: a corrupt log stops it, saying so, and its
 /// data directory is left as it was (to restore or inspect).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

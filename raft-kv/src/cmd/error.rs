@@ -50,6 +50,7 @@ impl CmdError {
 
 impl From<rocksdb::Error> for CmdError {
     fn from(e: rocksdb::Error) -> Self {
+        crate::storage::check_corruption(&e);
         CmdError::Storage(e.to_string())
     }
 }

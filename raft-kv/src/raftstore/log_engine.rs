@@ -14,6 +14,7 @@ use raft::eraftpb::{Entry, HardState};
 use rocksdb::{Direction, IteratorMode, Options, WriteBatch, WriteOptions, DB};
 
 use super::quarantine::StoreError;
+use crate::storage::check_corruption;
 
 const ENTRY: u8 = 0x01;
 const STATE: u8 = 0x02;
@@ -255,9 +256,10 @@ impl LogEngine for RocksLogEngine {
         }
         let mut wo = WriteOptions::default();
         wo.set_sync(sync);
-        self.db
-            .write_opt(wb, &wo)
-            .map_err(|e| format!("raft log write failed: {e}"))
+        self.db.write_opt(wb, &wo).map_err(|e| {
+            check_corruption(&e);
+            format!("raft log write failed: {e}")
+        })
     }
 
     fn entries(
@@ -279,7 +281,7 @@ impl LogEngine for RocksLogEngine {
             ro,
         );
         for (expect, item) in (low..).zip(iter) {
-            let (k, v) = item.map_err(|e| format!("raft log read failed: {e}"))?;
+            let (k, v) = item.map_err(read_failed)?;
             if k.as_ref() >= &end[..] {
                 break;
             }
@@ -309,7 +311,7 @@ impl LogEngine for RocksLogEngine {
                 .map(Some)
                 .ok_or_else(|| format!("corrupt raft state record of group {group}")),
             Ok(None) => Ok(None),
-            Err(e) => Err(format!("raft log read failed: {e}")),
+            Err(e) => Err(read_failed(e)),
         }
     }
 
@@ -328,10 +330,15 @@ impl LogEngine for RocksLogEngine {
                     .map_err(|e| format!("corrupt raft log entry in group {group}: {e}"))?;
                 Ok(Some((e.index, e.term)))
             }
-            Some(Err(e)) => Err(format!("raft log read failed: {e}")),
+            Some(Err(e)) => Err(read_failed(e)),
             _ => Ok(None),
         }
     }
+}
+
+fn read_failed(e: rocksdb::Error) -> String {
+    check_corruption(&e);
+    format!("raft log read failed: {e}")
 }
 
 /// A log entry for tests: `index`, `term` and 10 bytes of data.

@@ -135,6 +135,22 @@ fn new_token() -> String {
         .collect()
 }
 
+/// Marks `dir` for a rebuild (corruption found at run time): the next start sets the
+/// stores aside. A mark already there is kept.
+pub fn mark(dir: &Path, reason: &str) -> Result<(), String> {
+    if load_marker(dir)?.is_some() {
+        return Ok(());
+    }
+    write_marker(
+        dir,
+        &Marker {
+            token: new_token(),
+            moved: false,
+            reason: reason.to_string(),
+        },
+    )
+}
+
 /// Marks `dir` for a rebuild and moves its stores into `quarantine-<secs>/`; returns the
 /// rebuild's token (a rebuild already marked keeps its token: it is not registered yet).
 pub fn set_aside(dir: &Path, reason: &str) -> Result<String, String> {
@@ -231,6 +247,8 @@ mod tests {
             reason: "r".into(),
         };
         write_marker(dir.path(), &m).expect("marker");
+        mark(dir.path(), "again").expect("mark");
+        assert_eq!(load_marker(dir.path()), Ok(Some(m)), "a mark is kept");
         assert_eq!(set_aside(dir.path(), "ignored"), Ok("abc".to_string()));
         assert!(!dir.path().join("raft").exists());
         let m = load_marker(dir.path()).expect("load").expect("marker");

@@ -339,6 +339,21 @@ async fn serve(config: Config) -> Result<(), String> {
         }
         Err(e) => return Err(e.text),
     };
+    if can_rebuild {
+        // Corruption met at run time (a bad block of an SST, say) stops the node before
+        // it serves or applies anything from it; the next start rebuilds it.
+        let dir = data_dir.clone();
+        crate::storage::on_corruption(move |what| {
+            tracing::error!(
+                error = %what,
+                "corrupt data read; stopping: the next start sets the stores aside and rebuilds this node's replicas from its peers"
+            );
+            if let Err(e) = quarantine::mark(&dir, what) {
+                tracing::error!(error = %e, "cannot mark the data directory for a rebuild");
+            }
+            std::process::exit(1);
+        });
+    }
     if rebuild.is_some() {
         let addrs: Vec<String> = members
             .iter()

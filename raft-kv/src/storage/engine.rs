@@ -21,6 +21,26 @@ pub enum StorageError {
     Corrupt { cf: &'static str, what: String },
 }
 
+/// What the node does when RocksDB reports corruption (a checksum mismatch) at run time;
+/// set once at start. Unset (a lone node: nothing to rebuild from) the error is only
+/// returned.
+static ON_CORRUPTION: std::sync::OnceLock<Box<dyn Fn(&str) + Send + Sync>> =
+    std::sync::OnceLock::new();
+
+pub fn on_corruption(f: impl Fn(&str) + Send + Sync + 'static) {
+    let _ = ON_CORRUPTION.set(Box::new(f));
+}
+
+/// Every RocksDB error of the state machine and the Raft log passes here: corrupt data must
+/// stop the node before it is served or applied (replicas would diverge).
+pub fn check_corruption(e: &rocksdb::Error) {
+    if e.kind() == rocksdb::ErrorKind::Corruption {
+        if let Some(f) = ON_CORRUPTION.get() {
+            f(&e.to_string());
+        }
+    }
+}
+
 /// Tunables; the block cache bounds memory use independent of data size.
 #[derive(Clone, Debug)]
 pub struct EngineOptions {
@@ -132,6 +152,7 @@ impl Engine {
     }
 
     pub fn err(&self, source: rocksdb::Error) -> StorageError {
+        check_corruption(&source);
         StorageError::Rocks {
             path: self.path.clone(),
             source,

@@ -6,4 +6,4 @@ pub mod engine;
 pub mod slot;
 
 pub use ctx::Ctx;
-pub use engine::{Engine, EngineOptions, StorageError};
+pub use engine::{check_corruption, on_corruption, Engine, EngineOptions, StorageError};

@@ -457,7 +457,10 @@ async fn a_corrupt_state_machine_stops_the_node_and_it_is_rebuilt() {
                 "{} stopped without saying why:\n{log}",
                 c.nodes[2].name
             );
-            eprintln!("{} stopped at run time on the corrupt blocks", c.nodes[2].name);
+            eprintln!(
+                "{} stopped at run time on the corrupt blocks",
+                c.nodes[2].name
+            );
             c.nodes[2].spawn();
         } else {
             eprintln!("{} found the corrupt blocks at start", c.nodes[2].name);

@@ -24,8 +24,8 @@ pub enum StorageError {
 /// What the node does when RocksDB reports corruption (a checksum mismatch) at run time;
 /// set once at start. Unset (a lone node: nothing to rebuild from) the error is only
 /// returned.
-static ON_CORRUPTION: std::sync::OnceLock<Box<dyn Fn(&str) + Send + Sync>> =
-    std::sync::OnceLock::new();
+type CorruptionHook = Box<dyn Fn(&str) + Send + Sync>;
+static ON_CORRUPTION: std::sync::OnceLock<CorruptionHook> = std::sync::OnceLock::new();
 
 pub fn on_corruption(f: impl Fn(&str) + Send + Sync + 'static) {
     let _ = ON_CORRUPTION.set(Box::new(f));
@@ -36,7 +36,7 @@ pub fn on_corruption(f: impl Fn(&str) + Send + Sync + 'static) {
 pub fn check_corruption(e: &rocksdb::Error) {
     if e.kind() == rocksdb::ErrorKind::Corruption {
         if let Some(f) = ON_CORRUPTION.get() {
-            f(&e.to_string());
+            f(e.as_ref());
         }
     }
 }

@@ -90,8 +90,8 @@ impl Cluster {
     pub async fn propose(&self, cmd: &MetaCmd) -> Result<u64, String> {
         let data = serde_json::to_vec(cmd).map_err(|e| e.to_string())?;
         let replicas = self.view.current().meta_replicas.clone();
-        // Listed but not hosting: a node rebuilding its replicas proposes through others.
-        if replicas.contains(&self.node_id()) && self.store.raft().hosts(META_GROUP) {
+        // A node rebuilding its replicas may still be listed but hosts none: through others.
+        if replicas.contains(&self.node_id()) && !self.view.replicas_held() {
             return propose_local(&self.store, data).await.map(|v| v as u64);
         }
         let proxy = self

@@ -287,9 +287,28 @@ impl User {
                                     return Err(ERR_UNKNOWN);
                                 }
                             }
+                            // Containers the table runs as one command (the subcommand
+                            // is the first argument): allowed or denied like the others.
+                            None if plain_container_subs(spec.name).is_some() => {
+                                if !plain_container_subs(spec.name)
+                                    .is_some_and(|subs| subs.contains(&sub))
+                                {
+                                    return Err(ERR_UNKNOWN);
+                                }
+                            }
                             // A first-argument rule (`+select|0`): only allowed, never denied.
                             None if first == b'+' && !sub.is_empty() && !sub.contains('|') => {}
                             None => return Err(ERR_UNKNOWN),
+                        }
+                        // A subcommand rule that changes nothing is not kept: Redis
+                        // describes permissions, not the rules that led to them.
+                        let args = [
+                            Bytes::copy_from_slice(cmd.as_bytes()),
+                            Bytes::copy_from_slice(sub.as_bytes()),
+                        ];
+                        let sub_spec = crate::cmd::server_cmds::lookup_sub(spec.name, &args[1]);
+                        if self.allows_command(spec, sub_spec, &args) == (first == b'+') {
+                            return Ok(());
                         }
                     }
                 }
@@ -405,7 +424,8 @@ impl User {
         if !self.all_keys && spec.flags & flag::PUBSUB == 0 {
             let write = spec.flags & flag::WRITE != 0;
             let read = !write || !writes_only(spec.name, args);
-            for i in spec.key_indexes(args) {
+            for (nth, i) in spec.key_indexes(args).into_iter().enumerate() {
+                let (read, write) = key_access(spec.name, nth).unwrap_or((read, write));
                 if let Some(k) = args.get(i) {
                     if !self.allows_key(k, read, write) {
                         return Err(Denied::Key(i));
@@ -587,6 +607,32 @@ struct LogEntry {
     client_info: String,
 }
 
+/// Subcommands of Redis container commands that the command table runs as one command.
+fn plain_container_subs(cmd: &str) -> Option<&'static [&'static str]> {
+    match cmd {
+        "xgroup" => Some(&[
+            "create",
+            "createconsumer",
+            "delconsumer",
+            "destroy",
+            "setid",
+            "help",
+        ]),
+        "xinfo" => Some(&["consumers", "groups", "stream", "help"]),
+        "object" => Some(&["encoding", "freq", "help", "idletime", "refcount"]),
+        _ => None,
+    }
+}
+
+/// `container|sub`, the name Redis uses in denials and logs, for a subcommand of a
+/// container the table runs as one command (None otherwise).
+pub fn plain_sub_name(name: &str, args: &[Bytes]) -> Option<String> {
+    let sub = String::from_utf8_lossy(args.get(1)?).to_ascii_lowercase();
+    plain_container_subs(name)?
+        .contains(&sub.as_str())
+        .then(|| format!("{name}|{sub}"))
+}
+
 /// One node's ACL state: the cached users and the log of denials.
 #[derive(Default)]
 pub struct Acl {
@@ -596,10 +642,28 @@ pub struct Acl {
     log: Mutex<VecDeque<LogEntry>>,
 }
 
+/// The access the `nth` key of a write command needs (read, write) where its keys differ,
+/// after Redis' key specs: ACCESS needs read, INSERT/DELETE/UPDATE write. A `*STORE`
+/// destination is only written, its sources only read; a move's source is read and
+/// written, its destination only written.
+fn key_access(name: &str, nth: usize) -> Option<(bool, bool)> {
+    let first = nth == 0;
+    Some(match name {
+        "sinterstore" | "sunionstore" | "sdiffstore" | "zinterstore" | "zunionstore"
+        | "zdiffstore" | "zrangestore" | "bitop" | "geosearchstore" => (!first, first),
+        "copy" => (first, !first),
+        "smove" | "lmove" | "blmove" | "rpoplpush" | "brpoplpush" | "rename" | "renamenx" => {
+            (first, true)
+        }
+        // The destination is read too (merged into).
+        "pfmerge" => (true, first),
+        _ => return None,
+    })
+}
+
 /// Write commands whose keys Redis' key specs mark write-only (no ACCESS flag: they return
 /// and move no stored data), so `%W~` suffices. Every other write command's keys need read
-/// access too: GETSET, INCR, pops, moves and `*STORE` hand stored data back or elsewhere.
-/// (Stricter than Redis for the sources of `*STORE`/COPY, which it lets `%R~` read.)
+/// access too (GETSET, INCR, pops hand stored data back), except where `key_access` says.
 fn writes_only(name: &str, args: &[Bytes]) -> bool {
     match name {
         // SET ... GET returns the old value.
@@ -965,6 +1029,53 @@ mod tests {
         ] {
             assert!(check(&w, denied).is_err(), "{denied:?} allowed with %W~");
         }
+        // Sources of *STORE and COPY are only read, destinations only written; a move's
+        // source is read and written, its destination written (Redis' key specs).
+        let rw = user(&["on", "nopass", "+@all", "%R~r*", "%W~w*", "~b*"]);
+        for allowed in [
+            &["sinterstore", "w1", "r1", "r2"][..],
+            &["zunionstore", "w1", "2", "r1", "r2"],
+            &["zrangestore", "w1", "r1", "0", "-1"],
+            &["bitop", "and", "w1", "r1", "r2"],
+            &["copy", "r1", "w1"],
+            &["smove", "b1", "w1", "m"],
+            &["lmove", "b1", "w1", "left", "right"],
+            &["rename", "b1", "w1"],
+            &["pfmerge", "b1", "r1"],
+        ] {
+            assert_eq!(check(&rw, allowed), Ok(()), "{allowed:?}");
+        }
+        for (denied, key) in [
+            (&["sinterstore", "r1", "r2"][..], 1),
+            (&["sunionstore", "w1", "w2"], 2),
+            (&["copy", "w1", "w2"], 1),
+            (&["smove", "r1", "w1", "m"], 1),
+            (&["rename", "w1", "b1"], 1),
+            (&["pfmerge", "w1", "r1"], 1),
+        ] {
+            assert_eq!(check(&rw, denied), Err(Denied::Key(key)), "{denied:?}");
+        }
+        // Subcommands of XGROUP, XINFO and OBJECT are rules of their own, denied too.
+        let sub = user(&[
+            "on",
+            "nopass",
+            "~*",
+            "+@all",
+            "-xgroup|destroy",
+            "-object|freq",
+        ]);
+        assert_eq!(check(&sub, &["xgroup", "create", "s", "g", "$"]), Ok(()));
+        assert_eq!(
+            check(&sub, &["XGROUP", "DESTROY", "s", "g"]),
+            Err(Denied::Command)
+        );
+        assert_eq!(check(&sub, &["object", "encoding", "k"]), Ok(()));
+        assert_eq!(check(&sub, &["object", "freq", "k"]), Err(Denied::Command));
+        let mut bad = User::default();
+        assert!(bad.apply_all(&b(&["-xgroup|nosuch"])).is_err());
+        assert!(bad.apply_all(&b(&["+xinfo|stream|x"])).is_err());
+        assert!(bad.apply_all(&b(&["-get|x"])).is_err());
+
         let admin = user(&["+@all", "-@dangerous", "+flushdb", "allkeys"]);
         assert_eq!(check(&admin, &["flushdb"]), Ok(()));
         assert_eq!(check(&admin, &["flushall"]), Err(Denied::Command));

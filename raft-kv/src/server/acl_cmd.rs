@@ -240,6 +240,8 @@ impl Conn {
                 fullname = format!("{}|{}", spec.name, s.name);
                 sub = Some(s);
             }
+        } else if let Some(name) = acl::plain_sub_name(spec.name, cmd_args) {
+            fullname = name;
         }
         if !spec.arity_ok(cmd_args.len()) {
             return CmdError::WrongArity(spec.name.into()).to_frame().into();

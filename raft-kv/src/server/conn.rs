@@ -658,6 +658,8 @@ impl Conn {
                 }
             }
             self.handle.fields.lock().last_cmd = fullname.clone();
+        } else if let Some(name) = acl::plain_sub_name(spec.name, &args) {
+            fullname = name;
         }
         let users = self.srv.users();
         if self.auth_required(&users) && !no_auth(spec.name) {
@@ -920,7 +922,8 @@ impl Conn {
                 };
                 let fullname = match sub {
                     Some(s) => format!("{}|{}", spec.name, s.name),
-                    None => spec.name.to_string(),
+                    None => acl::plain_sub_name(spec.name, args)
+                        .unwrap_or_else(|| spec.name.to_string()),
                 };
                 let (reason, object) = acl::log_reason(&denied, &fullname, args);
                 self.srv.acl.log(

@@ -376,6 +376,7 @@ mod tests {
             tombstones: Vec::new(),
             users: Default::default(),
             rebuilds: Default::default(),
+            setuser_ids: Default::default(),
         }
     }
 

@@ -200,7 +200,14 @@ pub enum MetaCmd {
     FinishMigrate { op: u64, now_ms: u64 },
     /// Creates or changes a user by `ACL SETUSER` rules (passwords already hashed): all
     /// rules or none.
-    SetUser { name: String, rules: Vec<String> },
+    SetUser {
+        name: String,
+        rules: Vec<String>,
+        /// Names this request: proposed again (a retry after an uncertain outcome), it is
+        /// not applied twice (`<password` would then fail). 0: no id.
+        #[serde(default)]
+        id: u64,
+    },
     /// Deletes users (never `default`); the result is how many existed.
     DelUser { names: Vec<String> },
     /// Gives up a migration whose learner was never promoted (the learner was removed).
@@ -250,6 +257,9 @@ pub struct MetaState {
     /// once every group has dropped it.
     #[serde(default)]
     pub rebuilds: BTreeMap<u64, String>,
+    /// The last `SetUser` request id per user and the version it created (retries).
+    #[serde(default)]
+    pub setuser_ids: BTreeMap<String, (u64, u64)>,
 }
 
 impl MetaState {
@@ -267,6 +277,7 @@ impl MetaState {
             tombstones: Vec::new(),
             users: BTreeMap::new(),
             rebuilds: BTreeMap::new(),
+            setuser_ids: BTreeMap::new(),
         }
     }
 
@@ -421,7 +432,7 @@ impl MetaState {
                 now_ms,
             } => self.abort_merge(*op, *source_epoch, reason, *now_ms),
             MetaCmd::FailOp { op, reason, now_ms } => self.fail_op(*op, reason, *now_ms),
-            MetaCmd::SetUser { name, rules } => self.set_user(name, rules),
+            MetaCmd::SetUser { name, rules, id } => self.set_user(name, rules, *id),
             MetaCmd::DelUser { names } => Ok(self.del_users(names)),
             MetaCmd::RebuildNode {
                 node,
@@ -438,7 +449,12 @@ impl MetaState {
     }
 
     /// Returns the version this change creates, so the proposer can wait to see it applied.
-    fn set_user(&mut self, name: &str, rules: &[String]) -> Result<u64, String> {
+    fn set_user(&mut self, name: &str, rules: &[String], id: u64) -> Result<u64, String> {
+        if let Some(&(last, version)) = self.setuser_ids.get(name) {
+            if id != 0 && last == id {
+                return Ok(version);
+            }
+        }
         let mut user = match self.users.get(name) {
             Some(u) => u.clone(),
             None if name == DEFAULT_USER => User::builtin_default(),
@@ -449,10 +465,17 @@ impl MetaState {
         };
         user.apply_all(rules)?;
         self.users.insert(name.to_string(), user);
+        if id != 0 {
+            self.setuser_ids
+                .insert(name.to_string(), (id, self.version + 1));
+        }
         Ok(self.version + 1)
     }
 
     fn del_users(&mut self, names: &[String]) -> u64 {
+        for n in names {
+            self.setuser_ids.remove(n);
+        }
         names
             .iter()
             .filter(|n| n.as_str() != DEFAULT_USER && self.users.remove(n.as_str()).is_some())
@@ -1117,6 +1140,7 @@ mod tests {
         let set = |name: &str, rules: &[&str]| MetaCmd::SetUser {
             name: name.into(),
             rules: rules.iter().map(|r| r.to_string()).collect(),
+            id: 0,
         };
         assert_eq!(s.apply(&set("alice", &["on", "~k*", "+get"])), Ok(v + 1));
         assert_eq!(s.version, v + 1);
@@ -1147,6 +1171,31 @@ mod tests {
         };
         assert_eq!(s.apply(&del), Ok(1));
         assert!(!s.users.contains_key("alice") && s.users.contains_key("default"));
+        // A request proposed twice (a retry after an uncertain outcome) applies once.
+        let once = MetaCmd::SetUser {
+            name: "erin".into(),
+            rules: vec!["on".into(), format!("#{}", "a".repeat(64))],
+            id: 42,
+        };
+        let v1 = s.apply(&once).expect("first");
+        let remove = MetaCmd::SetUser {
+            name: "erin".into(),
+            rules: vec![format!("!{}", "a".repeat(64))],
+            id: 43,
+        };
+        let v2 = s.apply(&remove).expect("remove the password");
+        assert_eq!(s.apply(&remove), Ok(v2), "the retry is not applied again");
+        assert!(s.users["erin"].passwords.is_empty());
+        let again = MetaCmd::SetUser {
+            name: "erin".into(),
+            rules: vec![format!("!{}", "a".repeat(64))],
+            id: 44,
+        };
+        assert!(
+            s.apply(&again).is_err(),
+            "a new request is applied (and refused)"
+        );
+        assert!(v2 > v1);
         // Round trip, and states written before users existed still decode.
         assert_eq!(MetaState::decode(&s.encode()), Ok(s.clone()));
         let mut old: serde_json::Value = serde_json::from_slice(&s.encode()).expect("json");

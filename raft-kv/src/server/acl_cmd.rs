@@ -162,6 +162,7 @@ impl Conn {
         let cmd = MetaCmd::SetUser {
             name,
             rules: hash_rules(rules),
+            id: rand::random::<u64>().max(1),
         };
         match self.srv.cluster.propose(&cmd).await {
             Ok(version) => {

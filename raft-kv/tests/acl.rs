@@ -583,10 +583,12 @@ fn replies_match_redis_server() {
                 "~*",
                 "+@all",
                 "-xgroup|destroy",
-                "-object|freq",
                 "+xinfo|stream",
             ],
+            // (One denial in GETUSER: redis-server lists several in its hash-table order,
+            // which changes from run to run.)
             &["ACL", "GETUSER", "frank"],
+            &["ACL", "SETUSER", "frank", "-object|freq"],
             &["ACL", "DRYRUN", "frank", "xgroup", "destroy", "s", "g"],
             &["ACL", "DRYRUN", "frank", "xgroup", "create", "s", "g", "$"],
             &["ACL", "DRYRUN", "frank", "object", "freq", "k"],

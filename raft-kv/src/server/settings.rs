@@ -147,6 +147,37 @@ const PARAMS: &[Param] = &[
 
 pub struct Settings {
     values: RwLock<BTreeMap<&'static str, String>>,
+    /// The values read on every request or flush, parsed once per change.
+    hot: RwLock<Hot>,
+}
+
+#[derive(Clone, Copy, Default)]
+struct Hot {
+    maxclients: usize,
+    timeout_secs: u64,
+    proto_max_bulk_len: usize,
+    query_buffer_limit: usize,
+    normal_output: OutputLimit,
+    pubsub_output: OutputLimit,
+}
+
+impl Hot {
+    fn of(values: &BTreeMap<&'static str, String>) -> Hot {
+        let num = |name: &str| values.get(name).and_then(|v| parse_memory(v)).unwrap_or(0);
+        let limits = output_limits_of(
+            values
+                .get("client-output-buffer-limit")
+                .map_or("", String::as_str),
+        );
+        Hot {
+            maxclients: num("maxclients") as usize,
+            timeout_secs: num("timeout"),
+            proto_max_bulk_len: num("proto-max-bulk-len") as usize,
+            query_buffer_limit: num("client-query-buffer-limit") as usize,
+            normal_output: limits[0].1,
+            pubsub_output: limits[2].1,
+        }
+    }
 }
 
 /// Redis' `memtoull`: a byte count with an optional k/kb/m/mb/g/gb suffix.
@@ -260,6 +291,7 @@ impl Settings {
         values.insert("requirepass", requirepass.unwrap_or("").to_string());
         values.insert("maxclients", maxclients.to_string());
         Settings {
+            hot: RwLock::new(Hot::of(&values)),
             values: RwLock::new(values),
         }
     }
@@ -268,21 +300,13 @@ impl Settings {
         self.values.read().get(name).cloned().unwrap_or_default()
     }
 
-    fn get_u64(&self, name: &str) -> u64 {
-        self.values
-            .read()
-            .get(name)
-            .and_then(|v| parse_memory(v))
-            .unwrap_or(0)
-    }
-
     pub fn maxclients(&self) -> usize {
-        self.get_u64("maxclients") as usize
+        self.hot.read().maxclients
     }
 
     /// Idle timeout in seconds (0 = never).
     pub fn timeout_secs(&self) -> u64 {
-        self.get_u64("timeout")
+        self.hot.read().timeout_secs
     }
 
     pub fn requirepass(&self) -> Option<String> {
@@ -291,21 +315,21 @@ impl Settings {
     }
 
     pub fn proto_max_bulk_len(&self) -> usize {
-        self.get_u64("proto-max-bulk-len") as usize
+        self.hot.read().proto_max_bulk_len
     }
 
     /// The `normal` class of `client-output-buffer-limit`.
     pub fn normal_output_limit(&self) -> OutputLimit {
-        output_limits_of(&self.get("client-output-buffer-limit"))[0].1
+        self.hot.read().normal_output
     }
 
     /// The `pubsub` class of `client-output-buffer-limit`.
     pub fn pubsub_output_limit(&self) -> OutputLimit {
-        output_limits_of(&self.get("client-output-buffer-limit"))[2].1
+        self.hot.read().pubsub_output
     }
 
     pub fn query_buffer_limit(&self) -> usize {
-        self.get_u64("client-query-buffer-limit") as usize
+        self.hot.read().query_buffer_limit
     }
 
     /// CONFIG GET pattern...: every parameter (and alias) matching any pattern, once.
@@ -384,6 +408,7 @@ impl Settings {
         for (name, v) in staged {
             values.insert(name, v);
         }
+        *self.hot.write() = Hot::of(&values);
         Ok(())
     }
 }
@@ -498,5 +523,16 @@ mod tests {
         assert_eq!(s.proto_max_bulk_len(), 1 << 20);
         assert_eq!(set(&s, &[("requirepass", "pw")]), Ok(()));
         assert_eq!(s.requirepass().as_deref(), Some("pw"));
+        // The values read per request follow every change.
+        assert_eq!(s.normal_output_limit(), OutputLimit::default());
+        let limits = "normal 1mb 512kb 5 pubsub 2mb 1mb 9";
+        assert_eq!(set(&s, &[("client-output-buffer-limit", limits)]), Ok(()));
+        let n = s.normal_output_limit();
+        assert_eq!((n.hard, n.soft, n.soft_secs), (1 << 20, 512 << 10, 5));
+        assert_eq!(s.pubsub_output_limit().soft_secs, 9);
+        assert_eq!(set(&s, &[("client-query-buffer-limit", "2mb")]), Ok(()));
+        assert_eq!(s.query_buffer_limit(), 2 << 20);
+        assert_eq!(set(&s, &[("maxclients", "77")]), Ok(()));
+        assert_eq!(s.maxclients(), 77);
     }
 }

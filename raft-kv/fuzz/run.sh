@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${SECS:-300}
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(resp_parser commands wire meta)
+[ ${#targets[@]} -gt 0 ] || targets=(resp_parser commands wire meta admin)
 command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --locked
 rustc --version | grep -q nightly || export RUSTC_BOOTSTRAP=1
 for t in "${targets[@]}"; do

@@ -10,6 +10,8 @@
 //!   snapshot headers, metadata snapshots. What decodes re-encodes to the same value.
 //! - `meta`: metadata commands, as the admin API and the scheduler propose them, applied to
 //!   a 3-node cluster's metadata: the slots stay covered exactly once after every command.
+//! - `admin`: admin API request bodies (`server::admin_requests`): every one gets a clear
+//!   answer, and what is accepted is checked as in `meta`.
 //!
 //! `raft-kv/fuzz/` (cargo-fuzz) drives them with libFuzzer (`fuzz/run.sh`); the unit tests
 //! below replay its corpus (`fuzz/corpus/<target>/seed-*`) and seeded mutations of it on
@@ -227,7 +229,7 @@ pub fn meta(data: &[u8]) {
     let mut now = 1_700_000_000_000u64;
     while !r.0.is_empty() {
         now += 1000;
-        let cmd = match r.u8() % 16 {
+        let cmd = match r.u8() % 19 {
             0 => MetaCmd::BeginMigrate {
                 shard: r.id(),
                 from: r.id(),
@@ -309,20 +311,82 @@ pub fn meta(data: &[u8]) {
                 reason: String::new(),
                 now_ms: now,
             },
-            _ => MetaCmd::SetSchedulerPaused {
+            15 => MetaCmd::SetSchedulerPaused {
                 paused: r.u8() % 2 == 0,
             },
+            16 => MetaCmd::RebuildNode {
+                node: r.id(),
+                token: format!("t{}", r.u8() % 3),
+                now_ms: now,
+            },
+            17 => MetaCmd::RebuildLearner {
+                op: r.id(),
+                now_ms: now,
+            },
+            _ => MetaCmd::FinishRebuild {
+                op: r.id(),
+                now_ms: now,
+            },
         };
-        let before = state.clone();
-        match state.apply(&cmd) {
-            Ok(_) => {
-                if let Err(e) = state.layout() {
-                    panic!("{cmd:?} broke the slot map: {e}\nbefore: {before:?}");
-                }
-                let again = MetaState::decode(&state.encode());
-                assert_eq!(again.as_ref().ok(), Some(&state), "metadata round trip");
+        apply_checked(&mut state, &cmd);
+    }
+}
+
+/// Applies `cmd`: accepted, the slots are still covered exactly once and the state
+/// round-trips; refused, nothing changed.
+fn apply_checked(state: &mut MetaState, cmd: &MetaCmd) {
+    let before = state.clone();
+    match state.apply(cmd) {
+        Ok(_) => {
+            if let Err(e) = state.layout() {
+                panic!("{cmd:?} broke the slot map: {e}\nbefore: {before:?}");
             }
-            Err(_) => assert_eq!(state, before, "a refused {cmd:?} changed the metadata"),
+            let again = MetaState::decode(&state.encode());
+            assert_eq!(again.as_ref().ok(), Some(&*state), "metadata round trip");
+        }
+        Err(_) => assert_eq!(*state, before, "a refused {cmd:?} changed the metadata"),
+    }
+}
+
+/// Target `admin`: admin API requests (`server::admin_requests`) read against a 3-node
+/// cluster's metadata. Input: a route byte, the path's id up to the first newline, then the
+/// body. Every request gets an answer, never a panic: a 4xx with an `error`, a 200, or a
+/// command that the metadata applies or refuses (checked as in `meta`).
+pub fn admin(data: &[u8]) {
+    use crate::server::admin_requests as req;
+    let mut state = sample_meta();
+    let Some((&route, rest)) = data.split_first() else {
+        return;
+    };
+    let (id, body) = match rest.iter().position(|&b| b == b'\n') {
+        Some(i) => (&rest[..i], &rest[i + 1..]),
+        None => (&b"shard_0"[..], rest),
+    };
+    let id = String::from_utf8_lossy(id);
+    let now = 1_700_000_000_000;
+    let parsed = match route % 7 {
+        0 => req::migrate(&state, &id, body, now),
+        1 => req::split(&state, &id, body, now),
+        2 => req::create(&state, body, now),
+        3 => req::merge(&state, body, now),
+        4 => req::decommission(&state, &id, now),
+        5 => req::scheduler(body).map(|cmd| (cmd, serde_json::Value::Null)),
+        _ => req::transfer_leader(&state, &id, body).map(|(spec, to)| {
+            let cmd = MetaCmd::SetLeader {
+                shard: spec.id,
+                node: to,
+                reason: String::new(),
+                now_ms: now,
+            };
+            (cmd, serde_json::Value::Null)
+        }),
+    };
+    match parsed {
+        Ok((cmd, _)) => apply_checked(&mut state, &cmd),
+        Err((code, body)) => {
+            let answered = code.is_client_error() && body.0["error"].is_string()
+                || code == axum::http::StatusCode::OK;
+            assert!(answered, "route {route}: {code} {:?}", body.0);
         }
     }
 }
@@ -447,6 +511,11 @@ mod tests {
     #[test]
     fn meta_corpus_and_mutations() {
         replay("meta", 5_000, &mut meta);
+    }
+
+    #[test]
+    fn admin_corpus_and_mutations() {
+        replay("admin", 10_000, &mut admin);
     }
 
     /// Writes the binary seeds of the `wire` corpus (run by hand after a format change:

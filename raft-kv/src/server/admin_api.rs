@@ -21,15 +21,7 @@ use crate::meta::{MetaCmd, MetaState, OpKind, Operation};
 use crate::routing::ShardSpec;
 use crate::store::now_ms;
 
-type Reply = (StatusCode, Json<Value>);
-
-fn err(code: StatusCode, reason: impl Into<String>) -> Reply {
-    (code, Json(json!({ "error": reason.into() })))
-}
-
-fn ok(v: Value) -> Reply {
-    (StatusCode::OK, Json(v))
-}
+use super::admin_requests::{self as req, err, find_shard, names, ok, Reply};
 
 pub fn routes() -> Router<Arc<Server>> {
     Router::new()
@@ -60,10 +52,6 @@ fn leader_of(srv: &Server, spec: &ShardSpec) -> u64 {
         .proxy()
         .and_then(|p| p.reported_leader(spec.id))
         .unwrap_or(0)
-}
-
-fn names(state: &MetaState, ids: &[u64]) -> Vec<String> {
-    ids.iter().map(|id| state.name_of(*id)).collect()
 }
 
 /// The cluster's load as this node knows it (its own and relayed heartbeats).
@@ -218,12 +206,6 @@ async fn shards(State(srv): State<Arc<Server>>, headers: HeaderMap) -> Reply {
     ok(json!({ "version": state.version, "shards": list }))
 }
 
-fn find_shard(state: &MetaState, id: &str) -> Result<ShardSpec, Reply> {
-    ShardSpec::parse_name(id)
-        .and_then(|g| state.group(g))
-        .ok_or_else(|| err(StatusCode::NOT_FOUND, format!("unknown shard {id:?}")))
-}
-
 async fn shard(
     State(srv): State<Arc<Server>>,
     headers: HeaderMap,
@@ -272,36 +254,6 @@ async fn operations(State(srv): State<Arc<Server>>, headers: HeaderMap) -> Reply
     ok(json!({ "version": state.version, "operations": list }))
 }
 
-/// Parses a JSON object body, with a clear error for anything else.
-fn body_object(body: &Bytes) -> Result<serde_json::Map<String, Value>, Reply> {
-    match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(m)) => Ok(m),
-        Ok(_) => Err(err(
-            StatusCode::BAD_REQUEST,
-            "the body must be a JSON object",
-        )),
-        Err(e) => Err(err(StatusCode::BAD_REQUEST, format!("bad JSON: {e}"))),
-    }
-}
-
-/// A node named by field `field` of the body.
-fn node_field(
-    state: &MetaState,
-    body: &serde_json::Map<String, Value>,
-    field: &str,
-) -> Result<u64, Reply> {
-    let name = body.get(field).and_then(Value::as_str).ok_or_else(|| {
-        err(
-            StatusCode::BAD_REQUEST,
-            format!("missing field {field:?} (a node id such as \"node1\")"),
-        )
-    })?;
-    state
-        .node_by_name(name)
-        .map(|n| n.id)
-        .ok_or_else(|| err(StatusCode::NOT_FOUND, format!("unknown node {name:?}")))
-}
-
 /// Proposes a command that starts an operation: 202 with the operation's id and `what`
 /// describes (logged with `action`), or the refusal as an HTTP status.
 async fn start(srv: &Server, cmd: &MetaCmd, action: &str, what: Value) -> Reply {
@@ -340,37 +292,10 @@ async fn migrate(
     if let Err(e) = check(&srv, &headers) {
         return e;
     }
-    let state = srv.meta.current();
-    let parsed = find_shard(&state, &id).and_then(|spec| {
-        let body = body_object(&body)?;
-        Ok((
-            spec,
-            node_field(&state, &body, "from")?,
-            node_field(&state, &body, "to")?,
-        ))
-    });
-    let (spec, from, to) = match parsed {
-        Ok(v) => v,
-        Err(e) => return e,
-    };
-    let cmd = MetaCmd::BeginMigrate {
-        shard: spec.id,
-        from,
-        to,
-        reason: "admin".into(),
-        now_ms: now_ms(),
-    };
-    start(
-        &srv,
-        &cmd,
-        "migration accepted",
-        json!({
-            "shard": spec.name(),
-            "from": state.name_of(from),
-            "to": state.name_of(to),
-        }),
-    )
-    .await
+    match req::migrate(&srv.meta.current(), &id, &body, now_ms()) {
+        Ok((cmd, what)) => start(&srv, &cmd, "migration accepted", what).await,
+        Err(e) => e,
+    }
 }
 
 async fn transfer_leader(
@@ -383,11 +308,7 @@ async fn transfer_leader(
         return e;
     }
     let state = srv.meta.current();
-    let parsed = find_shard(&state, &id).and_then(|spec| {
-        let body = body_object(&body)?;
-        Ok((spec, node_field(&state, &body, "to")?))
-    });
-    let (spec, to) = match parsed {
+    let (spec, to) = match req::transfer_leader(&state, &id, &body) {
         Ok(v) => v,
         Err(e) => return e,
     };
@@ -443,8 +364,6 @@ async fn transfer_leader(
     ok(json!({ "shard": spec.name(), "leader": state.name_of(to) }))
 }
 
-/// `{"at_slot": N}` (default: the middle) and/or `{"new_shards": ["shard_0", "shard_10"]}`
-/// (the parent keeps its name; the second names the new shard, default the next free id).
 async fn split(
     State(srv): State<Arc<Server>>,
     headers: HeaderMap,
@@ -454,251 +373,30 @@ async fn split(
     if let Err(e) = check(&srv, &headers) {
         return e;
     }
-    let state = srv.meta.current();
-    let spec = match find_shard(&state, &id) {
-        Ok(s) => s,
-        Err(e) => return e,
-    };
-    let body = if body.iter().all(u8::is_ascii_whitespace) {
-        serde_json::Map::new()
-    } else {
-        match body_object(&body) {
-            Ok(b) => b,
-            Err(e) => return e,
-        }
-    };
-    let at = match body.get("at_slot") {
-        None => spec.first_slot + (spec.last_slot - spec.first_slot).div_ceil(2),
-        Some(v) => match v.as_u64().and_then(|n| u16::try_from(n).ok()) {
-            Some(n) => n,
-            None => return err(StatusCode::BAD_REQUEST, "at_slot must be a slot number"),
-        },
-    };
-    let new_id = match body.get("new_shards") {
-        None => state.next_shard_id(),
-        Some(v) => {
-            let names: Vec<&str> = v
-                .as_array()
-                .map(|a| a.iter().filter_map(Value::as_str).collect())
-                .unwrap_or_default();
-            let parsed: Vec<Option<u64>> = names.iter().map(|n| ShardSpec::parse_name(n)).collect();
-            match parsed.as_slice() {
-                [Some(p), Some(n)] if *p == spec.id => *n,
-                _ => {
-                    return err(
-                        StatusCode::BAD_REQUEST,
-                        format!(
-                        "new_shards must be [\"{}\", \"shard_N\"]: the shard keeps its name and \
-                             the new one takes the upper slots",
-                        spec.name()
-                    ),
-                    )
-                }
-            }
-        }
-    };
-    let cmd = MetaCmd::BeginSplit {
-        shard: spec.id,
-        at,
-        new_id,
-        reason: String::new(),
-        now_ms: now_ms(),
-    };
-    start(
-        &srv,
-        &cmd,
-        "split accepted",
-        json!({
-            "shard": spec.name(),
-            "new_shard": ShardSpec::name_of(new_id),
-            "at_slot": at,
-        }),
-    )
-    .await
+    match req::split(&srv.meta.current(), &id, &body, now_ms()) {
+        Ok((cmd, what)) => start(&srv, &cmd, "split accepted", what).await,
+        Err(e) => e,
+    }
 }
 
-/// `{"shard_id": "shard_9", "nodes": ["node1", "node2", "node3"], "slots": [4096, 8191]}`, or
-/// `"from": "shard_0"` instead of `slots` (the upper half of that shard).
 async fn create(State(srv): State<Arc<Server>>, headers: HeaderMap, body: Bytes) -> Reply {
     if let Err(e) = check(&srv, &headers) {
         return e;
     }
-    let state = srv.meta.current();
-    let body = match body_object(&body) {
-        Ok(b) => b,
-        Err(e) => return e,
-    };
-    let Some(id) = body
-        .get("shard_id")
-        .and_then(Value::as_str)
-        .and_then(ShardSpec::parse_name)
-    else {
-        return err(
-            StatusCode::BAD_REQUEST,
-            "missing or bad field \"shard_id\" (such as \"shard_9\")",
-        );
-    };
-    let mut nodes = Vec::new();
-    for n in body
-        .get("nodes")
-        .and_then(Value::as_array)
-        .map(|a| a.iter().collect::<Vec<_>>())
-        .unwrap_or_default()
-    {
-        match n.as_str().and_then(|name| state.node_by_name(name)) {
-            Some(m) => nodes.push(m.id),
-            None => return err(StatusCode::NOT_FOUND, format!("unknown node {n}")),
-        }
+    match req::create(&srv.meta.current(), &body, now_ms()) {
+        Ok((cmd, what)) => start(&srv, &cmd, "create accepted", what).await,
+        Err(e) => e,
     }
-    if nodes.is_empty() {
-        return err(
-            StatusCode::BAD_REQUEST,
-            "missing field \"nodes\" (node ids)",
-        );
-    }
-    let (slots_given, from_given) = (body.get("slots"), body.get("from"));
-    if slots_given.is_none() && from_given.is_none() {
-        if let Some(existing) = state.shard(id) {
-            // Creating what exists is idempotent when it is where asked (the README's first
-            // example on a fresh cluster); moving it is a migration.
-            let mut want = nodes.clone();
-            let mut have = existing.replicas.clone();
-            want.sort_unstable();
-            have.sort_unstable();
-            if want == have && existing.learners.is_empty() {
-                return ok(json!({
-                    "shard": existing.name(),
-                    "slots": [existing.first_slot, existing.last_slot],
-                    "replicas": names(&state, &existing.replicas),
-                    "created": false,
-                }));
-            }
-            return err(
-                StatusCode::CONFLICT,
-                format!(
-                    "{} already exists on {}; move its replicas with POST /admin/shard/{}/migrate",
-                    existing.name(),
-                    names(&state, &existing.replicas).join(","),
-                    existing.name()
-                ),
-            );
-        }
-    }
-    // Neither slots nor a source: the upper half of the shard with the most slots.
-    let largest = state
-        .shards
-        .iter()
-        .max_by_key(|s| (s.last_slot - s.first_slot, std::cmp::Reverse(s.id)))
-        .map(|s| s.name());
-    let from_default = (slots_given.is_none() && from_given.is_none())
-        .then_some(largest)
-        .flatten();
-    let from_name = body
-        .get("from")
-        .and_then(Value::as_str)
-        .map(str::to_string)
-        .or(from_default);
-    let slots = match (slots_given, from_name.as_deref()) {
-        (Some(v), None) => {
-            let pair: Vec<Option<u16>> = v
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .map(|x| x.as_u64().and_then(|n| u16::try_from(n).ok()))
-                        .collect()
-                })
-                .unwrap_or_default();
-            match pair.as_slice() {
-                [Some(a), Some(b)] => (*a, *b),
-                _ => return err(StatusCode::BAD_REQUEST, "\"slots\" must be [first, last]"),
-            }
-        }
-        (None, Some(from)) => match find_shard(&state, from) {
-            Ok(s) => (
-                s.first_slot + (s.last_slot - s.first_slot).div_ceil(2),
-                s.last_slot,
-            ),
-            Err(e) => return e,
-        },
-        _ => return err(
-            StatusCode::BAD_REQUEST,
-            "give either \"slots\": [first, last] or \"from\": a shard to take the upper half of",
-        ),
-    };
-    let cmd = MetaCmd::BeginCreate {
-        id,
-        first: slots.0,
-        last: slots.1,
-        nodes,
-        now_ms: now_ms(),
-    };
-    start(
-        &srv,
-        &cmd,
-        "create accepted",
-        json!({
-            "shard": ShardSpec::name_of(id),
-            "slots": [slots.0, slots.1],
-        }),
-    )
-    .await
 }
 
-/// `{"sources": ["shard_1", "shard_2"], "target": "shard_1"}`: two adjacent shards on the same
-/// nodes; the other source is merged into the target.
 async fn merge(State(srv): State<Arc<Server>>, headers: HeaderMap, body: Bytes) -> Reply {
     if let Err(e) = check(&srv, &headers) {
         return e;
     }
-    let state = srv.meta.current();
-    let body = match body_object(&body) {
-        Ok(b) => b,
-        Err(e) => return e,
-    };
-    let sources: Vec<&str> = body
-        .get("sources")
-        .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_str).collect())
-        .unwrap_or_default();
-    let Some(target) = body.get("target").and_then(Value::as_str) else {
-        return err(
-            StatusCode::BAD_REQUEST,
-            "missing field \"target\" (a shard id)",
-        );
-    };
-    if sources.len() != 2 || !sources.contains(&target) {
-        return err(
-            StatusCode::BAD_REQUEST,
-            "\"sources\" must name two adjacent shards, one of them the \"target\"",
-        );
+    match req::merge(&srv.meta.current(), &body, now_ms()) {
+        Ok((cmd, what)) => start(&srv, &cmd, "merge accepted", what).await,
+        Err(e) => e,
     }
-    let mut ids = Vec::new();
-    for name in &sources {
-        match find_shard(&state, name) {
-            Ok(s) => ids.push(s.id),
-            Err(e) => return e,
-        }
-    }
-    let target_id = match find_shard(&state, target) {
-        Ok(s) => s.id,
-        Err(e) => return e,
-    };
-    let source_id = if ids[0] == target_id { ids[1] } else { ids[0] };
-    let cmd = MetaCmd::BeginMerge {
-        source: source_id,
-        target: target_id,
-        now_ms: now_ms(),
-    };
-    start(
-        &srv,
-        &cmd,
-        "merge accepted",
-        json!({
-            "source": ShardSpec::name_of(source_id),
-            "target": ShardSpec::name_of(target_id),
-        }),
-    )
-    .await
 }
 
 async fn decommission(
@@ -709,15 +407,10 @@ async fn decommission(
     if let Err(e) = check(&srv, &headers) {
         return e;
     }
-    let state = srv.meta.current();
-    let Some(node) = state.node_by_name(&id).map(|n| n.id) else {
-        return err(StatusCode::NOT_FOUND, format!("unknown node {id:?}"));
-    };
-    let cmd = MetaCmd::Decommission {
-        node,
-        now_ms: now_ms(),
-    };
-    start(&srv, &cmd, "decommission accepted", json!({ "node": id })).await
+    match req::decommission(&srv.meta.current(), &id, now_ms()) {
+        Ok((cmd, what)) => start(&srv, &cmd, "decommission accepted", what).await,
+        Err(e) => e,
+    }
 }
 
 async fn scheduler(State(srv): State<Arc<Server>>, headers: HeaderMap) -> Reply {
@@ -745,23 +438,12 @@ async fn set_scheduler(State(srv): State<Arc<Server>>, headers: HeaderMap, body:
     if let Err(e) = check(&srv, &headers) {
         return e;
     }
-    let paused = match body_object(&body) {
-        Ok(b) => match b.get("paused").and_then(Value::as_bool) {
-            Some(p) => p,
-            None => {
-                return err(
-                    StatusCode::BAD_REQUEST,
-                    "missing field \"paused\" (true or false)",
-                )
-            }
-        },
+    let cmd = match req::scheduler(&body) {
+        Ok(cmd) => cmd,
         Err(e) => return e,
     };
-    match srv
-        .cluster
-        .propose(&MetaCmd::SetSchedulerPaused { paused })
-        .await
-    {
+    let paused = matches!(cmd, MetaCmd::SetSchedulerPaused { paused: true });
+    match srv.cluster.propose(&cmd).await {
         Ok(_) => {
             tracing::info!(paused, "scheduler paused/resumed by request");
             ok(json!({ "paused": paused }))

@@ -10,6 +10,7 @@ pub mod acl;
 pub mod acl_cmd;
 pub mod admin;
 pub mod admin_api;
+pub mod admin_requests;
 pub mod blocked;
 pub mod client_stream;
 pub mod clients;

@@ -332,11 +332,7 @@ async fn a_torn_log_tail_is_dropped_and_a_corrupt_log_is_rebuilt_from_peers() {
         // from its peers (out of each group, back as an empty learner, a snapshot,
         // promoted), while clients keep writing through the others.
         c.nodes[2].kill9();
-        let wal = newest_wal(&c.nodes[2].dir.join("raft"));
-        let mut bytes = std::fs::read(&wal).expect("read wal");
-        let at = bytes.len() / 2;
-        bytes[at] ^= 0x40;
-        std::fs::write(&wal, &bytes).expect("write wal");
+        flip_bits(&newest_wal(&c.nodes[2].dir.join("raft")), &[(1, 2)]);
         let (stop, writers) = start_writers(&c, &[0, 1], "v", 300).await;
         c.nodes[2].spawn();
         // Killed early in its rebuild (the stores set aside, the rebuild perhaps not yet
@@ -353,13 +349,9 @@ async fn a_torn_log_tail_is_dropped_and_a_corrupt_log_is_rebuilt_from_peers() {
         );
         let (_, status) = http_get(c.nodes[2].http_port, "/status");
         assert!(status.contains(r#""rebuilding":false"#), "{status}");
-        let kept = std::fs::read_dir(&c.nodes[2].dir)
-            .expect("data dir")
-            .filter_map(|e| e.ok())
-            .any(|e| {
-                e.file_name().to_string_lossy().starts_with("quarantine-")
-                    && e.path().join("raft").is_dir()
-            });
+        let kept = quarantined(&c.nodes[2].dir)
+            .iter()
+            .any(|q| q.join("raft").is_dir());
         assert!(kept, "the corrupt log was not kept for inspection");
         check_reads(&c, &acked).await;
 
@@ -413,14 +405,17 @@ async fn a_corrupt_state_machine_stops_the_node_and_it_is_rebuilt() {
                 .map(|i| (format!("c{i}"), format!("{round}-{i}-{}", "x".repeat(1024))))
                 .collect::<Vec<_>>()
         };
-        for chunk in write_all(0).chunks(200) {
-            let mut p = redis::pipe();
-            for (k, v) in chunk {
-                p.set(k, v).ignore();
+        let mut set_all = async |round: usize, acked: &mut BTreeMap<String, String>| {
+            for chunk in write_all(round).chunks(200) {
+                let mut p = redis::pipe();
+                for (k, v) in chunk {
+                    p.set(k, v).ignore();
+                }
+                let () = p.query_async(&mut conn).await.expect("write");
+                acked.extend(chunk.iter().cloned());
             }
-            let () = p.query_async(&mut conn).await.expect("write");
-            acked.extend(chunk.iter().cloned());
-        }
+        };
+        set_all(0, &mut acked).await;
         c.nodes[2].signal("TERM");
         assert!(c.nodes[2].wait_exit(Duration::from_secs(30)).is_some());
         let kv = c.nodes[2].dir.join("kv");
@@ -431,23 +426,11 @@ async fn a_corrupt_state_machine_stops_the_node_and_it_is_rebuilt() {
             .collect();
         assert!(!ssts.is_empty(), "no SST file in {}", kv.display());
         for sst in &ssts {
-            let mut bytes = std::fs::read(sst).expect("read sst");
-            let n = bytes.len();
-            for at in [n / 4, n / 2, 3 * n / 4] {
-                bytes[at] ^= 0x40;
-            }
-            std::fs::write(sst, &bytes).expect("write sst");
+            flip_bits(sst, &[(1, 4), (1, 2), (3, 4)]);
         }
         c.nodes[2].spawn();
         // Overwrite every key: applying a SET reads the key's old record on every replica.
-        for chunk in write_all(1).chunks(200) {
-            let mut p = redis::pipe();
-            for (k, v) in chunk {
-                p.set(k, v).ignore();
-            }
-            let () = p.query_async(&mut conn).await.expect("write");
-            acked.extend(chunk.iter().cloned());
-        }
+        set_all(1, &mut acked).await;
         // Either the node met the bad blocks at run time and stopped (then it is restarted)
         // or RocksDB refused them at start already and it is rebuilding.
         if c.nodes[2].wait_exit(Duration::from_secs(20)).is_some() {
@@ -487,10 +470,7 @@ async fn a_lone_node_with_a_corrupt_log_stops_and_keeps_its_data() {
         assert!(!acked.is_empty());
         c.nodes[0].kill9();
         let wal = newest_wal(&c.nodes[0].dir.join("raft"));
-        let mut bytes = std::fs::read(&wal).expect("read wal");
-        let at = bytes.len() / 2;
-        bytes[at] ^= 0x40;
-        std::fs::write(&wal, &bytes).expect("write wal");
+        let bytes = flip_bits(&wal, &[(1, 2)]);
         let st = c.nodes[0].start_expecting_exit(Duration::from_secs(30));
         let log = c.nodes[0].log_text();
         assert!(
@@ -505,14 +485,35 @@ async fn a_lone_node_with_a_corrupt_log_stops_and_keeps_its_data() {
             std::fs::read(&wal).is_ok_and(|b| b == bytes),
             "the log was changed"
         );
-        let aside = std::fs::read_dir(&c.nodes[0].dir)
-            .expect("data dir")
-            .filter_map(|e| e.ok())
-            .any(|e| e.file_name().to_string_lossy().starts_with("quarantine-"));
-        assert!(!aside, "a lone node set its only copy aside");
+        assert!(
+            quarantined(&c.nodes[0].dir).is_empty(),
+            "a lone node set its only copy aside"
+        );
     })
     .await
     .expect("test timed out");
+}
+
+/// Flips one bit of `path` at each fraction `(a, b)` of its length (`a * len / b`);
+/// returns the new contents.
+fn flip_bits(path: &std::path::Path, at: &[(usize, usize)]) -> Vec<u8> {
+    let mut bytes = std::fs::read(path).expect("read file to corrupt");
+    let n = bytes.len();
+    for (a, b) in at {
+        bytes[a * n / b] ^= 0x40;
+    }
+    std::fs::write(path, &bytes).expect("write corrupted file");
+    bytes
+}
+
+/// The `quarantine-*` directories in a node's data directory (stores set aside).
+fn quarantined(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(dir)
+        .expect("data dir")
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with("quarantine-"))
+        .map(|e| e.path())
+        .collect()
 }
 
 /// Waits until node `i` has rebuilt its replicas: the metadata shows rebuild operations

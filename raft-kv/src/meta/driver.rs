@@ -459,8 +459,7 @@ async fn advance(c: &Cluster, state: &MetaState, op: &Operation) -> Result<(), S
         return add_learner(c, state, op, (shard, leader), &d, to).await;
     }
     if d.learners.contains(&to) {
-        let matched = d.progress.iter().find(|p| p.0 == to).map_or(0, |p| p.1);
-        if matched == 0 || matched + CATCH_UP_SLACK < d.commit {
+        if let Some(lag) = behind(&d, to) {
             if timed_out {
                 // Given up once a leader no longer lists the learner (next passes).
                 c.change(
@@ -472,8 +471,7 @@ async fn advance(c: &Cluster, state: &MetaState, op: &Operation) -> Result<(), S
                 .await?;
                 return note(c, op, "giving_up", "removing the learner".into()).await;
             }
-            let msg = format!("learner at index {matched} of {}", d.commit);
-            return note(c, op, "catching_up", msg).await;
+            return note(c, op, "catching_up", lag).await;
         }
     }
     if leader == from {
@@ -515,6 +513,14 @@ async fn advance(c: &Cluster, state: &MetaState, op: &Operation) -> Result<(), S
     c.change(leader, shard, Some(conf_change(changes)), 0)
         .await?;
     note(c, op, "promoting", String::new()).await
+}
+
+/// How far learner `node` is behind, while it is too far to be promoted (within
+/// `CATCH_UP_SLACK` entries of the commit index is close enough).
+fn behind(d: &GroupDetail, node: u64) -> Option<String> {
+    let matched = d.progress.iter().find(|p| p.0 == node).map_or(0, |p| p.1);
+    (matched == 0 || matched + CATCH_UP_SLACK < d.commit)
+        .then(|| format!("learner at index {matched} of {}", d.commit))
 }
 
 /// Adds `node` to the group `leader` leads as a learner, to be sent a snapshot.
@@ -603,10 +609,8 @@ async fn rebuild(
     if !d.learners.contains(&node) {
         return add_learner(c, state, op, (shard, leader), &d, node).await;
     }
-    let matched = d.progress.iter().find(|p| p.0 == node).map_or(0, |p| p.1);
-    if matched == 0 || matched + CATCH_UP_SLACK < d.commit {
-        let msg = format!("learner at index {matched} of {}", d.commit);
-        return note(c, op, "catching_up", msg).await;
+    if let Some(lag) = behind(&d, node) {
+        return note(c, op, "catching_up", lag).await;
     }
     let cc = conf_change(vec![single(ConfChangeType::AddNode, node)]);
     c.change(leader, shard, Some(cc), 0).await?;

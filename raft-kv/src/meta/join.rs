@@ -10,6 +10,7 @@ use crate::raftstore::dial::Dialer;
 use crate::raftstore::members::Member;
 use crate::raftstore::transport::pb::node_client::NodeClient;
 use crate::raftstore::transport::pb::{HelloRequest, JoinRequest};
+use tonic::transport::Channel;
 
 /// How long a joining node keeps trying before it gives up.
 const JOIN_TIMEOUT: Duration = Duration::from_secs(60);
@@ -21,12 +22,7 @@ pub async fn join(
     secret: &ClusterSecret,
     dialer: &Dialer,
 ) -> Result<MetaState, String> {
-    let channel = dialer
-        .endpoint(seed)
-        .map_err(|e| format!("--join: {e}"))?
-        .connect_timeout(Duration::from_secs(2))
-        .connect_lazy();
-    let mut client = NodeClient::new(channel).max_decoding_message_size(1 << 30);
+    let mut client = client(dialer, seed).map_err(|e| format!("--join: {e}"))?;
     let deadline = Instant::now() + JOIN_TIMEOUT;
     let mut last = String::new();
     let mut added = false;
@@ -60,14 +56,8 @@ pub async fn join(
             }
         }
         if added {
-            let mut req = tonic::Request::new(HelloRequest { meta_version: 0 });
-            secret.attach(&mut req);
-            if let Ok(r) = client.hello(req).await {
-                if let Ok(state) = MetaState::decode(&r.into_inner().meta) {
-                    if state.node(me.id).is_some() {
-                        return Ok(state);
-                    }
-                }
+            if let Some(state) = metadata_listing(&mut client, secret, me.id).await {
+                return Ok(state);
             }
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -88,26 +78,14 @@ pub async fn fetch(
 ) -> Result<MetaState, String> {
     let mut clients = Vec::new();
     for addr in peers {
-        let channel = dialer
-            .endpoint(addr)?
-            .connect_timeout(Duration::from_secs(2))
-            .connect_lazy();
-        clients.push(NodeClient::new(channel).max_decoding_message_size(1 << 30));
+        clients.push(client(dialer, addr)?);
     }
     let deadline = Instant::now() + JOIN_TIMEOUT;
     while Instant::now() < deadline {
         let mut best: Option<MetaState> = None;
         for client in &mut clients {
-            let mut req = tonic::Request::new(HelloRequest { meta_version: 0 });
-            secret.attach(&mut req);
-            let Ok(Ok(r)) = tokio::time::timeout(Duration::from_secs(3), client.hello(req)).await
-            else {
-                continue;
-            };
-            if let Ok(state) = MetaState::decode(&r.into_inner().meta) {
-                if state.node(me).is_some()
-                    && best.as_ref().is_none_or(|b| b.version < state.version)
-                {
+            if let Some(state) = metadata_listing(client, secret, me).await {
+                if best.as_ref().is_none_or(|b| b.version < state.version) {
                     best = Some(state);
                 }
             }
@@ -122,4 +100,31 @@ pub async fn fetch(
         peers.join(", "),
         JOIN_TIMEOUT.as_secs()
     ))
+}
+
+/// A `Node` client for the peer at `addr` (its `--port`), connected on first use.
+fn client(dialer: &Dialer, addr: &str) -> Result<NodeClient<Channel>, String> {
+    let channel = dialer
+        .endpoint(addr)?
+        .connect_timeout(Duration::from_secs(2))
+        .connect_lazy();
+    Ok(NodeClient::new(channel).max_decoding_message_size(1 << 30))
+}
+
+/// The metadata the peer behind `client` knows, if it answers within a few seconds and the
+/// metadata lists node `me`.
+async fn metadata_listing(
+    client: &mut NodeClient<Channel>,
+    secret: &ClusterSecret,
+    me: u64,
+) -> Option<MetaState> {
+    let mut req = tonic::Request::new(HelloRequest { meta_version: 0 });
+    secret.attach(&mut req);
+    let r = tokio::time::timeout(Duration::from_secs(3), client.hello(req))
+        .await
+        .ok()?
+        .ok()?;
+    MetaState::decode(&r.into_inner().meta)
+        .ok()
+        .filter(|s| s.node(me).is_some())
 }

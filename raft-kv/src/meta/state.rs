@@ -937,13 +937,7 @@ impl MetaState {
 
     fn finish_migrate(&mut self, op: u64, now_ms: u64) -> Result<u64, String> {
         let (shard, from, to) = self.migration(op)?;
-        let (replicas, learners) = if shard == META_GROUP {
-            (&mut self.meta_replicas, &mut self.meta_learners)
-        } else {
-            let spec = self.shard_mut(shard)?;
-            spec.conf_ver += 1;
-            (&mut spec.replicas, &mut spec.learners)
-        };
+        let (replicas, learners) = self.lists_mut(shard)?;
         match replicas.iter().position(|r| *r == from) {
             // The new replica takes the old one's place, so preferred leaders stay spread.
             Some(i) => replicas[i] = to,
@@ -953,7 +947,8 @@ impl MetaState {
         self.finish_op(op, now_ms)
     }
 
-    /// The replica and learner lists of a data shard or of the metadata group.
+    /// The replica and learner lists of a data shard (its `conf_ver` bumped: they are about
+    /// to change) or of the metadata group.
     fn lists_mut(&mut self, group: u64) -> Result<(&mut Vec<u64>, &mut Vec<u64>), String> {
         if group == META_GROUP {
             return Ok((&mut self.meta_replicas, &mut self.meta_learners));
@@ -1081,13 +1076,7 @@ impl MetaState {
 
     fn fail_op(&mut self, op: u64, reason: &str, now_ms: u64) -> Result<u64, String> {
         let (shard, _, to) = self.migration(op)?;
-        let (replicas, learners) = if shard == META_GROUP {
-            (&mut self.meta_replicas, &mut self.meta_learners)
-        } else {
-            let spec = self.shard_mut(shard)?;
-            spec.conf_ver += 1;
-            (&mut spec.replicas, &mut spec.learners)
-        };
+        let (replicas, learners) = self.lists_mut(shard)?;
         if replicas.contains(&to) {
             return Err(format!("operation {op} already promoted its replica"));
         }

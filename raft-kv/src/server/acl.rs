@@ -287,18 +287,19 @@ impl User {
                                     return Err(ERR_UNKNOWN);
                                 }
                             }
-                            // Containers the table runs as one command (the subcommand
-                            // is the first argument): allowed or denied like the others.
-                            None if plain_container_subs(spec.name).is_some() => {
-                                if !plain_container_subs(spec.name)
-                                    .is_some_and(|subs| subs.contains(&sub))
-                                {
-                                    return Err(ERR_UNKNOWN);
+                            None => match plain_container_subs(spec.name) {
+                                // Containers the table runs as one command (the subcommand
+                                // is the first argument): allowed or denied like the others.
+                                Some(subs) => {
+                                    if !subs.contains(&sub) {
+                                        return Err(ERR_UNKNOWN);
+                                    }
                                 }
-                            }
-                            // A first-argument rule (`+select|0`): only allowed, never denied.
-                            None if first == b'+' && !sub.is_empty() && !sub.contains('|') => {}
-                            None => return Err(ERR_UNKNOWN),
+                                // A first-argument rule (`+select|0`): only allowed, never
+                                // denied.
+                                None if first == b'+' && !sub.is_empty() && !sub.contains('|') => {}
+                                None => return Err(ERR_UNKNOWN),
+                            },
                         }
                         // A subcommand rule that changes nothing is not kept: Redis
                         // describes permissions, not the rules that led to them.
@@ -627,10 +628,13 @@ fn plain_container_subs(cmd: &str) -> Option<&'static [&'static str]> {
 /// `container|sub`, the name Redis uses in denials and logs, for a subcommand of a
 /// container the table runs as one command (None otherwise).
 pub fn plain_sub_name(name: &str, args: &[Bytes]) -> Option<String> {
-    let sub = String::from_utf8_lossy(args.get(1)?).to_ascii_lowercase();
-    plain_container_subs(name)?
-        .contains(&sub.as_str())
-        .then(|| format!("{name}|{sub}"))
+    // Looked up first: this runs for every command a client sends.
+    let subs = plain_container_subs(name)?;
+    let arg = args.get(1)?;
+    let sub = subs
+        .iter()
+        .find(|s| s.as_bytes().eq_ignore_ascii_case(arg))?;
+    Some(format!("{name}|{sub}"))
 }
 
 /// One node's ACL state: the cached users and the log of denials.

@@ -11,6 +11,8 @@
 #                                         # one small machine per node, as in a real cluster
 #
 # Needs redis-server, redis-benchmark and redis-cli (Debian: redis-server, redis-tools).
+# Automatic splits are off, so each cluster keeps the shard count it is measured with (a
+# 1-shard cluster under this load would split itself within seconds).
 # Builds the release binary unless RAFTKV_BIN points at one. Loopback only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -104,6 +106,7 @@ for s in $SHARDS; do
   for i in 1 2 3; do
     "$BIN" --node-id n$i --data-dir "$WORK/n$i" --port $((BASE + 10 + i)) \
       --redis-port $((BASE + 20 + i)) --cluster "$CLUSTER" --initial-shards "$s" \
+      --split-ops 0 --split-size-mb 0 \
       --log-level warn ${RAFTKV_FLAGS:-} >"$WORK/n$i.log" 2>&1 &
     PIDS+=($!)
     cap_cpu "$i" $!

@@ -1921,3 +1921,85 @@ async fn random_admin_requests_get_clear_answers_and_leave_the_cluster_whole() {
     .await
     .expect("test timed out");
 }
+
+/// A split's new shard has no leader when its replicas start. The replica beside the parent's
+/// leader campaigns at once (its vote requests are held by nodes that have not applied the
+/// split yet), so the new shard's slots are writable again in milliseconds, not after an
+/// election timeout (1-2 s here) during which every write to them waits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_split_off_shard_elects_a_leader_without_waiting_for_an_election_timeout() {
+    tokio::time::timeout(Duration::from_secs(120), async {
+        let c = Cluster::start(
+            3,
+            &[
+                "--initial-shards",
+                "1",
+                "--split-ops",
+                "0",
+                "--split-size-mb",
+                "0",
+            ],
+        );
+        c.wait_ready(Duration::from_secs(30));
+        let port = c.nodes[0].http_port;
+        for round in 0..2 {
+            let shards = get_json(port, "/admin/shards");
+            let parent = shards["shards"]
+                .as_array()
+                .and_then(|a| a.iter().find(|s| s["slots"][1] == 16383))
+                .and_then(|s| s["id"].as_str())
+                .map(str::to_string)
+                .unwrap_or_else(|| panic!("no shard ends at slot 16383: {shards}"));
+            let at = if round == 0 { 8192 } else { 12288 };
+            let (code, v) = post_json(
+                port,
+                &format!("/admin/shard/{parent}/split"),
+                &format!(r#"{{"at_slot": {at}}}"#),
+            );
+            assert_eq!(code, 202, "{v}");
+            let op = v["operation"].as_u64().expect("operation id");
+            // Every node: how long its replica of the new group went without a leader.
+            let mut born: Vec<Option<Instant>> = vec![None; c.nodes.len()];
+            let mut led: Vec<Option<Duration>> = vec![None; c.nodes.len()];
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while led.iter().any(Option::is_none) {
+                assert!(Instant::now() < deadline, "new group never led: {led:?}");
+                for (i, n) in c.nodes.iter().enumerate() {
+                    if led[i].is_some() {
+                        continue;
+                    }
+                    let status = get_json(n.http_port, "/status");
+                    let child = status["groups"].as_array().and_then(|a| {
+                        a.iter()
+                            .find(|g| g["id"].as_u64().is_some_and(|id| id >= 2 + round))
+                            .cloned()
+                    });
+                    if let Some(g) = child {
+                        let t = *born[i].get_or_insert_with(Instant::now);
+                        if !g["leader"].is_null() {
+                            led[i] = Some(t.elapsed());
+                        }
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            wait_done(&c, port, op, Duration::from_secs(30));
+            let slowest = led.iter().flatten().max().copied().unwrap_or_default();
+            assert!(
+                slowest < Duration::from_millis(700),
+                "split {round}: a replica of the new shard had no leader for {slowest:?} \
+                 (the election timeout is 1-2 s): {led:?}"
+            );
+            let key = key_in(at, at + 100, "child");
+            let mut conn = c.nodes[2].conn().await;
+            let _: () = redis::cmd("SET")
+                .arg(&key)
+                .arg("v")
+                .query_async(&mut conn)
+                .await
+                .expect("write to the new shard");
+        }
+    })
+    .await
+    .expect("timed out");
+}

@@ -14,7 +14,7 @@
 //! request's deadline; a request that never found a leader gets TRYAGAIN, and one whose
 //! attempt is still undecided at the deadline gets an "outcome unknown" error, never a guess.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -115,6 +115,19 @@ pub struct Runtime {
     ticks: u64,
     /// Tick at which the transport last reported each peer node unreachable.
     unreachable_at: HashMap<u64, u64>,
+    /// Vote requests for groups this node doesn't have yet (see [`Runtime::hold`]).
+    held: VecDeque<(Instant, GroupMessage)>,
+}
+
+/// How long, and how many, messages for a not-yet-created group are kept.
+const HELD_FOR: Duration = Duration::from_secs(2);
+const MAX_HELD: usize = 256;
+
+fn is_vote(t: MessageType) -> bool {
+    matches!(
+        t,
+        MessageType::MsgRequestVote | MessageType::MsgRequestPreVote
+    )
 }
 
 /// Ticks a leader waits without client activity before putting its group to sleep.
@@ -245,6 +258,7 @@ pub fn start(
         active: peers_ids,
         ticks: 0,
         unreachable_at: HashMap::new(),
+        held: VecDeque::new(),
     };
     let joiner = std::thread::Builder::new()
         .name("raftstore".into())
@@ -597,6 +611,12 @@ impl Runtime {
             },
             Inbox::Raft(msgs) => {
                 for gm in msgs {
+                    if !self.peers.contains_key(&gm.group_id) {
+                        if gm.msg.as_ref().is_some_and(|m| is_vote(m.msg_type())) {
+                            self.hold(gm);
+                        }
+                        continue;
+                    }
                     let (Some(peer), Some(msg)) = (self.peers.get_mut(&gm.group_id), gm.msg) else {
                         continue;
                     };
@@ -810,7 +830,7 @@ impl Runtime {
     }
 
     /// Starts a group just split off (its apply state was written with the split).
-    fn start_child(&mut self, child: GroupSpec) {
+    fn start_child(&mut self, child: GroupSpec, campaign: bool) {
         let id = child.id;
         if self.peers.contains_key(&id) {
             return;
@@ -820,8 +840,64 @@ impl Runtime {
             group = id,
             first = peer.spec.first_slot,
             last = peer.spec.last_slot,
+            campaign,
             "started a group split off"
         );
+        // The child's replicas start with no leader. Left to their election timers, the
+        // child's slots take a write for 1-2 s after every split; the replica beside the
+        // parent's leader campaigns at once instead (TiKV does the same). Its votes can reach
+        // a node that has not applied the split yet: those are held (`held`) and delivered
+        // when that node starts the child.
+        if campaign {
+            if let Some(peer) = self.peers.get_mut(&id) {
+                let _ = peer.raw.campaign();
+                self.active.insert(id);
+            }
+        }
+        self.deliver_held(id);
+    }
+
+    /// Keeps a message for a group this node doesn't have yet, briefly: a split child's
+    /// first votes can arrive before this node applies the split that creates it.
+    fn hold(&mut self, gm: GroupMessage) {
+        let now = Instant::now();
+        while self
+            .held
+            .front()
+            .is_some_and(|(at, _)| now.duration_since(*at) > HELD_FOR)
+        {
+            self.held.pop_front();
+        }
+        if self.held.len() >= MAX_HELD {
+            self.held.pop_front();
+        }
+        self.held.push_back((now, gm));
+    }
+
+    /// Steps the held messages of a group just created (votes of its first election).
+    fn deliver_held(&mut self, group: u64) {
+        if self.held.iter().all(|(_, gm)| gm.group_id != group) {
+            return;
+        }
+        let now = Instant::now();
+        let (mine, rest): (VecDeque<_>, VecDeque<_>) = std::mem::take(&mut self.held)
+            .into_iter()
+            .partition(|(_, gm)| gm.group_id == group);
+        self.held = rest;
+        let Some(peer) = self.peers.get_mut(&group) else {
+            return;
+        };
+        for (at, gm) in mine {
+            if now.duration_since(at) > HELD_FOR {
+                continue;
+            }
+            if let Some(msg) = gm.msg {
+                if let Err(err) = peer.raw.step(msg) {
+                    tracing::debug!(group, error = %err, "held message rejected");
+                }
+            }
+        }
+        self.active.insert(group);
     }
 
     /// Creates the replicas `shards` lists that are missing here, removes those it doesn't
@@ -1273,7 +1349,7 @@ impl Runtime {
                 }
             }
             // Children of splits are born in the same batch as the split's apply.
-            for (child, version_base) in &effects.splits {
+            for (child, version_base, _) in &effects.splits {
                 if self.peers.contains_key(&child.id) {
                     continue;
                 }
@@ -1339,8 +1415,8 @@ impl Runtime {
             if !touched.is_empty() {
                 let _ = self.touched.send(Arc::new(touched));
             }
-            for (child, _) in std::mem::take(&mut effects.splits) {
-                self.start_child(child);
+            for (child, _, campaign) in std::mem::take(&mut effects.splits) {
+                self.start_child(child, campaign);
             }
             for group in std::mem::take(&mut effects.merged) {
                 self.drop_merged(group);
@@ -1737,8 +1813,9 @@ fn apply_entries(
 /// What admin entries applied in a round leave to do once the round's batch is written.
 #[derive(Default)]
 struct AdminEffects {
-    /// Groups split off, to start, with their version bases.
-    splits: Vec<(GroupSpec, u64)>,
+    /// Groups split off, to start, with their version bases and whether this node's replica
+    /// of the parent led it (that replica's child campaigns at once).
+    splits: Vec<(GroupSpec, u64, bool)>,
     /// Groups merged into a neighbour, to drop (keeping their data).
     merged: Vec<u64>,
 }
@@ -1820,7 +1897,7 @@ fn apply_split(
     sp: &split::SplitEntry,
     index: u64,
     apply: &ApplyState,
-    splits: &mut Vec<(GroupSpec, u64)>,
+    splits: &mut Vec<(GroupSpec, u64, bool)>,
 ) -> Frame {
     let spec = &mut peer.spec;
     if sp.epoch != spec.epoch || sp.at <= spec.first_slot || sp.at > spec.last_slot {
@@ -1847,7 +1924,8 @@ fn apply_split(
     spec.epoch += 1;
     peer.range_dirty = true;
     // The child's entries start at INIT_INDEX + 1: counted from past the split's index.
-    splits.push((child, peer.version_base + index));
+    let led = peer.raw.role() == StateRole::Leader;
+    splits.push((child, peer.version_base + index, led));
     Frame::Integer(sp.new_id as i64)
 }
 

@@ -611,13 +611,13 @@ impl Runtime {
             },
             Inbox::Raft(msgs) => {
                 for gm in msgs {
-                    if !self.peers.contains_key(&gm.group_id) {
+                    let Some(peer) = self.peers.get_mut(&gm.group_id) else {
                         if gm.msg.as_ref().is_some_and(|m| is_vote(m.msg_type())) {
                             self.hold(gm);
                         }
                         continue;
-                    }
-                    let (Some(peer), Some(msg)) = (self.peers.get_mut(&gm.group_id), gm.msg) else {
+                    };
+                    let Some(msg) = gm.msg else {
                         continue;
                     };
                     self.active.insert(gm.group_id);
@@ -860,6 +860,15 @@ impl Runtime {
     /// Keeps a message for a group this node doesn't have yet, briefly: a split child's
     /// first votes can arrive before this node applies the split that creates it.
     fn hold(&mut self, gm: GroupMessage) {
+        self.drop_expired_held();
+        if self.held.len() >= MAX_HELD {
+            self.held.pop_front();
+        }
+        self.held.push_back((Instant::now(), gm));
+    }
+
+    /// Drops held messages older than `HELD_FOR` (the queue is in arrival order).
+    fn drop_expired_held(&mut self) {
         let now = Instant::now();
         while self
             .held
@@ -868,18 +877,14 @@ impl Runtime {
         {
             self.held.pop_front();
         }
-        if self.held.len() >= MAX_HELD {
-            self.held.pop_front();
-        }
-        self.held.push_back((now, gm));
     }
 
     /// Steps the held messages of a group just created (votes of its first election).
     fn deliver_held(&mut self, group: u64) {
+        self.drop_expired_held();
         if self.held.iter().all(|(_, gm)| gm.group_id != group) {
             return;
         }
-        let now = Instant::now();
         let (mine, rest): (VecDeque<_>, VecDeque<_>) = std::mem::take(&mut self.held)
             .into_iter()
             .partition(|(_, gm)| gm.group_id == group);
@@ -887,10 +892,7 @@ impl Runtime {
         let Some(peer) = self.peers.get_mut(&group) else {
             return;
         };
-        for (at, gm) in mine {
-            if now.duration_since(at) > HELD_FOR {
-                continue;
-            }
+        for (_, gm) in mine {
             if let Some(msg) = gm.msg {
                 if let Err(err) = peer.raw.step(msg) {
                     tracing::debug!(group, error = %err, "held message rejected");

@@ -27,6 +27,7 @@ pub struct Metrics {
     pub raft_leader_changes: IntCounter,
     pub raft_log_fsync: Histogram,
     pub raft_batch_size: HistogramVec,
+    pub raft_sent: IntCounterVec,
     pub snapshots: IntCounterVec,
     pub shard_writes: IntCounterVec,
     pub shard_reads: IntCounterVec,
@@ -118,6 +119,12 @@ impl Metrics {
                 &["kind"],
                 exponential_buckets(1.0, 2.0, 14).unwrap_or_default(),
             ),
+            raft_sent: counter_vec(
+                "raftkv_raft_sent_total",
+                "Raft messages handed to the transport (kind=messages), and the per-node \
+                 batches carrying them (kind=batches).",
+                &["kind"],
+            ),
             snapshots: counter_vec(
                 "raftkv_snapshots_total",
                 "Snapshots by kind: sent, received, applied, failed.",
@@ -180,7 +187,7 @@ impl Metrics {
             .unwrap_or_else(|e| panic!("metric: {e}")),
             registry: Registry::new(),
         };
-        let all: [Box<dyn Collector>; 20] = [
+        let all: [Box<dyn Collector>; 21] = [
             Box::new(m.shard_requests.clone()),
             Box::new(m.operations.clone()),
             Box::new(m.operation_duration.clone()),
@@ -192,6 +199,7 @@ impl Metrics {
             Box::new(m.raft_leader_changes.clone()),
             Box::new(m.raft_log_fsync.clone()),
             Box::new(m.raft_batch_size.clone()),
+            Box::new(m.raft_sent.clone()),
             Box::new(m.snapshots.clone()),
             Box::new(m.shard_writes.clone()),
             Box::new(m.shard_reads.clone()),
@@ -209,7 +217,8 @@ impl Metrics {
         }
         // Series with a fixed set of labels exist from the start (at 0), so dashboards and
         // alerts see them before the first event.
-        let fixed: [(&IntCounterVec, &[&str]); 3] = [
+        let fixed: [(&IntCounterVec, &[&str]); 4] = [
+            (&m.raft_sent, &["messages", "batches"]),
             (&m.snapshots, &["sent", "received", "applied", "failed"]),
             (
                 &m.routed,

@@ -121,6 +121,22 @@ impl<T: Storage> RawNode<T> {
         self.raft.step(m)
     }
 
+    /// Proposes several entries (`(context, data)` each) at once: one append and one
+    /// message per follower carry them all, where proposing them one by one would send a
+    /// message per entry. All or none are accepted, with the errors of [`RawNode::propose`].
+    pub fn propose_batch(&mut self, entries: Vec<(Bytes, Bytes)>) -> Result<()> {
+        let mut m = new_message(0, MessageType::MsgPropose, 0);
+        m.entries = entries
+            .into_iter()
+            .map(|(context, data)| Entry {
+                data,
+                context,
+                ..Default::default()
+            })
+            .collect();
+        self.raft.step(m)
+    }
+
     /// Proposes a membership change. Once the entry is committed and the caller applies it,
     /// the caller must call [`RawNode::apply_conf_change`].
     pub fn propose_conf_change(

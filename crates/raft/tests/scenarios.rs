@@ -743,6 +743,40 @@ fn test_fast_log_backtracking_needs_few_round_trips() {
 }
 
 #[test]
+fn test_propose_batch_sends_one_append_per_follower() {
+    let mut net = Network::new(3);
+    net.hup(1);
+    // Followers in Replicate state: every proposal would otherwise go out on its own.
+    net.propose(1, b"warm").unwrap();
+    let batch: Vec<(bytes::Bytes, bytes::Bytes)> = (0..5u8)
+        .map(|i| (vec![i].into(), vec![b'v', i].into()))
+        .collect();
+    net.node(1).propose_batch(batch).unwrap();
+    let out = net.drain_node(1);
+    let appends: Vec<&Message> = out
+        .iter()
+        .filter(|m| m.msg_type() == MessageType::MsgAppend)
+        .collect();
+    assert_eq!(appends.len(), 2, "{appends:?}");
+    for m in &appends {
+        assert_eq!(m.entries.len(), 5);
+        assert_eq!(m.entries[4].data.as_ref(), b"v\x04");
+        assert_eq!(m.entries[4].context.as_ref(), &[4u8]);
+    }
+    net.send(out);
+    for id in 1..=3 {
+        let data = net.applied_data(id);
+        assert_eq!(data.len(), 6, "node {id}: {data:?}");
+        assert_eq!(data[5], b"v\x04".to_vec());
+    }
+    // A follower refuses a batch as it refuses one proposal, naming the leader.
+    let r = net
+        .node(2)
+        .propose_batch(vec![(bytes::Bytes::new(), bytes::Bytes::from_static(b"x"))]);
+    assert!(matches!(r, Err(Error::NotLeader { leader: 1 })), "{r:?}");
+}
+
+#[test]
 fn test_inflight_window_bounds_pipelined_appends() {
     let mut c = cfg(1, 10, 1);
     c.max_inflight_msgs = 2;

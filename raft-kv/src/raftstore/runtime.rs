@@ -1,11 +1,12 @@
 //! The runtime thread: drives every Raft group of the node in rounds.
 //!
 //! One round: take everything waiting in the inbox (client proposals and reads, peer
-//! messages), tick if due, issue one ReadIndex per group for all reads that arrived, then for
-//! every group with a Ready: send its immediate messages (the leader's appends go out before
-//! its own fsync), stage its entries and hard state into ONE log batch for all groups, fsync
-//! once, send the messages that needed durability, apply the committed entries of all groups
-//! into ONE state-machine batch (with each group's apply state), write it, and reply.
+//! messages), tick if due, propose each group's new requests as one batch, issue one
+//! ReadIndex per group for all reads that arrived, then for every group with a Ready: send
+//! its immediate messages (the leader's appends go out before its own fsync), stage its
+//! entries and hard state into ONE log batch for all groups, fsync once, send the messages
+//! that needed durability, apply the committed entries of all groups into ONE state-machine
+//! batch (with each group's apply state), write it, and reply.
 //!
 //! Proposals carry a context `origin node | request id`; the node that took the client's
 //! request replies when it applies that entry itself, so followers serve writes too (the
@@ -77,6 +78,11 @@ struct Peer {
     /// Proposals to (re)propose at the next tick: no leader was known, a transfer was in
     /// progress, or an earlier attempt certainly failed.
     waiting: Vec<u64>,
+    /// Client requests that arrived this round, proposed together when it starts.
+    proposing: Vec<u64>,
+    /// Proposals forwarded by followers this round (with the term they were accepted in),
+    /// proposed with this node's own.
+    forwarded: Vec<(u64, Vec<Entry>)>,
     reads_new: Vec<ReadWaiter>,
     reads_inflight: HashMap<u64, (Vec<ReadWaiter>, Instant)>,
     /// Reads confirmed by ReadIndex, served once `applied >= index`.
@@ -394,6 +400,8 @@ fn new_peer(
         pending: HashMap::new(),
         by_index: BTreeMap::new(),
         waiting: Vec::new(),
+        proposing: Vec::new(),
+        forwarded: Vec::new(),
         reads_new: Vec::new(),
         reads_inflight: HashMap::new(),
         reads_ready: Vec::new(),
@@ -565,9 +573,10 @@ impl Runtime {
     }
 
     fn round(&mut self, now: Instant) {
+        self.propose_queued();
         self.issue_reads(now);
         self.handle_readies();
-        // Forwarded proposals were queued outside any Ready: send them now, not at the tick.
+        // Whatever is still queued (forwarded proposals, commit broadcasts) goes now.
         self.flush_outbox();
         self.publish_status();
     }
@@ -594,7 +603,7 @@ impl Runtime {
                         term: None,
                     },
                 );
-                propose(self.node_id, peer, req, &mut self.outbox, &self.transport);
+                peer.proposing.push(req);
             }
             Inbox::Read { group, reply } => match self.peers.get_mut(&group) {
                 Some(peer) => {
@@ -627,11 +636,7 @@ impl Runtime {
                         if msg.term != peer.raw.term() || peer.raw.role() != StateRole::Leader {
                             continue;
                         }
-                        for e in msg.entries {
-                            if let Err(err) = peer.raw.propose(e.context, e.data) {
-                                tracing::debug!(group = gm.group_id, error = %err, "forwarded proposal dropped");
-                            }
-                        }
+                        peer.forwarded.push((msg.term, msg.entries));
                         continue;
                     }
                     if let Err(err) = peer.raw.step(msg) {
@@ -1041,9 +1046,8 @@ impl Runtime {
                 continue;
             }
             // Retry proposals that found no leader or certainly failed.
-            for req in std::mem::take(&mut peer.waiting) {
-                propose(self.node_id, peer, req, &mut self.outbox, &self.transport);
-            }
+            let retry = std::mem::take(&mut peer.waiting);
+            propose_many(self.node_id, peer, retry, &mut self.outbox, &self.transport);
             // Requests past their deadline: a parked one was certainly not applied.
             let expired: Vec<u64> = peer
                 .pending
@@ -1124,6 +1128,21 @@ impl Runtime {
         }
     }
 
+    /// Proposes each group's requests of this round as one batch: one append and one
+    /// message per follower for all of them, instead of one per request.
+    fn propose_queued(&mut self) {
+        for group in &self.active {
+            let Some(peer) = self.peers.get_mut(group) else {
+                continue;
+            };
+            if peer.proposing.is_empty() && peer.forwarded.is_empty() {
+                continue;
+            }
+            let reqs = std::mem::take(&mut peer.proposing);
+            propose_many(self.node_id, peer, reqs, &mut self.outbox, &self.transport);
+        }
+    }
+
     fn queue(&mut self, group: u64, msgs: Vec<Message>) {
         queue_msgs(&mut self.outbox, group, msgs);
     }
@@ -1134,6 +1153,11 @@ impl Runtime {
             return;
         };
         for (to, msgs) in self.outbox.drain() {
+            self.metrics
+                .raft_sent
+                .with_label_values(&["messages"])
+                .inc_by(msgs.len() as u64);
+            self.metrics.raft_sent.with_label_values(&["batches"]).inc();
             t.send(to, msgs);
         }
     }
@@ -1263,6 +1287,13 @@ impl Runtime {
                     .observe(started.elapsed().as_secs_f64());
             }
         }
+        // What waited for the log write (a follower's acks) goes now, not after this node's
+        // apply: the leader's commit, and so every client's reply, waits on these.
+        for (group, rd) in readies.iter_mut() {
+            let persisted = std::mem::take(&mut rd.persisted_messages);
+            queue_msgs(&mut self.outbox, *group, persisted);
+        }
+        self.flush_outbox();
 
         let engine = self.engine.clone();
         let mut ctx = Ctx::write(&engine);
@@ -1275,8 +1306,6 @@ impl Runtime {
             let Some(peer) = self.peers.get_mut(&group) else {
                 continue;
             };
-            let persisted = std::mem::take(&mut rd.persisted_messages);
-            queue_msgs(&mut self.outbox, group, persisted);
             for rs in std::mem::take(&mut rd.read_states) {
                 if let Some((_, req)) = decode_ctx(&rs.request_ctx) {
                     if let Some((ws, _)) = peer.reads_inflight.remove(&req) {
@@ -1324,7 +1353,6 @@ impl Runtime {
                     .inc_by(group_ops);
             }
         }
-        self.flush_outbox();
         if !applied_groups.is_empty() {
             let touched = ctx.take_touched();
             let volatile = ctx.wrote_volatile();
@@ -1434,10 +1462,10 @@ impl Runtime {
         for (reply, frame) in replies {
             let _ = reply.send(frame);
         }
+        // After the apply is written: a snapshot built here must match the apply state.
         for (group, msgs) in later_msgs {
             self.send_or_snapshot(group, msgs);
         }
-        self.flush_outbox();
         for (group, peer) in self.peers.iter_mut() {
             let served = serve_reads(peer);
             if served > 0 {
@@ -1655,6 +1683,90 @@ fn queue_msgs(outbox: &mut HashMap<u64, Vec<GroupMessage>>, group: u64, msgs: Ve
             group_id: group,
             msg: Some(m),
         });
+    }
+}
+
+/// Proposes `reqs` (this node's) and the group's forwarded proposals as one batch; when the
+/// batch as a whole is refused (a transfer in progress, the uncommitted log full), each is
+/// tried on its own as before batching.
+fn propose_many(
+    node: u64,
+    peer: &mut Peer,
+    reqs: Vec<u64>,
+    outbox: &mut HashMap<u64, Vec<GroupMessage>>,
+    transport: &Option<Arc<Transport>>,
+) {
+    let term = peer.raw.term();
+    let leads = peer.raw.role() == StateRole::Leader;
+    // Forwarded proposals are only taken by the leader of the term they were sent in.
+    let forwarded: Vec<(Bytes, Bytes)> = std::mem::take(&mut peer.forwarded)
+        .into_iter()
+        .filter(|(t, _)| leads && *t == term)
+        .flat_map(|(_, es)| es)
+        .map(|e| (e.context, e.data))
+        .collect();
+    if reqs.len() + forwarded.len() <= 1 {
+        for req in reqs {
+            propose(node, peer, req, outbox, transport);
+        }
+        propose_forwarded(peer, forwarded);
+        return;
+    }
+    let mut batch = Vec::with_capacity(reqs.len() + forwarded.len());
+    for req in &reqs {
+        if let Some(p) = peer.pending.get(req) {
+            batch.push((
+                Bytes::from(encode_ctx(node, *req)),
+                Bytes::from(p.data.clone()),
+            ));
+        }
+    }
+    batch.extend(forwarded.iter().cloned());
+    match peer.raw.propose_batch(batch) {
+        Ok(()) => {
+            for req in &reqs {
+                if let Some(p) = peer.pending.get_mut(req) {
+                    p.term = Some(term);
+                }
+            }
+        }
+        Err(raft::Error::NotLeader { leader }) if leader != 0 && transport.is_some() => {
+            // One forwarded message carries them all (a follower has no forwarded ones).
+            let mut entries = Vec::with_capacity(reqs.len());
+            for req in &reqs {
+                if let Some(p) = peer.pending.get_mut(req) {
+                    p.term = Some(term);
+                    entries.push(Entry {
+                        data: p.data.clone().into(),
+                        context: encode_ctx(node, *req).into(),
+                        ..Default::default()
+                    });
+                }
+            }
+            let m = Message {
+                msg_type: MessageType::MsgPropose as i32,
+                to: leader,
+                from: node,
+                term,
+                entries,
+                ..Default::default()
+            };
+            queue_msgs(outbox, peer.spec.id, vec![m]);
+        }
+        Err(_) => {
+            for req in reqs {
+                propose(node, peer, req, outbox, transport);
+            }
+            propose_forwarded(peer, forwarded);
+        }
+    }
+}
+
+fn propose_forwarded(peer: &mut Peer, forwarded: Vec<(Bytes, Bytes)>) {
+    for (context, data) in forwarded {
+        if let Err(err) = peer.raw.propose(context, data) {
+            tracing::debug!(group = peer.spec.id, error = %err, "forwarded proposal dropped");
+        }
     }
 }
 

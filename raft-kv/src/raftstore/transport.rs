@@ -16,7 +16,7 @@ use std::time::Duration;
 use parking_lot::RwLock;
 use raft::eraftpb::Message;
 use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::Stream;
 use tonic::transport::Endpoint;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -275,7 +275,7 @@ async fn run_link(
         backoff = Duration::from_millis(50);
         let mut client = RaftTransportClient::new(channel).max_encoding_message_size(MAX_MESSAGE);
         let (stx, srx) = mpsc::channel::<MessageBatch>(256);
-        let mut req = Request::new(ReceiverStream::new(srx));
+        let mut req = Request::new(Merging(srx));
         secret.attach(&mut req);
         let mut call = Box::pin(client.raft(req));
         loop {
@@ -303,6 +303,38 @@ async fn run_link(
         }
         let _ = inbox.try_send(Inbox::Unreachable(to));
         tokio::time::sleep(backoff).await;
+    }
+}
+
+/// Most messages merged into one outgoing batch.
+const MAX_MERGED: usize = 4096;
+
+/// The stream of a link: every batch queued while the encoder was busy goes out as one
+/// gRPC message, so a busy node sends (and its peer decodes and queues) one batch per
+/// wake-up instead of one per runtime round and group mix.
+struct Merging(mpsc::Receiver<MessageBatch>);
+
+impl Stream for Merging {
+    type Item = MessageBatch;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<MessageBatch>> {
+        let rx = &mut self.0;
+        let std::task::Poll::Ready(first) = rx.poll_recv(cx) else {
+            return std::task::Poll::Pending;
+        };
+        let Some(mut batch) = first else {
+            return std::task::Poll::Ready(None);
+        };
+        while batch.msgs.len() < MAX_MERGED {
+            match rx.try_recv() {
+                Ok(more) => batch.msgs.extend(more.msgs),
+                Err(_) => break,
+            }
+        }
+        std::task::Poll::Ready(Some(batch))
     }
 }
 

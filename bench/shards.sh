@@ -7,8 +7,9 @@
 #
 #   bench/shards.sh                       # RUNS=3 N=100000 CLIENTS=50 SHARDS="1 4 8 16"
 #   RUNS=5 N=100000 SHARDS="1 8" TESTS="set get" bench/shards.sh
-#   NODE_CPU=0.5 bench/shards.sh          # cap each node at half a core (cgroups, root):
-#                                         # one small machine per node, as in a real cluster
+#   NODE_CPU=0.4 bench/shards.sh          # cap each node at 0.4 core (cgroups, root): one
+#                                         # small machine per node, as in a real cluster
+#                                         # (0.5+ saturates the two cores again)
 #
 # Needs redis-server, redis-benchmark and redis-cli (Debian: redis-server, redis-tools).
 # Automatic splits are off, so each cluster keeps the shard count it is measured with (a
@@ -57,14 +58,16 @@ trap 'stop_all; cleanup_cgroups; rm -rf "$WORK"' EXIT
 cap_cpu() { # i pid
   [ -n "$NODE_CPU" ] || return 0
   local quota
-  quota=$(awk -v c="$NODE_CPU" 'BEGIN { printf "%d", c * 100000 }')
+  # 20 ms periods: with the default 100 ms a node can burn its quota in one burst and then
+  # stall for tens of milliseconds, which a closed-loop benchmark reads as latency.
+  quota=$(awk -v c="$NODE_CPU" 'BEGIN { printf "%d", c * 20000 }')
   if [ -d /sys/fs/cgroup/cpu ] && [ -w /sys/fs/cgroup/cpu ]; then
     local g=/sys/fs/cgroup/cpu/raftkv-bench-n$1
-    mkdir -p "$g"; echo 100000 >"$g/cpu.cfs_period_us"; echo "$quota" >"$g/cpu.cfs_quota_us"
+    mkdir -p "$g"; echo 20000 >"$g/cpu.cfs_period_us"; echo "$quota" >"$g/cpu.cfs_quota_us"
     echo "$2" >"$g/cgroup.procs"
   elif grep -qw cpu /sys/fs/cgroup/cgroup.controllers 2>/dev/null; then
     local g=/sys/fs/cgroup/raftkv-bench-n$1
-    mkdir -p "$g"; echo "$quota 100000" >"$g/cpu.max"; echo "$2" >"$g/cgroup.procs"
+    mkdir -p "$g"; echo "$quota 20000" >"$g/cpu.max"; echo "$2" >"$g/cgroup.procs"
   else
     echo "NODE_CPU needs a writable cpu cgroup (run as root)" >&2; exit 1
   fi

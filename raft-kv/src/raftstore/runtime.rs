@@ -1152,12 +1152,17 @@ impl Runtime {
             self.outbox.clear();
             return;
         };
+        if self.outbox.is_empty() {
+            return;
+        }
+        let sent = &self.metrics.raft_sent;
+        let (messages, batches) = (
+            sent.with_label_values(&["messages"]),
+            sent.with_label_values(&["batches"]),
+        );
         for (to, msgs) in self.outbox.drain() {
-            self.metrics
-                .raft_sent
-                .with_label_values(&["messages"])
-                .inc_by(msgs.len() as u64);
-            self.metrics.raft_sent.with_label_values(&["batches"]).inc();
+            messages.inc_by(msgs.len() as u64);
+            batches.inc();
             t.send(to, msgs);
         }
     }
@@ -1686,9 +1691,11 @@ fn queue_msgs(outbox: &mut HashMap<u64, Vec<GroupMessage>>, group: u64, msgs: Ve
     }
 }
 
-/// Proposes `reqs` (this node's) and the group's forwarded proposals as one batch; when the
-/// batch as a whole is refused (a transfer in progress, the uncommitted log full), each is
-/// tried on its own as before batching.
+/// Proposes `reqs` (this node's) and the group's forwarded proposals as one batch, forwards
+/// them to the known leader, or parks them until one is known. When a batch of several is
+/// refused as a whole (a transfer in progress, the uncommitted log full), each is tried on
+/// its own. A forwarded proposal carries the forwarder's term; the leader accepts it only in
+/// that same term, so an attempt can only ever commit with that term (see `fail_superseded`).
 fn propose_many(
     node: u64,
     peer: &mut Peer,
@@ -1698,6 +1705,13 @@ fn propose_many(
 ) {
     let term = peer.raw.term();
     let leads = peer.raw.role() == StateRole::Leader;
+    let local: Vec<(u64, Bytes, Bytes)> = reqs
+        .into_iter()
+        .filter_map(|req| {
+            let p = peer.pending.get(&req)?;
+            Some((req, encode_ctx(node, req).into(), p.data.clone().into()))
+        })
+        .collect();
     // Forwarded proposals are only taken by the leader of the term they were sent in.
     let forwarded: Vec<(Bytes, Bytes)> = std::mem::take(&mut peer.forwarded)
         .into_iter()
@@ -1705,26 +1719,18 @@ fn propose_many(
         .flat_map(|(_, es)| es)
         .map(|e| (e.context, e.data))
         .collect();
-    if reqs.len() + forwarded.len() <= 1 {
-        for req in reqs {
-            propose(node, peer, req, outbox, transport);
-        }
-        propose_forwarded(peer, forwarded);
+    let batch: Vec<(Bytes, Bytes)> = local
+        .iter()
+        .map(|(_, c, d)| (c.clone(), d.clone()))
+        .chain(forwarded.iter().cloned())
+        .collect();
+    let n = batch.len();
+    if n == 0 {
         return;
     }
-    let mut batch = Vec::with_capacity(reqs.len() + forwarded.len());
-    for req in &reqs {
-        if let Some(p) = peer.pending.get(req) {
-            batch.push((
-                Bytes::from(encode_ctx(node, *req)),
-                Bytes::from(p.data.clone()),
-            ));
-        }
-    }
-    batch.extend(forwarded.iter().cloned());
     match peer.raw.propose_batch(batch) {
         Ok(()) => {
-            for req in &reqs {
+            for (req, _, _) in &local {
                 if let Some(p) = peer.pending.get_mut(req) {
                     p.term = Some(term);
                 }
@@ -1732,16 +1738,16 @@ fn propose_many(
         }
         Err(raft::Error::NotLeader { leader }) if leader != 0 && transport.is_some() => {
             // One forwarded message carries them all (a follower has no forwarded ones).
-            let mut entries = Vec::with_capacity(reqs.len());
-            for req in &reqs {
-                if let Some(p) = peer.pending.get_mut(req) {
+            let mut entries = Vec::with_capacity(local.len());
+            for (req, context, data) in local {
+                if let Some(p) = peer.pending.get_mut(&req) {
                     p.term = Some(term);
-                    entries.push(Entry {
-                        data: p.data.clone().into(),
-                        context: encode_ctx(node, *req).into(),
-                        ..Default::default()
-                    });
                 }
+                entries.push(Entry {
+                    data,
+                    context,
+                    ..Default::default()
+                });
             }
             let m = Message {
                 msg_type: MessageType::MsgPropose as i32,
@@ -1753,59 +1759,26 @@ fn propose_many(
             };
             queue_msgs(outbox, peer.spec.id, vec![m]);
         }
-        Err(_) => {
-            for req in reqs {
-                propose(node, peer, req, outbox, transport);
+        Err(_) if n > 1 => {
+            for (req, _, _) in local {
+                propose_many(node, peer, vec![req], outbox, transport);
             }
-            propose_forwarded(peer, forwarded);
+            for (context, data) in forwarded {
+                if let Err(err) = peer.raw.propose(context, data) {
+                    tracing::debug!(group = peer.spec.id, error = %err, "forwarded proposal dropped");
+                }
+            }
         }
-    }
-}
-
-fn propose_forwarded(peer: &mut Peer, forwarded: Vec<(Bytes, Bytes)>) {
-    for (context, data) in forwarded {
-        if let Err(err) = peer.raw.propose(context, data) {
-            tracing::debug!(group = peer.spec.id, error = %err, "forwarded proposal dropped");
-        }
-    }
-}
-
-/// Proposes locally, forwards to the known leader, or parks the proposal until one is known.
-/// A forwarded proposal carries the forwarder's term; the leader accepts it only in that same
-/// term, so an attempt can only ever commit with that term (see `fail_superseded`).
-fn propose(
-    node: u64,
-    peer: &mut Peer,
-    req: u64,
-    outbox: &mut HashMap<u64, Vec<GroupMessage>>,
-    transport: &Option<Arc<Transport>>,
-) {
-    let term = peer.raw.term();
-    let Some(p) = peer.pending.get_mut(&req) else {
-        return;
-    };
-    let ctx = encode_ctx(node, req);
-    match peer.raw.propose(ctx.clone(), p.data.clone()) {
-        Ok(()) => p.term = Some(term),
-        Err(raft::Error::NotLeader { leader }) if leader != 0 && transport.is_some() => {
-            p.term = Some(term);
-            let m = Message {
-                msg_type: MessageType::MsgPropose as i32,
-                to: leader,
-                from: node,
-                term,
-                entries: vec![Entry {
-                    data: p.data.clone().into(),
-                    context: ctx.into(),
-                    ..Default::default()
-                }],
-                ..Default::default()
-            };
-            queue_msgs(outbox, peer.spec.id, vec![m]);
-        }
-        Err(_) => {
-            p.term = None;
-            peer.waiting.push(req);
+        Err(err) => {
+            for (req, _, _) in local {
+                if let Some(p) = peer.pending.get_mut(&req) {
+                    p.term = None;
+                    peer.waiting.push(req);
+                }
+            }
+            if !forwarded.is_empty() {
+                tracing::debug!(group = peer.spec.id, error = %err, "forwarded proposal dropped");
+            }
         }
     }
 }

@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 use raft::eraftpb::Message;
 use tokio::sync::mpsc;
 use tokio_stream::Stream;
@@ -237,18 +237,26 @@ fn endpoint(dialer: &Dialer, addr: &str) -> Result<Endpoint, String> {
         .keep_alive_while_idle(true))
 }
 
-/// Keeps one stream to a peer open, forwarding queued batches into it.
+/// Keeps one stream to a peer open. The stream reads the link's queue itself (no task in
+/// between), so a batch costs the runtime's `try_send` and one wake-up of the HTTP/2
+/// connection, not a hop through a forwarding task as well.
 async fn run_link(
     to: u64,
     addr: String,
-    mut rx: mpsc::Receiver<MessageBatch>,
+    rx: mpsc::Receiver<MessageBatch>,
     inbox: mpsc::Sender<Inbox>,
     secret: ClusterSecret,
     dialer: Dialer,
 ) {
+    // Shared with each connection's stream; a stream of a dead connection that is still
+    // polled can at worst take a batch into the void, which Raft resends.
+    let rx = Arc::new(Mutex::new(rx));
     let mut backoff = Duration::from_millis(50);
     let mut was_up = true;
     loop {
+        if rx.lock().is_closed() {
+            return;
+        }
         let connected = match endpoint(&dialer, &addr) {
             Ok(ep) => ep.connect().await.map_err(|e| e.to_string()),
             Err(e) => Err(e),
@@ -262,7 +270,10 @@ async fn run_link(
                 }
                 let _ = inbox.try_send(Inbox::Unreachable(to));
                 // Drop what queued while down: Raft resends what still matters.
-                while rx.try_recv().is_ok() {}
+                {
+                    let mut q = rx.lock();
+                    while q.try_recv().is_ok() {}
+                }
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(1));
                 continue;
@@ -274,32 +285,18 @@ async fn run_link(
         }
         backoff = Duration::from_millis(50);
         let mut client = RaftTransportClient::new(channel).max_encoding_message_size(MAX_MESSAGE);
-        let (stx, srx) = mpsc::channel::<MessageBatch>(256);
-        let mut req = Request::new(Merging(srx));
+        let mut req = Request::new(Merging(rx.clone()));
         secret.attach(&mut req);
-        let mut call = Box::pin(client.raft(req));
-        loop {
-            tokio::select! {
-                res = &mut call => {
-                    match res {
-                        Err(e) if e.code() == tonic::Code::Unauthenticated => tracing::warn!(
-                            to,
-                            "peer refused our cluster secret; every member must use the same"
-                        ),
-                        Err(e) => tracing::debug!(to, error = %e, "raft stream to peer ended"),
-                        Ok(_) => {}
-                    }
-                    break;
-                }
-                batch = rx.recv() => match batch {
-                    Some(b) => {
-                        if stx.try_send(b).is_err() {
-                            tracing::debug!(to, "stream backed up; batch dropped");
-                        }
-                    }
-                    None => return,
-                },
-            }
+        match client.raft(req).await {
+            Err(e) if e.code() == tonic::Code::Unauthenticated => tracing::warn!(
+                to,
+                "peer refused our cluster secret; every member must use the same"
+            ),
+            Err(e) => tracing::debug!(to, error = %e, "raft stream to peer ended"),
+            Ok(_) => {}
+        }
+        if rx.lock().is_closed() {
+            return;
         }
         let _ = inbox.try_send(Inbox::Unreachable(to));
         tokio::time::sleep(backoff).await;
@@ -312,16 +309,16 @@ const MAX_MERGED: usize = 4096;
 /// The stream of a link: every batch queued while the encoder was busy goes out as one
 /// gRPC message, so a busy node sends (and its peer decodes and queues) one batch per
 /// wake-up instead of one per runtime round and group mix.
-struct Merging(mpsc::Receiver<MessageBatch>);
+struct Merging(Arc<Mutex<mpsc::Receiver<MessageBatch>>>);
 
 impl Stream for Merging {
     type Item = MessageBatch;
 
     fn poll_next(
-        mut self: std::pin::Pin<&mut Self>,
+        self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<MessageBatch>> {
-        let rx = &mut self.0;
+        let mut rx = self.0.lock();
         let std::task::Poll::Ready(first) = rx.poll_recv(cx) else {
             return std::task::Poll::Pending;
         };

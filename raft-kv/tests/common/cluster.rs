@@ -369,3 +369,12 @@ impl Cluster {
             .collect()
     }
 }
+
+/// A failing test shows what the nodes were saying when it gave up (CI keeps no files).
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("node logs (last lines):\n{}", self.logs());
+        }
+    }
+}

@@ -2,8 +2,9 @@
 # Throughput against the number of shards: redis-benchmark SET, GET, INCR and MSET (10 keys)
 # with -c CLIENTS at -P 1 and -P 16 against one redis-server and 3-node RaftKV clusters with
 # 1, 4, 8 and 16 shards, both cluster-aware (redis-benchmark --cluster: straight to each
-# shard's leader; with one shard, plain redis-benchmark against its leader) and proxy (every request to node 1, which routes it). Medians of RUNS runs;
-# ratios against redis-server and against 1 shard at the end.
+# shard's leader; with one shard, plain redis-benchmark against its leader) and proxy (every
+# request to node 1, which routes it). Medians of RUNS runs, each run starting every target
+# afresh in turn; ratios against redis-server and against 1 shard at the end.
 #
 #   bench/shards.sh                       # RUNS=3 N=100000 CLIENTS=50 SHARDS="1 4 8 16"
 #   RUNS=5 N=100000 SHARDS="1 8" TESTS="set get" bench/shards.sh
@@ -85,33 +86,29 @@ one() { # port test pipeline [--cluster]
 
 declare -A RESULT
 TARGETS=()
+# One run of every test and pipeline against one target; the runs' medians are taken at the
+# end. Each run starts every target afresh, one after another (redis, 1 shard, 4, ...), so a
+# drift of this machine's speed (30% within minutes, seen here) spreads over all targets
+# instead of landing in the ratios between them.
 measure() { # name port [--cluster]
-  TARGETS+=("$1")
+  [[ " ${TARGETS[*]} " == *" $1 "* ]] || TARGETS+=("$1")
   for p in $PIPELINES; do
     for t in $TESTS; do
-      : >"$WORK/runs"
-      for _ in $(seq 1 "$RUNS"); do one "$2" "$t" "$p" "${3:-}" >>"$WORK/runs" || true; done
-      RESULT[$1.$t.$p]="$(awk '{print $1}' "$WORK/runs" | median) $(awk '{print $2}' "$WORK/runs" | median) $(awk '{print $3}' "$WORK/runs" | median)"
-      echo "  $1 $t -P $p: ${RESULT[$1.$t.$p]}" >&2
+      local got
+      got=$(one "$2" "$t" "$p" "${3:-}" || true)
+      [ -n "$got" ] && echo "$got" >>"$WORK/runs.$1.$t.$p"
+      echo "  $1 $t -P $p: ${got:-failed}" >&2
     done
   done
 }
 
-# Reference: redis-server without persistence.
-redis-server --port "$BASE" --bind 127.0.0.1 --save '' --appendonly no --dir "$WORK" >/dev/null 2>&1 &
-PIDS+=($!)
-wait_port "$BASE"
-echo "redis-server" >&2
-measure redis "$BASE"
-stop_all
-
-for s in $SHARDS; do
+start_cluster() { # shards
   CLUSTER=""
   for i in 1 2 3; do CLUSTER+="${CLUSTER:+,}n$i=127.0.0.1:$((BASE + 10 + i))"; done
   rm -rf "$WORK"/n*
   for i in 1 2 3; do
     "$BIN" --node-id n$i --data-dir "$WORK/n$i" --port $((BASE + 10 + i)) \
-      --redis-port $((BASE + 20 + i)) --cluster "$CLUSTER" --initial-shards "$s" \
+      --redis-port $((BASE + 20 + i)) --cluster "$CLUSTER" --initial-shards "$1" \
       --split-ops 0 --split-size-mb 0 \
       --log-level warn ${RAFTKV_FLAGS:-} >"$WORK/n$i.log" 2>&1 &
     PIDS+=($!)
@@ -121,20 +118,45 @@ for s in $SHARDS; do
   # Every shard has a leader, and leaders had time to move to their preferred nodes.
   for i in 1 2 3; do wait_ready $((BASE + 10 + i)) 200; done
   sleep 3
-  echo "raftkv $s shard(s)" >&2
-  if [ "$s" = 1 ]; then
-    # redis-benchmark --cluster needs two masters or more; with one shard, "cluster-aware"
-    # means talking to its leader directly.
-    LEADER=$((BASE + 21))
-    for i in 1 2 3; do
-      redis-cli -p $((BASE + 20 + i)) INFO replication | grep -q 'raft_role:leader' && LEADER=$((BASE + 20 + i))
-    done
-    measure "raftkv-$s-cluster" "$LEADER"
-  else
-    measure "raftkv-$s-cluster" $((BASE + 21)) --cluster
-  fi
-  measure "raftkv-$s-proxy" $((BASE + 21))
+}
+
+for run in $(seq 1 "$RUNS"); do
+  # Reference: redis-server without persistence.
+  rm -f "$WORK"/dump.rdb
+  redis-server --port "$BASE" --bind 127.0.0.1 --save '' --appendonly no --dir "$WORK" >/dev/null 2>&1 &
+  PIDS+=($!)
+  wait_port "$BASE"
+  echo "run $run/$RUNS: redis-server" >&2
+  measure redis "$BASE"
   stop_all
+
+  for s in $SHARDS; do
+    start_cluster "$s"
+    echo "run $run/$RUNS: raftkv $s shard(s)" >&2
+    if [ "$s" = 1 ]; then
+      # redis-benchmark --cluster needs two masters or more; with one shard, "cluster-aware"
+      # means talking to its leader directly.
+      LEADER=$((BASE + 21))
+      for i in 1 2 3; do
+        redis-cli -p $((BASE + 20 + i)) INFO replication | grep -q 'raft_role:leader' && LEADER=$((BASE + 20 + i))
+      done
+      measure "raftkv-$s-cluster" "$LEADER"
+    else
+      measure "raftkv-$s-cluster" $((BASE + 21)) --cluster
+    fi
+    measure "raftkv-$s-proxy" $((BASE + 21))
+    stop_all
+  done
+done
+
+for name in "${TARGETS[@]}"; do
+  for p in $PIPELINES; do
+    for t in $TESTS; do
+      f="$WORK/runs.$name.$t.$p"
+      touch "$f"
+      RESULT[$name.$t.$p]="$(awk '{print $1}' "$f" | median) $(awk '{print $2}' "$f" | median) $(awk '{print $3}' "$f" | median)"
+    done
+  done
 done
 
 printf '\nredis-benchmark -n %s -c %s, median of %s runs; 3-node RaftKV on this machine%s\n' "$N" "$CLIENTS" "$RUNS" \
@@ -164,7 +186,8 @@ for p in $PIPELINES; do
       read -r a _ _ <<<"${RESULT[$name.$t.$p]}"
       read -r r _ _ <<<"${RESULT[redis.$t.$p]}"
       read -r b _ _ <<<"${RESULT[raftkv-$first-$mode.$t.$p]}"
-      awk -v a="$a" -v r="$r" -v b="$b" -v t="$t" 'BEGIN { printf "  %s %.2fx | %.2fx", t, a / r, a / b }'
+      awk -v a="$a" -v r="$r" -v b="$b" -v t="$t" 'BEGIN {
+        printf "  %s %s | %s", t, (r > 0 ? sprintf("%.2fx", a / r) : "-"), (b > 0 ? sprintf("%.2fx", a / b) : "-") }'
     done
     printf '\n'
   done

@@ -49,7 +49,10 @@ pub struct Config {
     /// Maximum total payload bytes of uncommitted entries the leader accepts; proposals
     /// beyond are dropped. `u64::MAX` = no limit.
     pub max_uncommitted_size: u64,
-    /// Do not broadcast an extra append just to propagate the commit index.
+    /// A commit index advanced by an acknowledgement is not broadcast at once: the next
+    /// appends carry it, or the next tick sends it (entries forwarded by a follower, and
+    /// read responses, still carry it at once). Under load that saves a message per
+    /// follower per commit; followers apply up to a tick later when writes stop.
     pub skip_bcast_commit: bool,
     /// Election priority, carried in vote requests (`Message::priority`). Informational
     /// for now: it does not influence voting. Use `transfer_leader` for placement.

@@ -131,6 +131,12 @@ pub struct Raft<T: Storage> {
     read_only_option: ReadOnlyOption,
     lease_ticks: u64,
     skip_bcast_commit: bool,
+    /// A commit advanced by an acknowledgement that no append has carried to every
+    /// follower yet (only with `skip_bcast_commit`; see [`Raft::announce_commit`]).
+    commit_unannounced: bool,
+    /// Last index of proposals forwarded by followers: their commit is broadcast at once,
+    /// since the forwarder answers its client only once it learns it.
+    eager_commit_to: u64,
     /// Election priority (carried in vote requests).
     pub priority: u64,
 }
@@ -201,6 +207,8 @@ impl<T: Storage> Raft<T> {
             read_only_option: c.read_only_option,
             lease_ticks: (c.election_tick - c.lease_drift_ticks) as u64,
             skip_bcast_commit: c.skip_bcast_commit,
+            commit_unannounced: false,
+            eager_commit_to: 0,
             priority: c.priority,
         };
         r.is_learner = r.prs.conf.learners.contains(&r.id);
@@ -392,6 +400,32 @@ impl<T: Storage> Raft<T> {
         for id in self.peer_ids() {
             self.send_append(id);
         }
+        self.commit_unannounced = false;
+    }
+
+    /// After the commit index advanced from `old_commit`: broadcast it, or (with
+    /// `skip_bcast_commit`) leave it to the next appends, the next tick at the latest.
+    /// Entries a follower forwarded are announced at once: the follower answers its client
+    /// when it learns their commit.
+    fn commit_advanced(&mut self, old_commit: u64) {
+        if !self.skip_bcast_commit || self.eager_commit_to > old_commit {
+            self.bcast_append();
+        } else {
+            self.commit_unannounced = true;
+        }
+    }
+
+    /// Entries proposed so far have waiters on other nodes (proposals forwarded by
+    /// followers): their commit is broadcast as soon as it happens.
+    pub fn expedite_commit(&mut self) {
+        self.eager_commit_to = self.raft_log.last_index();
+    }
+
+    /// Sends a commit index no append has carried yet (see `skip_bcast_commit`).
+    fn announce_commit(&mut self) {
+        if std::mem::take(&mut self.commit_unannounced) && self.state == StateRole::Leader {
+            self.bcast_append();
+        }
     }
 
     fn bcast_heartbeat(&mut self, ctx: Option<Bytes>, hibernate: bool) {
@@ -458,8 +492,9 @@ impl<T: Storage> Raft<T> {
             let persisted = self.raft_log.persisted;
             let id = self.id;
             if let Some(pr) = self.prs.progress.get_mut(&id) {
-                if pr.maybe_update(persisted) && self.maybe_commit() && !self.skip_bcast_commit {
-                    self.bcast_append();
+                let old_commit = self.raft_log.committed;
+                if pr.maybe_update(persisted) && self.maybe_commit() {
+                    self.commit_advanced(old_commit);
                 }
             }
         }
@@ -518,6 +553,8 @@ impl<T: Storage> Raft<T> {
         self.read_only = ReadOnly::default();
         self.pending_read_index_msgs.clear();
         self.hibernating = false;
+        self.commit_unannounced = false;
+        self.eager_commit_to = 0;
         let last = self.raft_log.last_index();
         let persisted = self.raft_log.persisted;
         let id = self.id;
@@ -713,6 +750,8 @@ impl<T: Storage> Raft<T> {
             self.heartbeat_elapsed = 0;
             self.bcast_heartbeat(self.read_only.last_pending_request_ctx(), false);
         }
+        // A commit the appends did not carry (nothing was proposed since): one tick late.
+        self.announce_commit();
     }
 
     fn check_quorum_active(&mut self) {
@@ -928,6 +967,9 @@ impl<T: Storage> Raft<T> {
                 if has_cc {
                     self.pending_conf_index = self.raft_log.last_index();
                 }
+                if m.from != self.id && m.from != 0 {
+                    self.expedite_commit();
+                }
                 self.bcast_append();
                 return Ok(());
             }
@@ -999,6 +1041,7 @@ impl<T: Storage> Raft<T> {
     }
 
     fn handle_append_response(&mut self, m: &Message) {
+        let old_commit = self.raft_log.committed;
         let from = m.from;
         let last_index = self.raft_log.last_index();
         {
@@ -1041,9 +1084,7 @@ impl<T: Storage> Raft<T> {
             ProgressState::Replicate => pr.ins.free_to(m.index),
         }
         if self.maybe_commit() {
-            if !self.skip_bcast_commit {
-                self.bcast_append();
-            }
+            self.commit_advanced(old_commit);
         } else if old_paused {
             self.send_append(from);
         }
@@ -1106,6 +1147,11 @@ impl<T: Storage> Raft<T> {
         } else {
             let mut r = new_message(req.from, MessageType::MsgReadIndexResp, self.id);
             r.index = index;
+            // What the follower must apply before serving the read: let it learn the commit
+            // now (as a heartbeat would) rather than from the next append.
+            if let Some(pr) = self.prs.progress.get(&req.from) {
+                r.commit = cmp::min(pr.matched, self.raft_log.committed);
+            }
             r.entries = req.entries;
             self.send(r);
         }
@@ -1261,6 +1307,8 @@ impl<T: Storage> Raft<T> {
                 if m.entries.len() != 1 {
                     return Ok(());
                 }
+                let commit = cmp::min(m.commit, self.raft_log.last_index());
+                self.raft_log.commit_to(commit);
                 self.read_states.push(ReadState {
                     index: m.index,
                     request_ctx: m.entries[0].data.clone(),

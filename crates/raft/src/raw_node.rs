@@ -247,6 +247,12 @@ impl<T: Storage> RawNode<T> {
         self.raft.wake()
     }
 
+    /// The entries proposed so far have waiters on other nodes (proposals a follower
+    /// forwarded): with `skip_bcast_commit`, their commit is still broadcast at once.
+    pub fn expedite_commit(&mut self) {
+        self.raft.expedite_commit()
+    }
+
     /// Whether there is anything to handle.
     pub fn has_ready(&self) -> bool {
         let r = &self.raft;

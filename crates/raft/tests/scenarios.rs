@@ -1046,3 +1046,126 @@ fn test_restart_from_storage_with_applied_index() {
         Err(Error::ConfigInvalid(_))
     ));
 }
+
+/// A 3-node network with `skip_bcast_commit` and heartbeats rare enough not to interfere.
+fn lazy_commit_net(option: ReadOnlyOption) -> Network {
+    Network::new_with(3, move |id| {
+        let mut c = cfg_pq(id);
+        c.heartbeat_tick = 5;
+        c.skip_bcast_commit = true;
+        c.read_only_option = option;
+        c
+    })
+}
+
+/// Proposes `data` on node 1 (the leader) and delivers its appends and the acks by hand;
+/// returns the leader's commit index after the acks.
+fn commit_by_hand(net: &mut Network, data: &[u8]) -> u64 {
+    net.node(1).propose(vec![], data.to_vec()).unwrap();
+    for m in net.drain_node(1) {
+        net.node(m.to).step(m).unwrap();
+    }
+    for id in [2, 3] {
+        for m in net.drain_node(id) {
+            net.node(1).step(m).unwrap();
+        }
+    }
+    net.node(1).raft.raft_log.committed
+}
+
+fn appends(out: &[Message]) -> Vec<&Message> {
+    out.iter()
+        .filter(|m| m.msg_type() == MessageType::MsgAppend)
+        .collect()
+}
+
+#[test]
+fn test_skip_bcast_commit_rides_on_the_next_append() {
+    let mut net = lazy_commit_net(ReadOnlyOption::Safe);
+    net.hup(1);
+    net.propose(1, b"warm").unwrap();
+    let commit = commit_by_hand(&mut net, b"a");
+    // The acks committed "a", but no append goes out for that alone.
+    let out = net.drain_node(1);
+    assert!(appends(&out).is_empty(), "{out:?}");
+    assert!(net.node(2).raft.raft_log.committed < commit);
+    // The next proposal's appends carry it: one message per follower, not two.
+    net.node(1).propose(vec![], b"b".to_vec()).unwrap();
+    let out = net.drain_node(1);
+    let a = appends(&out);
+    assert_eq!(a.len(), 2, "{out:?}");
+    for m in &a {
+        assert_eq!(m.commit, commit);
+        assert_eq!(m.entries.len(), 1);
+    }
+    net.send(out);
+    assert!(net.node(2).raft.raft_log.committed >= commit);
+}
+
+#[test]
+fn test_skip_bcast_commit_is_sent_at_the_next_tick_when_nothing_is_proposed() {
+    let mut net = lazy_commit_net(ReadOnlyOption::Safe);
+    net.hup(1);
+    net.propose(1, b"warm").unwrap();
+    let commit = commit_by_hand(&mut net, b"a");
+    assert!(appends(&net.drain_node(1)).is_empty());
+    // One tick later (well before a heartbeat is due) the followers hear of it.
+    net.node(1).tick();
+    let out = net.drain_node(1);
+    let a = appends(&out);
+    assert_eq!(a.len(), 2, "{out:?}");
+    assert!(a.iter().all(|m| m.commit == commit && m.entries.is_empty()));
+    // Announced once: the next tick sends nothing more.
+    net.send(out);
+    net.node(1).tick();
+    assert!(appends(&net.drain_node(1)).is_empty());
+    for id in [2, 3] {
+        assert_eq!(net.node(id).raft.raft_log.committed, commit, "node {id}");
+    }
+}
+
+#[test]
+fn test_skip_bcast_commit_announces_a_forwarded_proposal_at_once() {
+    let mut net = lazy_commit_net(ReadOnlyOption::Safe);
+    net.hup(1);
+    net.propose(1, b"warm").unwrap();
+    // Node 2 forwards its client's write; it answers the client when it learns the commit.
+    let mut m = msg(2, 1, MessageType::MsgPropose, 0);
+    m.entries = vec![new_entry(0, 0, &b"fwd"[..])];
+    net.node(1).raft.step(m).unwrap();
+    for m in net.drain_node(1) {
+        net.node(m.to).step(m).unwrap();
+    }
+    for id in [2, 3] {
+        for m in net.drain_node(id) {
+            net.node(1).step(m).unwrap();
+        }
+    }
+    let commit = net.node(1).raft.raft_log.committed;
+    let out = net.drain_node(1);
+    let a = appends(&out);
+    assert_eq!(a.len(), 2, "{out:?}");
+    assert!(a.iter().all(|m| m.commit == commit));
+    net.send(out);
+    assert_eq!(net.node(2).raft.raft_log.committed, commit);
+    assert_eq!(
+        net.applied_data(2).last().map(|d| d.as_slice()),
+        Some(&b"fwd"[..])
+    );
+}
+
+#[test]
+fn test_skip_bcast_commit_read_response_carries_the_commit_to_the_follower() {
+    let mut net = lazy_commit_net(ReadOnlyOption::LeaseBased);
+    net.hup(1);
+    tick_n(&mut net, 1, 5); // a heartbeat round establishes the lease
+    assert!(net.node(1).raft.lease_valid());
+    let commit = commit_by_hand(&mut net, b"a");
+    net.send(vec![]);
+    assert!(net.node(2).raft.raft_log.committed < commit);
+    // The lease answers at once, without a heartbeat that would carry the commit; the
+    // response itself does, so the follower can apply up to the read index right away.
+    let got = do_read(&mut net, 2, b"r");
+    assert_eq!(got, vec![(commit, b"r".to_vec())]);
+    assert_eq!(net.node(2).raft.raft_log.committed, commit);
+}

@@ -382,6 +382,9 @@ fn new_peer(
             ReadMode::Lease => ReadOnlyOption::LeaseBased,
         },
         seed: node_id ^ spec.id ^ crate::store::now_ms(),
+        // A commit goes to the followers with the next appends (the next tick at the
+        // latest), not in an append of its own: under load that halves the messages.
+        skip_bcast_commit: true,
         ..Default::default()
     };
     let sole_voter = ps.apply.conf_state.voters == [node_id];
@@ -1730,6 +1733,10 @@ fn propose_many(
     }
     match peer.raw.propose_batch(batch) {
         Ok(()) => {
+            if !forwarded.is_empty() {
+                // The forwarders answer their clients once they learn of the commit.
+                peer.raw.expedite_commit();
+            }
             for (req, _, _) in &local {
                 if let Some(p) = peer.pending.get_mut(req) {
                     p.term = Some(term);
@@ -1764,8 +1771,11 @@ fn propose_many(
                 propose_many(node, peer, vec![req], outbox, transport);
             }
             for (context, data) in forwarded {
-                if let Err(err) = peer.raw.propose(context, data) {
-                    tracing::debug!(group = peer.spec.id, error = %err, "forwarded proposal dropped");
+                match peer.raw.propose(context, data) {
+                    Ok(()) => peer.raw.expedite_commit(),
+                    Err(err) => {
+                        tracing::debug!(group = peer.spec.id, error = %err, "forwarded proposal dropped")
+                    }
                 }
             }
         }

@@ -22,14 +22,9 @@ fn arm(c: &Cluster, i: usize, point: &str) {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let got = http_post(c.nodes[i].http_port, "/debug/failpoint", point);
-        let reached = || {
-            c.nodes[i]
-                .log_text()
-                .contains(&format!("fail point {point}"))
-        };
         match &got {
             Ok((line, _)) if line.contains(" 200") => return,
-            Err(_) if reached() => return,
+            Err(_) if reached(c, i, point) => return,
             _ if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(100)),
             _ => panic!(
                 "arming {point} on {} (running: {}): {got:?}\n{}",
@@ -39,6 +34,13 @@ fn arm(c: &Cluster, i: usize, point: &str) {
             ),
         }
     }
+}
+
+/// Whether node `i`'s log says it reached fail point `point`.
+fn reached(c: &Cluster, i: usize, point: &str) -> bool {
+    c.nodes[i]
+        .log_text()
+        .contains(&format!("fail point {point}"))
 }
 
 /// Waits for node `i` to die at its armed point; panics (with the logs) if it does not.
@@ -51,9 +53,7 @@ fn wait_crash(c: &mut Cluster, i: usize, point: &str) {
         c.logs()
     );
     assert!(
-        c.nodes[i]
-            .log_text()
-            .contains(&format!("fail point {point}")),
+        reached(c, i, point),
         "{} died elsewhere\n{}",
         c.nodes[i].name,
         c.nodes[i].log_text()

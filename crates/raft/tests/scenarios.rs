@@ -1058,10 +1058,9 @@ fn lazy_commit_net(option: ReadOnlyOption) -> Network {
     })
 }
 
-/// Proposes `data` on node 1 (the leader) and delivers its appends and the acks by hand;
-/// returns the leader's commit index after the acks.
-fn commit_by_hand(net: &mut Network, data: &[u8]) -> u64 {
-    net.node(1).propose(vec![], data.to_vec()).unwrap();
+/// Delivers by hand what node 1 (the leader) has to send, then the followers' acks, and
+/// nothing the acks cause; returns the leader's commit index after the acks.
+fn append_and_ack_by_hand(net: &mut Network) -> u64 {
     for m in net.drain_node(1) {
         net.node(m.to).step(m).unwrap();
     }
@@ -1071,6 +1070,12 @@ fn commit_by_hand(net: &mut Network, data: &[u8]) -> u64 {
         }
     }
     net.node(1).raft.raft_log.committed
+}
+
+/// Proposes `data` on node 1 (the leader), then [`append_and_ack_by_hand`].
+fn commit_by_hand(net: &mut Network, data: &[u8]) -> u64 {
+    net.node(1).propose(vec![], data.to_vec()).unwrap();
+    append_and_ack_by_hand(net)
 }
 
 fn appends(out: &[Message]) -> Vec<&Message> {
@@ -1133,15 +1138,7 @@ fn test_skip_bcast_commit_announces_a_forwarded_proposal_at_once() {
     let mut m = msg(2, 1, MessageType::MsgPropose, 0);
     m.entries = vec![new_entry(0, 0, &b"fwd"[..])];
     net.node(1).raft.step(m).unwrap();
-    for m in net.drain_node(1) {
-        net.node(m.to).step(m).unwrap();
-    }
-    for id in [2, 3] {
-        for m in net.drain_node(id) {
-            net.node(1).step(m).unwrap();
-        }
-    }
-    let commit = net.node(1).raft.raft_log.committed;
+    let commit = append_and_ack_by_hand(&mut net);
     let out = net.drain_node(1);
     let a = appends(&out);
     assert_eq!(a.len(), 2, "{out:?}");
